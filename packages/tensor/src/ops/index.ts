@@ -1,0 +1,10 @@
+export * from './creation.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './views.js';
+export * from './linalg.js';
+export * from './scan.js';
+export * from './indexing.js';
+export * from './random.js';
+export * from './composite.js';
+export type { Operand } from './util.js';

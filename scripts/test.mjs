@@ -1,0 +1,30 @@
+// Runs every package's tests (turbo run test) and prints one summary line over all of them,
+// read from the JSON report each package's vitest writes.
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { log, root, runPnpm } from './pnpm.mjs';
+
+const dirs = ['packages', 'apps'].flatMap((d) => readdirSync(join(root, d)).map((p) => join(root, d, p)));
+for (const d of dirs) rmSync(join(d, '.vitest-result.json'), { force: true });
+
+log('running every package\'s tests: turbo run test');
+const r = runPnpm(['exec', 'turbo', 'run', 'test', '--concurrency=1', '--output-logs=full', ...process.argv.slice(2)]);
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const missing = [];
+for (const d of dirs) {
+  const f = join(d, '.vitest-result.json');
+  if (!existsSync(f)) {
+    missing.push(d.slice(root.length + 1));
+    continue;
+  }
+  const j = JSON.parse(readFileSync(f, 'utf8'));
+  passed += j.numPassedTests;
+  failed += j.numFailedTests;
+  skipped += j.numPendingTests + (j.numTodoTests ?? 0);
+}
+if (missing.length) console.log(`[foxgate] no test report from: ${missing.join(', ')}`);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(r.status !== 0 || failed > 0 || missing.length > 0 ? 1 : 0);
