@@ -15,3 +15,5 @@ export { tidy, keep, dispose, memoryStats, forEachTensor, type MemoryStats } fro
 export { getBackend, setDefaultBackend, defaultBackendName, registerBackend, listBackends } from './registry.js';
 export { setRecorder, getRecorder, type Prim, type PrimParams, type OpRecord, type Recorder } from './prims.js';
 export { CpuBackend } from './backends/cpu/backend.js';
+export * from './rng/index.js';
+export * from './io/index.js';
