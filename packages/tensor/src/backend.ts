@@ -21,14 +21,42 @@ export interface View {
 }
 
 export const UNARY_OPS = [
-  'neg', 'abs', 'sign', 'exp', 'log', 'log1p', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh',
-  'sigmoid', 'logsigmoid', 'relu', 'silu', 'floor', 'not',
+  'neg',
+  'abs',
+  'sign',
+  'exp',
+  'log',
+  'log1p',
+  'sqrt',
+  'rsqrt',
+  'sin',
+  'cos',
+  'tanh',
+  'sigmoid',
+  'logsigmoid',
+  'relu',
+  'silu',
+  'floor',
+  'not',
 ] as const;
 export type UnaryOp = (typeof UNARY_OPS)[number];
 
 export const BINARY_OPS = [
-  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum',
-  'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'and', 'or',
+  'add',
+  'sub',
+  'mul',
+  'div',
+  'pow',
+  'maximum',
+  'minimum',
+  'lt',
+  'le',
+  'gt',
+  'ge',
+  'eq',
+  'ne',
+  'and',
+  'or',
 ] as const;
 export type BinaryOp = (typeof BINARY_OPS)[number];
 export const COMPARE_OPS: readonly BinaryOp[] = ['lt', 'le', 'gt', 'ge', 'eq', 'ne'];

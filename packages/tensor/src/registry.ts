@@ -23,7 +23,12 @@ export function getBackend(name?: string | Backend): Backend {
   if (n === 'cpu' && !backends.has('cpu')) registerBackend(new CpuBackend());
   const b = backends.get(n);
   if (!b) {
-    fail('getBackend', n === 'webgpu' ? "the 'webgpu' backend is not initialised: call `await initWebGPU()` first" : `unknown backend '${n}' (known: ${[...backends.keys(), 'cpu'].join(', ')})`);
+    fail(
+      'getBackend',
+      n === 'webgpu'
+        ? "the 'webgpu' backend is not initialised: call `await initWebGPU()` first"
+        : `unknown backend '${n}' (known: ${[...backends.keys(), 'cpu'].join(', ')})`,
+    );
   }
   return b;
 }

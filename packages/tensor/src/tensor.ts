@@ -3,7 +3,7 @@ import type { DType, TypedArray } from './dtype.js';
 import { fail, fmtShape } from './errors.js';
 import { trackTensor, untrackTensor } from './memory.js';
 import * as ops from './ops/index.js';
-import { type Shape, contiguousStrides, isContiguous, sizeOf } from './shape.js';
+import { contiguousStrides, isContiguous, type Shape, sizeOf } from './shape.js';
 
 export type NestedArray = number | boolean | NestedArray[];
 type Operand = Tensor | number;
@@ -101,45 +101,123 @@ export class Tensor implements View {
   }
 
   // ---- method forms of the ops ---------------------------------------------------------------
-  add(b: Operand): Tensor { return ops.add(this, b); }
-  sub(b: Operand): Tensor { return ops.sub(this, b); }
-  mul(b: Operand): Tensor { return ops.mul(this, b); }
-  div(b: Operand): Tensor { return ops.div(this, b); }
-  pow(b: Operand): Tensor { return ops.pow(this, b); }
-  maximum(b: Operand): Tensor { return ops.maximum(this, b); }
-  minimum(b: Operand): Tensor { return ops.minimum(this, b); }
-  lt(b: Operand): Tensor { return ops.lt(this, b); }
-  le(b: Operand): Tensor { return ops.le(this, b); }
-  gt(b: Operand): Tensor { return ops.gt(this, b); }
-  ge(b: Operand): Tensor { return ops.ge(this, b); }
-  eq(b: Operand): Tensor { return ops.eq(this, b); }
-  ne(b: Operand): Tensor { return ops.ne(this, b); }
-  neg(): Tensor { return ops.neg(this); }
-  abs(): Tensor { return ops.abs(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  rsqrt(): Tensor { return ops.rsqrt(this); }
-  tanh(): Tensor { return ops.tanh(this); }
-  sigmoid(): Tensor { return ops.sigmoid(this); }
-  relu(): Tensor { return ops.relu(this); }
-  silu(): Tensor { return ops.silu(this); }
-  square(): Tensor { return ops.mul(this, this); }
-  cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
-  sum(axes?: number | number[], keepdims = false): Tensor { return ops.sum(this, axes, keepdims); }
-  mean(axes?: number | number[], keepdims = false): Tensor { return ops.mean(this, axes, keepdims); }
-  max(axes?: number | number[], keepdims = false): Tensor { return ops.max(this, axes, keepdims); }
-  min(axes?: number | number[], keepdims = false): Tensor { return ops.min(this, axes, keepdims); }
-  argmax(axis = -1, keepdims = false): Tensor { return ops.argmax(this, axis, keepdims); }
-  matmul(b: Tensor): Tensor { return ops.matmul(this, b); }
-  reshape(shape: readonly number[]): Tensor { return ops.reshape(this, shape); }
-  permute(perm: readonly number[]): Tensor { return ops.permute(this, perm); }
-  transpose(a = -2, b = -1): Tensor { return ops.transpose(this, a, b); }
-  expand(shape: readonly number[]): Tensor { return ops.expand(this, shape); }
-  squeeze(axes?: number | number[]): Tensor { return ops.squeeze(this, axes); }
-  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
-  contiguous(): Tensor { return ops.contiguous(this); }
-  flatten(): Tensor { return ops.reshape(this, [this.size]); }
+  add(b: Operand): Tensor {
+    return ops.add(this, b);
+  }
+  sub(b: Operand): Tensor {
+    return ops.sub(this, b);
+  }
+  mul(b: Operand): Tensor {
+    return ops.mul(this, b);
+  }
+  div(b: Operand): Tensor {
+    return ops.div(this, b);
+  }
+  pow(b: Operand): Tensor {
+    return ops.pow(this, b);
+  }
+  maximum(b: Operand): Tensor {
+    return ops.maximum(this, b);
+  }
+  minimum(b: Operand): Tensor {
+    return ops.minimum(this, b);
+  }
+  lt(b: Operand): Tensor {
+    return ops.lt(this, b);
+  }
+  le(b: Operand): Tensor {
+    return ops.le(this, b);
+  }
+  gt(b: Operand): Tensor {
+    return ops.gt(this, b);
+  }
+  ge(b: Operand): Tensor {
+    return ops.ge(this, b);
+  }
+  eq(b: Operand): Tensor {
+    return ops.eq(this, b);
+  }
+  ne(b: Operand): Tensor {
+    return ops.ne(this, b);
+  }
+  neg(): Tensor {
+    return ops.neg(this);
+  }
+  abs(): Tensor {
+    return ops.abs(this);
+  }
+  exp(): Tensor {
+    return ops.exp(this);
+  }
+  log(): Tensor {
+    return ops.log(this);
+  }
+  sqrt(): Tensor {
+    return ops.sqrt(this);
+  }
+  rsqrt(): Tensor {
+    return ops.rsqrt(this);
+  }
+  tanh(): Tensor {
+    return ops.tanh(this);
+  }
+  sigmoid(): Tensor {
+    return ops.sigmoid(this);
+  }
+  relu(): Tensor {
+    return ops.relu(this);
+  }
+  silu(): Tensor {
+    return ops.silu(this);
+  }
+  square(): Tensor {
+    return ops.mul(this, this);
+  }
+  cast(dtype: DType): Tensor {
+    return ops.cast(this, dtype);
+  }
+  sum(axes?: number | number[], keepdims = false): Tensor {
+    return ops.sum(this, axes, keepdims);
+  }
+  mean(axes?: number | number[], keepdims = false): Tensor {
+    return ops.mean(this, axes, keepdims);
+  }
+  max(axes?: number | number[], keepdims = false): Tensor {
+    return ops.max(this, axes, keepdims);
+  }
+  min(axes?: number | number[], keepdims = false): Tensor {
+    return ops.min(this, axes, keepdims);
+  }
+  argmax(axis = -1, keepdims = false): Tensor {
+    return ops.argmax(this, axis, keepdims);
+  }
+  matmul(b: Tensor): Tensor {
+    return ops.matmul(this, b);
+  }
+  reshape(shape: readonly number[]): Tensor {
+    return ops.reshape(this, shape);
+  }
+  permute(perm: readonly number[]): Tensor {
+    return ops.permute(this, perm);
+  }
+  transpose(a = -2, b = -1): Tensor {
+    return ops.transpose(this, a, b);
+  }
+  expand(shape: readonly number[]): Tensor {
+    return ops.expand(this, shape);
+  }
+  squeeze(axes?: number | number[]): Tensor {
+    return ops.squeeze(this, axes);
+  }
+  unsqueeze(axis: number): Tensor {
+    return ops.unsqueeze(this, axis);
+  }
+  contiguous(): Tensor {
+    return ops.contiguous(this);
+  }
+  flatten(): Tensor {
+    return ops.reshape(this, [this.size]);
+  }
 }
 
 function nest(data: TypedArray, shape: Shape, dtype: DType): NestedArray {

@@ -46,7 +46,12 @@ export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
   const s = sum(e, a, true);
   const l = log(s);
   const r = add(l, m);
-  const out = keepdims ? r : reshape(r, x.shape.filter((_, i) => i !== a));
+  const out = keepdims
+    ? r
+    : reshape(
+        r,
+        x.shape.filter((_, i) => i !== a),
+      );
   release(m, d, e, s, l, keepdims ? null : r);
   return out;
 }

@@ -1,8 +1,8 @@
 import type { Backend } from '../backend.js';
-import { type DType, type TypedArray, arrayFor, checkDType, dtypeOfArray } from '../dtype.js';
+import { arrayFor, checkDType, type DType, dtypeOfArray, type TypedArray } from '../dtype.js';
 import { fail, fmtShape } from '../errors.js';
 import { getBackend } from '../registry.js';
-import { type Shape, checkShape, sizeOf } from '../shape.js';
+import { checkShape, type Shape, sizeOf } from '../shape.js';
 import type { NestedArray, Tensor } from '../tensor.js';
 import { binaryOp } from './elementwise.js';
 import { release, wrap } from './util.js';

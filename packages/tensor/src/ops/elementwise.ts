@@ -1,13 +1,23 @@
 import { type BinaryOp, COMPARE_OPS, type UnaryOp } from '../backend.js';
-import { type DType, checkDType, isFloat } from '../dtype.js';
+import { checkDType, type DType, isFloat } from '../dtype.js';
 import { fail, fmtShape } from '../errors.js';
 import { record } from '../prims.js';
 import { broadcastShapes } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { type Operand, backendOf, broadcastView, release, wrap } from './util.js';
+import { backendOf, broadcastView, type Operand, release, wrap } from './util.js';
 
 const FLOAT_ONLY_UNARY: ReadonlySet<UnaryOp> = new Set([
-  'exp', 'log', 'log1p', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'logsigmoid', 'silu',
+  'exp',
+  'log',
+  'log1p',
+  'sqrt',
+  'rsqrt',
+  'sin',
+  'cos',
+  'tanh',
+  'sigmoid',
+  'logsigmoid',
+  'silu',
 ]);
 
 /** Runs a unary primitive (checked and recorded). */

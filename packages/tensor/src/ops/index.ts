@@ -1,10 +1,10 @@
+export * from './composite.js';
 export * from './creation.js';
 export * from './elementwise.js';
-export * from './reduce.js';
-export * from './views.js';
-export * from './linalg.js';
-export * from './scan.js';
 export * from './indexing.js';
+export * from './linalg.js';
 export * from './random.js';
-export * from './composite.js';
+export * from './reduce.js';
+export * from './scan.js';
 export type { Operand } from './util.js';
+export * from './views.js';

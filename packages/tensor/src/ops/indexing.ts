@@ -33,7 +33,10 @@ export function takeAdjoint(src: Tensor, index: Tensor, axis: number, shape: rea
   const a = normAxis('takeAdjoint', axis, s.length);
   const expect = [...s.slice(0, a), ...index.shape, ...s.slice(a + 1)];
   if (expect.length !== src.rank || expect.some((d, i) => d !== src.shape[i])) {
-    fail('takeAdjoint', `src ${fmtShape(src.shape)} does not match take's result shape ${fmtShape(expect)} for index ${fmtShape(index.shape)} into ${fmtShape(s)}`);
+    fail(
+      'takeAdjoint',
+      `src ${fmtShape(src.shape)} does not match take's result shape ${fmtShape(expect)} for index ${fmtShape(index.shape)} into ${fmtShape(s)}`,
+    );
   }
   const out = wrap(b, b.takeAdjoint(s, index, src, a), src.dtype, s);
   return record('takeAdjoint', [src, index], out, { axis: a, shape: s });

@@ -70,7 +70,13 @@ export function bernoulli(key: KeyLike, p: number, shape: readonly number[], opt
 }
 
 /** Integers uniform in `[low, high)` (int32). */
-export function randint(key: KeyLike, low: number, high: number, shape: readonly number[], opts: Omit<CreateOptions, 'dtype'> = {}): Tensor {
+export function randint(
+  key: KeyLike,
+  low: number,
+  high: number,
+  shape: readonly number[],
+  opts: Omit<CreateOptions, 'dtype'> = {},
+): Tensor {
   if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low || high - low > 2 ** 24) {
     fail('randint', `needs integers low < high with high - low <= 2^24, got [${low}, ${high})`);
   }

@@ -1,8 +1,8 @@
 import type { Backend, View } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { fail, fmtShape } from '../errors.js';
-import { type Shape, sizeOf } from '../shape.js';
 import { getRecorder } from '../prims.js';
+import { type Shape, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
 /** Operands that ops accept: a tensor or a JS number (a scalar of the other operand's dtype). */

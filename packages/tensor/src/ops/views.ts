@@ -45,7 +45,12 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank) fail('permute', `perm ${fmtShape(perm)} has ${perm.length} axes; tensor ${fmtShape(x.shape)} has ${x.rank}`);
   const p = perm.map((a) => normAxis('permute', a, x.rank));
   if (new Set(p).size !== p.length) fail('permute', `perm ${fmtShape(perm)} repeats an axis`);
-  const out = viewOf(x, p.map((a) => x.shape[a]), p.map((a) => x.strides[a]), x.offset);
+  const out = viewOf(
+    x,
+    p.map((a) => x.shape[a]),
+    p.map((a) => x.strides[a]),
+    x.offset,
+  );
   return record('permute', [x], out, { perm: p });
 }
 
@@ -84,7 +89,10 @@ export const broadcastTo = expand;
 export function squeeze(x: Tensor, axes?: number | number[]): Tensor {
   const list = axes === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normAxes('squeeze', axes, x.rank);
   for (const a of list) if (x.shape[a] !== 1) fail('squeeze', `axis ${a} of ${fmtShape(x.shape)} has size ${x.shape[a]}, not 1`);
-  return reshape(x, x.shape.filter((_, i) => !list.includes(i)));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => !list.includes(i)),
+  );
 }
 
 /** Inserts a size-1 axis at `axis` (negative counts from the end of the result). A view. */
@@ -100,7 +108,7 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 }
 
 /** One axis of a slice: an index (drops the axis), `null` (all), or `[start, stop, step]`. */
-export type SliceSpec = number | null | readonly [number?, number?, number?] | readonly (number | undefined)[];
+export type SliceSpec = number | null | readonly (number | null | undefined)[];
 
 /**
  * Slices with NumPy semantics per axis (missing trailing axes are taken whole). Negative
@@ -141,7 +149,11 @@ export function slice(x: Tensor, specs: readonly SliceSpec[]): Tensor {
   const out = viewOf(x, shape, strides, offset);
   record('slice', [x], out, { starts, stops, steps });
   if (drop.length === 0) return out;
-  const squeezed = reshapeView(out, shape.filter((_, i) => !drop.includes(i)), strides.filter((_, i) => !drop.includes(i)));
+  const squeezed = reshapeView(
+    out,
+    shape.filter((_, i) => !drop.includes(i)),
+    strides.filter((_, i) => !drop.includes(i)),
+  );
   release(out);
   return squeezed;
 }

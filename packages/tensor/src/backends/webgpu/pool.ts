@@ -1,0 +1,95 @@
+/**
+ * Size-bucketed reuse of GPU buffers. Requests are rounded up to a bucket (powers of two split
+ * into quarters above 4 KiB: 4, 5, 6, 7 · 2^k, so at most 25% is wasted; 256-byte steps below),
+ * and freed buffers wait in a per-bucket free list for the next request of that bucket. Reusing a
+ * buffer right after freeing it is safe: the queue orders every later use after earlier ones.
+ * Beyond `maxPooledBytes`, freed buffers are destroyed instead of kept — but only once the
+ * commands encoded so far are submitted (`destroyDoomed`, called by the engine after each
+ * submit): commands still in the shared encoder may use the buffer, and a submit that names a
+ * destroyed buffer is a validation error.
+ */
+export class BufferPool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  /** Freed buffers beyond the pool's budget, destroyed after the next submit. */
+  private doomed: GPUBuffer[] = [];
+  /** Bytes and buffers waiting in the pool. */
+  pooledBytes = 0;
+  pooledBuffers = 0;
+  /** Buffers alive on the device (pooled or in use). */
+  deviceBuffers = 0;
+  /** Buffers created in total (a steady-state loop keeps this flat). */
+  created = 0;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly usage: GPUBufferUsageFlags,
+    private readonly maxBufferSize: number,
+    /** Bytes of freed buffers kept for reuse (beyond: destroyed after the next submit). */
+    public maxPooledBytes: number,
+    private readonly label: string,
+    /** Called before a buffer is destroyed (drops cached bind groups that use it). */
+    private readonly onDestroy: (b: GPUBuffer) => void = () => {},
+  ) {}
+
+  /** The bucket (actual buffer size in bytes) that serves a request of `bytes`. */
+  bucket(bytes: number): number {
+    const b = Math.max(bytes, 16);
+    let size: number;
+    if (b <= 4096) size = Math.ceil(b / 256) * 256;
+    else {
+      const k = 2 ** Math.floor(Math.log2(b));
+      const quarter = k / 4;
+      size = Math.ceil(b / quarter) * quarter;
+    }
+    return Math.min(size, Math.max(this.maxBufferSize - (this.maxBufferSize % 16), b));
+  }
+
+  acquire(bytes: number): GPUBuffer {
+    const size = this.bucket(bytes);
+    const list = this.free.get(size);
+    const hit = list?.pop();
+    if (hit) {
+      this.pooledBytes -= size;
+      this.pooledBuffers--;
+      return hit;
+    }
+    const buf = this.device.createBuffer({ size, usage: this.usage, label: `${this.label}:${size}` });
+    this.deviceBuffers++;
+    this.created++;
+    return buf;
+  }
+
+  release(buf: GPUBuffer): void {
+    const size = buf.size;
+    if (this.pooledBytes + size > this.maxPooledBytes) {
+      this.onDestroy(buf);
+      this.doomed.push(buf);
+      return;
+    }
+    let list = this.free.get(size);
+    if (!list) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(buf);
+    this.pooledBytes += size;
+    this.pooledBuffers++;
+  }
+
+  /** Destroys the buffers released beyond the budget; call once their commands are submitted. */
+  destroyDoomed(): void {
+    for (const b of this.doomed) b.destroy();
+    this.deviceBuffers -= this.doomed.length;
+    this.doomed = [];
+  }
+
+  /** Destroys every pooled buffer (and the doomed ones). */
+  clear(): void {
+    this.destroyDoomed();
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.deviceBuffers -= this.pooledBuffers;
+    this.free.clear();
+    this.pooledBytes = 0;
+    this.pooledBuffers = 0;
+  }
+}
