@@ -2,6 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   resolve: { conditions: ['source'] },
+  // Vite ≥ 6 applies `resolve.conditions` to the client only: without this, vitest externalises
+  // @foxgate/tensor and Node loads its built dist/ (stale, and a second module instance next to
+  // the sources that packages/tensor/test/util/webgpu.ts imports).
+  ssr: { resolve: { conditions: ['source', 'module', 'node', 'development|production'] } },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
