@@ -1,0 +1,64 @@
+/**
+ * Block geometry shared by every implementation of forgetting attention: query tiles of `bq`
+ * rows, key tiles of `bk` columns aligned to key position 0, causal limits with queries aligned
+ * to the end of the keys, and the ACP bounds (first kept key tile per query tile).
+ */
+
+/** Default tile sizes (queries × keys) of the fused kernels. */
+export const BLOCK_Q = 64;
+export const BLOCK_K = 64;
+
+export interface FoxDims {
+  B: number;
+  /** Queries. */
+  Tq: number;
+  /** Keys (≥ Tq); query i sits at key position `i + Tk − Tq`. */
+  Tk: number;
+  H: number;
+  D: number;
+}
+
+/** Last key tile a query tile needs (causal): the tile holding its last query's position. */
+export function lastKeyBlock(qb: number, dims: FoxDims, bq: number, bk: number): number {
+  const lastPos = Math.min((qb + 1) * bq, dims.Tq) - 1 + (dims.Tk - dims.Tq);
+  return Math.floor(lastPos / bk);
+}
+
+/** The key tile holding the first query of tile `qb` (never pruned by ACP). */
+export function diagKeyBlock(qb: number, dims: FoxDims, bq: number, bk: number): number {
+  return Math.floor((qb * bq + dims.Tk - dims.Tq) / bk);
+}
+
+/**
+ * ACP bounds for one (b, h): the first key tile each query tile keeps. `lam(t)` reads Λ at key
+ * position t (non-increasing in t when every log forget gate is ≤ 0). A key tile is pruned for
+ * a query tile when even its largest `Λ_i − Λ_j` (first query, last key of the tile) is below
+ * `delta`; those tiles form a prefix whose end only moves right as the query tile moves right,
+ * so one monotone two-pointer scan finds them all. The tile holding the tile's first query is
+ * always kept. `delta = −∞` (or NaN) prunes nothing.
+ */
+export function acpFirstBlocks(lam: (t: number) => number, dims: FoxDims, bq: number, bk: number, delta: number, out: Int32Array): void {
+  const nqb = out.length;
+  const off = dims.Tk - dims.Tq;
+  let kb = 0;
+  for (let qb = 0; qb < nqb; qb++) {
+    const p0 = qb * bq + off;
+    const diag = Math.floor(p0 / bk);
+    const lq = lam(p0);
+    while (kb < diag && lq - lam(Math.min((kb + 1) * bk, dims.Tk) - 1) < delta) kb++;
+    out[qb] = Math.min(kb, diag);
+  }
+}
+
+/** Number of query tiles. */
+export function numBlocks(n: number, b: number): number {
+  return Math.ceil(n / b);
+}
+
+/** Tiles a causal kernel visits for one (b, h) without pruning. */
+export function causalBlockCount(dims: FoxDims, bq: number, bk: number): number {
+  let n = 0;
+  const nqb = numBlocks(dims.Tq, bq);
+  for (let qb = 0; qb < nqb; qb++) n += lastKeyBlock(qb, dims, bq, bk) + 1;
+  return n;
+}

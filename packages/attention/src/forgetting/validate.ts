@@ -1,0 +1,104 @@
+import { fail, fmtShape, type Tensor } from '@foxgate/tensor';
+import type { FoxDims } from './blocks.js';
+
+/** Largest head dimension the fused kernels take. */
+export const MAX_HEAD_DIM = 256;
+
+function isTensor(x: unknown): x is Tensor {
+  return x !== null && typeof x === 'object' && (x as { __isFoxgateTensor?: boolean }).__isFoxgateTensor === true;
+}
+
+function describe(x: unknown): string {
+  if (isTensor(x)) return `${x.dtype}${fmtShape(x.shape)}`;
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'an array (wrap it with tensor())';
+  return typeof x;
+}
+
+/**
+ * Checks q `[B,Tq,H,D]`, k, v `[B,Tk,H,D]` and (when given) logF `[B,Tk,H]`: one float dtype,
+ * one backend, matching sizes, `Tq ≤ Tk`, `D ≤ 256`. Returns the sizes.
+ */
+export function checkQKV(op: string, q: unknown, k: unknown, v: unknown, logF?: unknown): FoxDims {
+  const args: [string, unknown][] = [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ];
+  if (logF !== undefined) args.push(['logF', logF]);
+  for (const [name, x] of args) {
+    if (!isTensor(x)) fail(op, `${name} must be a Tensor, got ${describe(x)}`);
+    x.assertAlive(op);
+  }
+  const [tq, tk, tv] = [q, k, v] as Tensor[];
+  if (tq.rank !== 4) fail(op, `q must have shape [B,Tq,H,D], got ${fmtShape(tq.shape)}`);
+  if (tk.rank !== 4) fail(op, `k must have shape [B,Tk,H,D], got ${fmtShape(tk.shape)}`);
+  if (tv.rank !== 4 || tv.shape.some((d, i) => d !== tk.shape[i])) {
+    fail(op, `v ${fmtShape(tv.shape)} must have the shape of k ${fmtShape(tk.shape)} ([B,Tk,H,D])`);
+  }
+  const [B, Tq, H, D] = tq.shape;
+  const Tk = tk.shape[1];
+  if (tk.shape[0] !== B || tk.shape[2] !== H || tk.shape[3] !== D) {
+    fail(op, `q ${fmtShape(tq.shape)} and k ${fmtShape(tk.shape)} must agree on B, H and D ([B,Tq,H,D] vs [B,Tk,H,D])`);
+  }
+  if (Tq > Tk)
+    fail(
+      op,
+      `q has more positions than k: Tq=${Tq} > Tk=${Tk} (q ${fmtShape(tq.shape)}, k ${fmtShape(tk.shape)}); queries align to the last Tq keys`,
+    );
+  if (D > MAX_HEAD_DIM) fail(op, `head dim D=${D} of q ${fmtShape(tq.shape)} exceeds ${MAX_HEAD_DIM}`);
+  if (D < 1) fail(op, `head dim D of q ${fmtShape(tq.shape)} must be at least 1`);
+  for (const [name, x] of args.slice(1)) {
+    const t = x as Tensor;
+    if (t.dtype !== tq.dtype)
+      fail(op, `${name} has dtype ${t.dtype}${fmtShape(t.shape)} but q has ${tq.dtype}${fmtShape(tq.shape)}; cast to one float dtype`);
+    if (t.backend !== tq.backend)
+      fail(op, `${name} lives on the ${t.backend.name} backend but q on ${tq.backend.name}; move it with toBackend()`);
+  }
+  if (tq.dtype !== 'float32' && tq.dtype !== 'float64')
+    fail(op, `q, k, v must be float32 or float64, got ${tq.dtype}${fmtShape(tq.shape)}`);
+  if (logF !== undefined) {
+    const f = logF as Tensor;
+    if (f.rank !== 3 || f.shape[0] !== B || f.shape[1] !== Tk || f.shape[2] !== H) {
+      fail(op, `logF must have shape [B,Tk,H] = ${fmtShape([B, Tk, H])} for k ${fmtShape(tk.shape)}, got ${fmtShape(f.shape)}`);
+    }
+  }
+  return { B, Tq, Tk, H, D };
+}
+
+export function checkScale(op: string, scale: unknown, D: number): number {
+  if (scale === undefined) return 1 / Math.sqrt(D);
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) fail(op, `opts.scale must be a finite number, got ${String(scale)}`);
+  return scale;
+}
+
+export function checkImpl(op: string, impl: unknown): 'fused' | 'reference' {
+  if (impl === undefined) return 'fused';
+  if (impl !== 'fused' && impl !== 'reference') fail(op, `opts.impl must be 'fused' or 'reference', got ${JSON.stringify(impl)}`);
+  return impl;
+}
+
+/** Checks that `delta` broadcasts to `[B,H]` (NumPy rules, rank ≤ 2) on q's backend. */
+export function checkDelta(op: string, delta: unknown, q: Tensor, dims: FoxDims): void {
+  if (typeof delta === 'number') {
+    if (Number.isNaN(delta)) fail(op, 'opts.acp.delta must not be NaN');
+    return;
+  }
+  if (!isTensor(delta))
+    fail(op, `opts.acp.delta must be a Tensor broadcastable to [B,H] = ${fmtShape([dims.B, dims.H])} or a number, got ${describe(delta)}`);
+  delta.assertAlive(op);
+  const target = [dims.B, dims.H];
+  const ok = delta.rank <= 2 && delta.shape.every((d, i) => d === 1 || d === target[target.length - delta.rank + i]);
+  if (!ok) fail(op, `opts.acp.delta ${fmtShape(delta.shape)} is not broadcastable to [B,H] = ${fmtShape(target)}`);
+  if (delta.backend !== q.backend) fail(op, `opts.acp.delta lives on the ${delta.backend.name} backend but q on ${q.backend.name}`);
+  if (delta.dtype !== 'float32' && delta.dtype !== 'float64')
+    fail(op, `opts.acp.delta must be a float tensor, got ${delta.dtype}${fmtShape(delta.shape)}`);
+}
+
+export function checkLogEps(op: string, logEps: unknown): number {
+  if (logEps === undefined) return -10;
+  if (typeof logEps !== 'number' || !Number.isFinite(logEps) || logEps > 0) {
+    fail(op, `opts.acp.logEps must be a finite number ≤ 0 (log of the pruned-mass bound ε ≤ 1), got ${String(logEps)}`);
+  }
+  return logEps;
+}

@@ -1,0 +1,257 @@
+import { cast, contiguousStrides, fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgate/tensor';
+import type { FoxDims } from './blocks.js';
+import {
+  ACP_TILE,
+  acpBoundsWGSL,
+  chooseTiles,
+  type FoxKernelSpec,
+  type FoxTileConfig,
+  foxBwdKVWGSL,
+  foxBwdQWGSL,
+  foxDlogfWGSL,
+  foxForwardWGSL,
+} from './wgsl.js';
+
+/**
+ * Launches the WGSL kernels of `wgsl.ts` through the WebGPU backend's `runKernel`. Tensors in
+ * and out are float32 on the WebGPU backend; q, k, v, dO in `[B,T,H,D]` (any contiguous view;
+ * others are copied by `runKernel`), Λ in `[B,Tk,H]`.
+ */
+
+/** Tile overrides for tuning (benchmarks); each falls back to the default when it does not fit. */
+export interface FoxTileOverrides {
+  fwd?: FoxTileConfig;
+  dkv?: FoxTileConfig;
+  dq?: FoxTileConfig;
+}
+
+let overrides: FoxTileOverrides = {};
+
+/** Sets the tile configurations the WebGPU kernels use (for tuning); `{}` restores the defaults. */
+export function setFoxTiles(t: FoxTileOverrides): void {
+  overrides = { ...t };
+}
+
+/**
+ * Head dim the kernels are generated for: D itself on hardware; on software adapters the class
+ * bound (64, 128 or 256) of the dynamic kernels, which read the actual D from a uniform.
+ */
+function kernelD(backend: WebGPUBackend, D: number): number {
+  return backend.software ? (D <= 64 ? 64 : D <= 128 ? 128 : 256) : D;
+}
+
+/** The tile configurations the kernels use for head dim D on this device. */
+export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTileOverrides> {
+  const lim = backend.device.limits;
+  const kd = kernelD(backend, D);
+  return {
+    fwd: chooseTiles('fwd', kd, lim, overrides.fwd, backend.software),
+    dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
+    dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
+  };
+}
+
+function specOf(backend: WebGPUBackend, D: number, gated: boolean, acp: boolean, tiles: FoxTileConfig): FoxKernelSpec {
+  return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software };
+}
+
+const codeCache = new Map<string, string>();
+function cached(kind: string, spec: FoxKernelSpec, gen: (s: FoxKernelSpec) => string): string {
+  const key = `${kind}:${spec.D}:${spec.gated}:${spec.acp}:${spec.dynamic}:${spec.tiles.bq},${spec.tiles.bk},${spec.tiles.tm},${spec.tiles.tn}`;
+  let c = codeCache.get(key);
+  if (!c) {
+    c = gen(spec);
+    codeCache.set(key, c);
+  }
+  return c;
+}
+
+/** Inputs read as vec4 need an element offset that is a multiple of 4: copy the rare others. */
+function rows(name: string, x: Tensor, spec: FoxKernelSpec, temps: Tensor[]): KernelInput {
+  if (spec.dynamic || spec.D % 4 !== 0) return { name, data: x };
+  let t = x;
+  const dense = contiguousStrides(x.shape);
+  const strided = x.strides.some((s, i) => x.shape[i] !== 1 && s !== dense[i]);
+  // strided views are copied by runKernel (to offset 0); dense ones keep their offset
+  if (!strided && x.offset % 4 !== 0) {
+    t = cast(x, 'float32');
+    temps.push(t);
+  }
+  return { name, data: t, elem: 'vec4<f32>' };
+}
+
+function elemOf(spec: FoxKernelSpec): string | undefined {
+  return !spec.dynamic && spec.D % 4 === 0 ? 'vec4<f32>' : undefined;
+}
+
+function uniforms(dims: FoxDims, scale: number, tiles?: FoxTileConfig) {
+  return {
+    u32: {
+      ...(tiles ? { Dr: dims.D, loopDV: Math.ceil(dims.D / 4), loopBK: tiles.bk, loopBQ: tiles.bq } : {}),
+      Tq: dims.Tq,
+      Tk: dims.Tk,
+      H: dims.H,
+      nqb64: Math.ceil(dims.Tq / ACP_TILE),
+      nkb64: Math.ceil(dims.Tk / ACP_TILE),
+      BH: dims.B * dims.H,
+    },
+    f32: { scale2: scale * Math.LOG2E, scale },
+  };
+}
+
+function checkDevice(backend: WebGPUBackend, dims: FoxDims, bindings: number): void {
+  const lim = backend.device.limits;
+  if (lim.maxStorageBuffersPerShaderStage < bindings) {
+    fail(
+      'forgettingAttention',
+      `the WebGPU device allows ${lim.maxStorageBuffersPerShaderStage} storage buffers per stage; the fused kernels need ${bindings} (use impl: 'reference')`,
+    );
+  }
+  if (dims.B * dims.H > 65535) fail('forgettingAttention', `B·H = ${dims.B * dims.H} exceeds 65535 (one workgroup row per head)`);
+}
+
+/** ACP bounds on the device: `first [B·H, ⌈Tq/64⌉]`, `lastq [B·H, ⌈Tk/64⌉]` (int32), `count [B·H]` (uint32). */
+export interface DeviceBounds {
+  first: Tensor;
+  lastq: Tensor;
+  count: Tensor;
+}
+
+export function acpBoundsWebGPU(backend: WebGPUBackend, lam: Tensor, delta: Tensor, dims: FoxDims): DeviceBounds {
+  const BH = dims.B * dims.H;
+  const u = uniforms(dims, 1);
+  const [first, lastq, count] = backend.runKernelTensors({
+    name: 'fox_acp_bounds',
+    code: acpBoundsWGSL(),
+    inputs: [
+      { name: 'lam', data: lam },
+      { name: 'dlt', data: delta },
+    ],
+    outputs: [
+      { name: 'first', shape: [BH, u.u32.nqb64], dtype: 'int32' },
+      { name: 'lastq', shape: [BH, u.u32.nkb64], dtype: 'int32' },
+      { name: 'count', shape: [BH], dtype: 'uint32' },
+    ],
+    uniforms: { u32: u.u32 },
+    workgroups: [Math.ceil(BH / 64), 1],
+  });
+  return { first, lastq, count };
+}
+
+/** Forward: `o [B,Tq,H,D]` and the base-2 log-normaliser `lse2 [B,H,Tq]`. */
+export function foxForwardWebGPU(
+  backend: WebGPUBackend,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lam: Tensor | null,
+  bounds: DeviceBounds | null,
+  dims: FoxDims,
+  scale: number,
+): { o: Tensor; lse2: Tensor } {
+  const { B, Tq, H, D } = dims;
+  checkDevice(backend, dims, 7);
+  const tiles = foxTilesFor(backend, D).fwd;
+  const spec = specOf(backend, D, lam !== null, bounds !== null, tiles);
+  const temps: Tensor[] = [];
+  const inputs: KernelInput[] = [rows('q', q, spec, temps), rows('k', k, spec, temps), rows('v', v, spec, temps)];
+  if (lam) inputs.push({ name: 'lam', data: lam });
+  if (bounds) inputs.push({ name: 'first', data: bounds.first });
+  const [o, lse2] = backend.runKernelTensors({
+    name: 'fox_forward',
+    code: cached('fwd', spec, foxForwardWGSL),
+    inputs,
+    outputs: [
+      { name: 'o', shape: [B, Tq, H, D], dtype: 'float32', elem: elemOf(spec) },
+      { name: 'lse2', shape: [B, H, Tq], dtype: 'float32' },
+    ],
+    uniforms: uniforms(dims, scale, tiles),
+    workgroups: [Math.ceil(Tq / tiles.bq), B * H],
+  });
+  for (const t of temps) t.dispose();
+  return { o, lse2 };
+}
+
+export interface FoxDeviceGrads {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+  /** Σ_i dS_ij per key position `[B,Tk,H]` (gated only). */
+  colsum: Tensor | null;
+  /** Σ_j dS_ij per query `[B,Tq,H]` (gated only). */
+  rowsum: Tensor | null;
+}
+
+/** Backward kernels. `delta [B,Tq,H]` = Σ_d o·dO. */
+export function foxBackwardWebGPU(
+  backend: WebGPUBackend,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  dO: Tensor,
+  lse2: Tensor,
+  delta: Tensor,
+  lam: Tensor | null,
+  bounds: Pick<DeviceBounds, 'first' | 'lastq'> | null,
+  dims: FoxDims,
+  scale: number,
+): FoxDeviceGrads {
+  const { B, Tq, Tk, H, D } = dims;
+  const gated = lam !== null;
+  checkDevice(backend, dims, 11);
+  const tiles = foxTilesFor(backend, D);
+  const temps: Tensor[] = [];
+  const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv);
+  const qSpec = specOf(backend, D, gated, bounds !== null, tiles.dq);
+  const common: KernelInput[] = [
+    rows('q', q, kvSpec, temps),
+    rows('k', k, kvSpec, temps),
+    rows('v', v, kvSpec, temps),
+    rows('dout', dO, kvSpec, temps),
+    { name: 'lse2', data: lse2 },
+    { name: 'delta', data: delta },
+  ];
+  if (lam) common.push({ name: 'lam', data: lam });
+  const kv = backend.runKernelTensors({
+    name: 'fox_backward_dkdv',
+    code: cached('dkv', kvSpec, foxBwdKVWGSL),
+    inputs: bounds ? [...common, { name: 'lastq', data: bounds.lastq }] : common,
+    outputs: [
+      { name: 'dk', shape: [B, Tk, H, D], dtype: 'float32', elem: elemOf(kvSpec) },
+      { name: 'dv', shape: [B, Tk, H, D], dtype: 'float32', elem: elemOf(kvSpec) },
+      ...(gated ? [{ name: 'colsum', shape: [B, Tk, H], dtype: 'float32' as const }] : []),
+    ],
+    uniforms: uniforms(dims, scale, tiles.dkv),
+    workgroups: [Math.ceil(Tk / tiles.dkv.bk), B * H],
+  });
+  const qg = backend.runKernelTensors({
+    name: 'fox_backward_dq',
+    code: cached('dq', qSpec, foxBwdQWGSL),
+    inputs: bounds ? [...common, { name: 'first', data: bounds.first }] : common,
+    outputs: [
+      { name: 'dq', shape: [B, Tq, H, D], dtype: 'float32', elem: elemOf(qSpec) },
+      ...(gated ? [{ name: 'rowsum', shape: [B, Tq, H], dtype: 'float32' as const }] : []),
+    ],
+    uniforms: uniforms(dims, scale, tiles.dq),
+    workgroups: [Math.ceil(Tq / tiles.dq.bq), B * H],
+  });
+  for (const t of temps) t.dispose();
+  return { dq: qg[0], dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: gated ? qg[1] : null };
+}
+
+/** `dlogF [B,Tk,H]` from the row and column sums of dS (compensated reverse scan). */
+export function foxDlogfWebGPU(backend: WebGPUBackend, rowsum: Tensor, colsum: Tensor, dims: FoxDims): Tensor {
+  const BH = dims.B * dims.H;
+  const [dlogf] = backend.runKernelTensors({
+    name: 'fox_dlogf',
+    code: foxDlogfWGSL(),
+    inputs: [
+      { name: 'rowsum', data: rowsum },
+      { name: 'colsum', data: colsum },
+    ],
+    outputs: [{ name: 'dlogf', shape: [dims.B, dims.Tk, dims.H], dtype: 'float32' }],
+    uniforms: uniforms(dims, 1),
+    workgroups: [Math.ceil(BH / 64), 1],
+  });
+  return dlogf;
+}

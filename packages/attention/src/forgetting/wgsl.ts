@@ -1,0 +1,814 @@
+/**
+ * WGSL for fused forgetting attention. Three kernels share one scheme (FlashAttention-2 style,
+ * float32 throughout):
+ *
+ * - forward: a workgroup owns a query tile (resident in workgroup memory, pre-scaled by
+ *   `scale·log2 e`) and loops over key tiles; online softmax in base 2; writes o and the
+ *   base-2 log-normaliser `lse2`;
+ * - dK/dV: a workgroup owns a key tile (K and V resident) and loops over the query tiles that see
+ *   it, accumulating dK, dV and the column sums of dS (the key part of dΛ);
+ * - dQ: a workgroup owns a query tile (Q and dO resident) and loops over key tiles, accumulating
+ *   dQ and the row sums of dS (the query part of dΛ).
+ *
+ * Each thread owns a `TM×TN` micro-tile of the score tile: TM consecutive rows and TN columns
+ * strided by the number of column threads, so that reads of the resident operand broadcast and
+ * reads of the streamed operand (rows padded by one vec4) hit distinct banks. Products are either
+ * "dot form" `C[a][b] = Σ_k A[a][k]·B[b][k]` (scores) or "outer form" `C[a][d] += Σ_k A[k][a]·B[k][d]`
+ * (o, dq, dk, dv, reading P or dS from workgroup memory as vec4 over a). D is padded to a
+ * multiple of 4 with zeros; any D ≤ 256 works.
+ *
+ * ACP: a per-(b, h) pass (`acpBoundsWGSL`) turns Λ and δ into the first kept 64-key tile of each
+ * 64-query tile and the last 64-query tile keeping each 64-key tile; kernels whose tiles are
+ * smaller than 64 use those bounds at their own granularity, so every implementation prunes the
+ * same pairs.
+ */
+
+export interface FoxTileConfig {
+  /** Query rows per tile (divides 64). */
+  bq: number;
+  /** Key rows per tile (divides 64). */
+  bk: number;
+  /** Micro-tile rows / columns per thread (4 or 8). */
+  tm: number;
+  tn: number;
+}
+
+export interface FoxKernelSpec {
+  D: number;
+  /** Forget gates present (else plain causal softmax attention: Λ ≡ 0). */
+  gated: boolean;
+  /** Read ACP bounds. */
+  acp: boolean;
+  tiles: FoxTileConfig;
+  /**
+   * Head dim and loop bounds from uniforms (`P.Dr`, `P.loopDV`, `P.loopBK`, `P.loopBQ`) instead
+   * of constants; `D` is then the largest head dim the kernel takes (workgroup arrays are sized
+   * for it) and q, k, v, dO are read as scalars. One pipeline then serves every head dim of a
+   * class, and the loops are not unrolled: for software adapters (lavapipe), whose LLVM compile
+   * takes seconds per kernel. Hardware drivers get constants.
+   */
+  dynamic?: boolean;
+}
+
+/** ACP grid (the tiles bounds are expressed in): 64 queries × 64 keys. */
+export const ACP_TILE = 64;
+
+/**
+ * Uniforms every kernel reads (declared by `runKernel` as `P.<name>`, with `P.<input>_offset` for
+ * each input): u32 `Tq, Tk, H, nqb64, nkb64, BH`, f32 `scale2` (= scale·log2 e) and `scale`.
+ */
+export interface FoxUniforms {
+  u32: { Tq: number; Tk: number; H: number; nqb64: number; nkb64: number; BH: number };
+  f32: { scale2: number; scale: number };
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const lines = (n: number, f: (i: number) => string) => range(n).map(f).join('\n');
+const comp = ['x', 'y', 'z', 'w'];
+
+/** Number of vec4 groups of D. */
+export function dv(D: number): number {
+  return Math.ceil(D / 4);
+}
+
+/** Workgroup-memory bytes each kernel needs for a tile configuration. */
+export function foxSmemBytes(kind: 'fwd' | 'dkv' | 'dq', D: number, t: FoxTileConfig): number {
+  const DV = dv(D);
+  const nc = (kind === 'dkv' ? t.bq : t.bk) / t.tn;
+  const vec4s =
+    kind === 'fwd'
+      ? t.bq * DV + t.bk * (DV + 1) + (t.bk * t.bq) / 4
+      : kind === 'dkv'
+        ? 2 * t.bk * DV + 2 * t.bq * (DV + 1) + (2 * t.bq * t.bk) / 4
+        : 2 * t.bq * DV + 2 * t.bk * (DV + 1) + (t.bk * t.bq) / 4;
+  const rows = kind === 'dkv' ? t.bk : t.bq;
+  const floats = rows * nc + 3 * Math.max(t.bq, t.bk);
+  return vec4s * 16 + floats * 4;
+}
+
+export function threadsOf(kind: 'fwd' | 'dkv' | 'dq', t: FoxTileConfig): number {
+  return kind === 'dkv' ? (t.bk / t.tm) * (t.bq / t.tn) : (t.bq / t.tm) * (t.bk / t.tn);
+}
+
+/** Tile configurations in order of preference (largest first). */
+const CANDIDATES: Record<'fwd' | 'dkv' | 'dq', FoxTileConfig[]> = {
+  fwd: [
+    { bq: 64, bk: 32, tm: 4, tn: 4 },
+    { bq: 32, bk: 32, tm: 4, tn: 4 },
+    { bq: 32, bk: 16, tm: 4, tn: 4 },
+    { bq: 16, bk: 16, tm: 4, tn: 4 },
+    { bq: 16, bk: 8, tm: 4, tn: 4 },
+    { bq: 8, bk: 8, tm: 4, tn: 4 },
+    { bq: 4, bk: 4, tm: 4, tn: 4 },
+  ],
+  dkv: [
+    { bq: 32, bk: 32, tm: 4, tn: 4 },
+    { bq: 16, bk: 32, tm: 4, tn: 4 },
+    { bq: 16, bk: 16, tm: 4, tn: 4 },
+    { bq: 8, bk: 16, tm: 4, tn: 4 },
+    { bq: 8, bk: 8, tm: 4, tn: 4 },
+    { bq: 8, bk: 4, tm: 4, tn: 4 },
+    { bq: 4, bk: 4, tm: 4, tn: 4 },
+  ],
+  dq: [
+    { bq: 32, bk: 32, tm: 4, tn: 4 },
+    { bq: 32, bk: 16, tm: 4, tn: 4 },
+    { bq: 16, bk: 16, tm: 4, tn: 4 },
+    { bq: 16, bk: 8, tm: 4, tn: 4 },
+    { bq: 8, bk: 8, tm: 4, tn: 4 },
+    { bq: 4, bk: 8, tm: 4, tn: 4 },
+    { bq: 4, bk: 4, tm: 4, tn: 4 },
+  ],
+};
+
+/**
+ * Software adapters: one score column per thread (TN = 1) keeps the unrolled code, and so the
+ * LLVM compile time, small; speed does not matter there.
+ */
+const SOFTWARE_CANDIDATES: FoxTileConfig[] = [
+  { bq: 16, bk: 16, tm: 4, tn: 1 },
+  { bq: 8, bk: 8, tm: 4, tn: 1 },
+  { bq: 4, bk: 4, tm: 4, tn: 1 },
+];
+
+/** The first candidate tile configuration that fits the device limits (or `override` if it fits). */
+export function chooseTiles(
+  kind: 'fwd' | 'dkv' | 'dq',
+  D: number,
+  limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
+  override?: FoxTileConfig,
+  software = false,
+): FoxTileConfig {
+  const fits = (t: FoxTileConfig) =>
+    foxSmemBytes(kind, D, t) <= limits.maxComputeWorkgroupStorageSize && threadsOf(kind, t) <= limits.maxComputeInvocationsPerWorkgroup;
+  if (override) {
+    if (!validTiles(override))
+      throw new Error(`fox tiles ${JSON.stringify(override)}: bq, bk must divide 64 and be multiples of tm ∈ {4, 8}, tn ∈ {1, 2, 4, 8}`);
+    if (fits(override)) return override;
+  }
+  const t = (software ? SOFTWARE_CANDIDATES : CANDIDATES[kind]).find(fits);
+  if (!t)
+    throw new Error(`no ${kind} tile configuration fits D=${D} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`);
+  return t;
+}
+
+function validTiles(t: FoxTileConfig): boolean {
+  const ok = (b: number, m: number, sizes: number[]) => sizes.includes(m) && 64 % b === 0 && b % m === 0 && b >= m;
+  return ok(t.bq, t.tm, [4, 8]) && ok(t.bk, t.tn, [1, 2, 4, 8]);
+}
+
+/** Loads/stores of one vec4 group `c` of row (b, t, h) of a `[B,T,H,D]` buffer. */
+function accessors(spec: FoxKernelSpec, buf: string, T: string, fn: string, write: boolean): string {
+  const dyn = spec.dynamic === true;
+  const D = dyn ? 'P.Dr' : `${spec.D}u`;
+  const DV = dv(spec.D);
+  const vec = !dyn && spec.D % 4 === 0;
+  const base0 = write ? '' : vec ? ` + P.${buf}_offset / 4u` : ` + P.${buf}_offset`;
+  const idx = (unit: string) => `((b * ${T} + t) * P.H + h) * ${unit}${base0}`;
+  if (vec) {
+    return write
+      ? `fn ${fn}(b: u32, t: u32, h: u32, c: u32, v: vec4<f32>) { ${buf}[${idx(`${DV}u`)} + c] = v; }`
+      : `fn ${fn}(b: u32, t: u32, h: u32, c: u32) -> vec4<f32> { return ${buf}[${idx(`${DV}u`)} + c]; }`;
+  }
+  const base = `let base = ${idx(D)} + c * 4u;`;
+  if (write) {
+    return `fn ${fn}(b: u32, t: u32, h: u32, c: u32, v: vec4<f32>) {
+  ${base}
+  ${buf}[base] = v.x;
+${lines(3, (x) => `  if (c * 4u + ${x + 1}u < ${D}) { ${buf}[base + ${x + 1}u] = v.${comp[x + 1]}; }`)}
+}`;
+  }
+  return `fn ${fn}(b: u32, t: u32, h: u32, c: u32) -> vec4<f32> {
+  ${base}
+  var r = vec4<f32>(${buf}[base], 0.0, 0.0, 0.0);
+${lines(3, (x) => `  if (c * 4u + ${x + 1}u < ${D}) { r.${comp[x + 1]} = ${buf}[base + ${x + 1}u]; }`)}
+  return r;
+}`;
+}
+
+function header(spec: FoxKernelSpec, rows: number, cols: number): string {
+  const { D, tiles } = spec;
+  const DV = dv(D);
+  const nc = cols / tiles.tn;
+  const dims = spec.dynamic ? `const DVMAX = ${DV}u;` : `const D = ${D}u;\nconst DV = ${DV}u;\nconst DVP = ${DV + 1}u;`;
+  return `${dims}
+const TM = ${tiles.tm}u;
+const TN = ${tiles.tn}u;
+const NC = ${nc}u;
+const NT = ${(rows / tiles.tm) * nc}u;
+const NEG = -1.0e30;
+const LOG2E = 1.4426950408889634;`;
+}
+
+/**
+ * Λ at key position t (0 without gates). Kernels use it relative to Λ at the first position of
+ * the query's 64-tile, scaled by log2 e: `(Λ_t − Λ_ref)·log2 e` keeps the float32 values small
+ * where the weights matter (|Λ| itself grows without bound along the sequence).
+ */
+function lamFn(gated: boolean): string {
+  return gated
+    ? 'fn lamAt(b: u32, t: u32, h: u32) -> f32 { return lam[(b * P.Tk + t) * P.H + h + P.lam_offset]; }'
+    : 'fn lamAt(b: u32, t: u32, h: u32) -> f32 { return 0.0; }';
+}
+
+/** Dot-form micro-tile: `acc_e_f += dot(A[rowA(e)][c], B[rowB(f)][c])` over the DV groups. */
+function dotTile(
+  acc: string,
+  A: string,
+  rowA: (e: number) => string,
+  B: string,
+  rowB: (f: number) => string,
+  tm: number,
+  tn: number,
+): string {
+  return `  for (var c = 0u; c < DV; c++) {
+${lines(tm, (e) => `    let a${e} = ${A}[(${rowA(e)}) * DV + c];`)}
+${lines(tn, (f) => `    let b${f} = ${B}[(${rowB(f)}) * DVP + c];`)}
+${range(tm)
+  .flatMap((e) => range(tn).map((f) => `    ${acc}${e}_${f} += dot(a${e}, b${f});`))
+  .join('\n')}
+  }`;
+}
+
+function decl(name: string, tm: number, tn: number, init: string): string {
+  return range(tm)
+    .flatMap((e) => range(tn).map((f) => `  var ${name}${e}_${f} = ${init};`))
+    .join('\n');
+}
+
+/** Owned vec4 groups of D: g = tc + NC·f for f < FG (guarded when NC·FG may exceed DV). */
+function groups(spec: FoxKernelSpec, nc: number): { fg: number; guard: (f: number) => string } {
+  const DV = dv(spec.D);
+  const fg = Math.ceil(DV / nc);
+  return { fg, guard: (f) => (spec.dynamic || nc * fg > DV ? `tc + ${nc * f}u < DV` : 'true') };
+}
+
+/** First statements of every kernel body: the runtime head dim in dynamic mode. */
+function prologue(spec: FoxKernelSpec): string {
+  return spec.dynamic ? '  let DV = P.loopDV;\n  let DVP = DV + 1u;\n' : '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+export function foxForwardWGSL(spec: FoxKernelSpec): string {
+  const { D, gated, acp, tiles } = spec;
+  const dyn = spec.dynamic === true;
+  const { bq, bk, tm, tn } = tiles;
+  const nc = bk / tn;
+  const { fg, guard } = groups(spec, nc);
+  const e4 = tm / 4;
+  return `${header(spec, bq, bk)}
+const BQ = ${bq}u;
+const BK = ${bk}u;
+var<workgroup> Qs: array<vec4<f32>, ${bq * dv(D)}>;
+var<workgroup> KVs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;
+var<workgroup> Pt: array<vec4<f32>, ${(bk * bq) / 4}>;
+var<workgroup> red: array<f32, ${bq * nc}>;
+var<workgroup> lamK: array<f32, ${bk}>;
+${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
+${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
+${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
+${accessors(spec, 'o', 'P.Tq', 'stO', true)}
+${lamFn(gated)}
+
+@compute @workgroup_size(${(bq / tm) * nc})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${prologue(spec)}  let bh = wid.y;
+  let b = bh / P.H;
+  let h = bh % P.H;
+  let nqt = (P.Tq + BQ - 1u) / BQ;
+  let i0 = (nqt - 1u - wid.x) * BQ;
+  let off = P.Tk - P.Tq;
+  let tr = lid / NC;
+  let tc = lid % NC;
+  let ib = i0 + tr * TM;
+  for (var x = lid; x < BQ * DV; x += NT) {
+    let i = i0 + x / DV;
+    var val = vec4<f32>(0.0);
+    if (i < P.Tq) { val = ldQ(b, i, h, x % DV) * P.scale2; }
+    Qs[x] = val;
+  }
+  let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
+${lines(tm, (e) => `  let lq${e} = (lamAt(b, min(ib + ${e}u, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
+  let pLast = min(i0 + BQ, P.Tq) - 1u + off;
+  var kStart = 0u;
+${acp ? '  kStart = u32(first[bh * P.nqb64 + i0 / 64u + P.first_offset]) * 64u;' : ''}
+  let kt0 = kStart / BK;
+  let kt1 = pLast / BK;
+${lines(tm, (e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`)}
+${range(tm)
+  .flatMap((e) => range(fg).map((f) => `  var acc${e}_${f} = vec4<f32>(0.0);`))
+  .join('\n')}
+  for (var kt = kt0; kt <= kt1; kt++) {
+    let j0 = kt * BK;
+    workgroupBarrier();
+    for (var x = lid; x < BK * DV; x += NT) {
+      let r = x / DV;
+      let j = j0 + r;
+      var val = vec4<f32>(0.0);
+      if (j < P.Tk) { val = ldK(b, j, h, x % DV); }
+      KVs[r * DVP + x % DV] = val;
+    }
+    for (var x = lid; x < BK; x += NT) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }
+    workgroupBarrier();
+${decl('s', tm, tn, '0.0')}
+${dotTile(
+  's',
+  'Qs',
+  (e) => `tr * TM + ${e}u`,
+  'KVs',
+  (f) => `tc + ${nc * f}u`,
+  tm,
+  tn,
+)}
+${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0 + tc + ${nc * f}u;`)}
+${range(tm)
+  .flatMap((e) => range(tn).map((f) => `    s${e}_${f} = select(NEG, s${e}_${f} + lq${e} - lk${f}, jc${f} <= ib + ${e}u + off);`))
+  .join('\n')}
+${lines(tm, (e) => `    red[(tr * TM + ${e}u) * NC + tc] = max(${range(tn).reduce((acc, f) => (acc ? `max(${acc}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG);`)}
+    workgroupBarrier();
+    for (var x = lid; x < BK * DV; x += NT) {
+      let r = x / DV;
+      let j = j0 + r;
+      var val = vec4<f32>(0.0);
+      if (j < P.Tk) { val = ldV(b, j, h, x % DV); }
+      KVs[r * DVP + x % DV] = val;
+    }
+${lines(
+  tm,
+  (e) => `    var mt${e} = NEG;
+    for (var c = 0u; c < NC; c++) { mt${e} = max(mt${e}, red[(tr * TM + ${e}u) * NC + c]); }
+    let mn${e} = max(m${e}, mt${e});
+    let al${e} = exp2(m${e} - mn${e});
+    m${e} = mn${e};
+${lines(tn, (f) => `    let p${e}_${f} = exp2(s${e}_${f} - mn${e});`)}
+    l${e} = l${e} * al${e} + ${range(tn)
+      .map((f) => `p${e}_${f}`)
+      .join(' + ')};
+${lines(fg, (f) => `    acc${e}_${f} *= al${e};`)}`,
+)}
+${range(tn)
+  .flatMap((f) =>
+    range(e4).map(
+      (r) =>
+        `    Pt[(tc + ${nc * f}u) * (BQ / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
+          .map((x) => `p${4 * r + x}_${f}`)
+          .join(', ')});`,
+    ),
+  )
+  .join('\n')}
+    workgroupBarrier();
+    for (var j = 0u; j < ${dyn ? 'P.loopBK' : 'BK'}; j++) {
+${lines(e4, (r) => `      let pv${r} = Pt[j * (BQ / 4u) + tr * ${e4}u + ${r}u];`)}
+${lines(
+  fg,
+  (f) => `      if (${guard(f)}) {
+        let vv = KVs[j * DVP + tc + ${nc * f}u];
+${lines(tm, (e) => `        acc${e}_${f} += pv${Math.floor(e / 4)}.${comp[e % 4]} * vv;`)}
+      }`,
+)}
+    }
+  }
+  workgroupBarrier();
+${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = l${e};`)}
+  workgroupBarrier();
+${lines(
+  tm,
+  (e) => `  {
+    let i = ib + ${e}u;
+    var lt = 0.0;
+    for (var c = 0u; c < NC; c++) { lt += red[(tr * TM + ${e}u) * NC + c]; }
+    if (i < P.Tq) {
+      let inv = 1.0 / lt;
+${lines(fg, (f) => `      if (${guard(f)}) { stO(b, i, h, tc + ${nc * f}u, acc${e}_${f} * inv); }`)}
+      if (tc == 0u) { lse2[bh * P.Tq + i] = m${e} + log2(lt); }
+    }
+  }`,
+)}
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward: dK, dV and column sums of dS
+
+export function foxBwdKVWGSL(spec: FoxKernelSpec): string {
+  const { D, gated, acp, tiles } = spec;
+  const dyn = spec.dynamic === true;
+  const { bq, bk, tm, tn } = tiles;
+  const nc = bq / tn;
+  const { fg, guard } = groups(spec, nc);
+  const e4 = tm / 4;
+  return `${header(spec, bk, bq)}
+const BQ = ${bq}u;
+const BK = ${bk}u;
+var<workgroup> Ks: array<vec4<f32>, ${bk * dv(D)}>;
+var<workgroup> Vs: array<vec4<f32>, ${bk * dv(D)}>;
+var<workgroup> Qs: array<vec4<f32>, ${bq * (dv(D) + 1)}>;
+var<workgroup> dOs: array<vec4<f32>, ${bq * (dv(D) + 1)}>;
+var<workgroup> Ps: array<vec4<f32>, ${(bq * bk) / 4}>;
+var<workgroup> dSs: array<vec4<f32>, ${(bq * bk) / 4}>;
+var<workgroup> red: array<f32, ${bk * nc}>;
+var<workgroup> lseQ: array<f32, ${bq}>;
+var<workgroup> dltQ: array<f32, ${bq}>;
+var<workgroup> lamQ: array<f32, ${bq}>;
+${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
+${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
+${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
+${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}
+${accessors(spec, 'dk', 'P.Tk', 'stDK', true)}
+${accessors(spec, 'dv', 'P.Tk', 'stDV', true)}
+${lamFn(gated)}
+
+@compute @workgroup_size(${(bk / tm) * nc})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${prologue(spec)}  let bh = wid.y;
+  let b = bh / P.H;
+  let h = bh % P.H;
+  let j0 = wid.x * BK;
+  let off = P.Tk - P.Tq;
+  let tr = lid / NC;
+  let tc = lid % NC;
+  let jb = j0 + tr * TM;
+  for (var x = lid; x < BK * DV; x += NT) {
+    let j = j0 + x / DV;
+    var kv = vec4<f32>(0.0);
+    var vv = vec4<f32>(0.0);
+    if (j < P.Tk) {
+      kv = ldK(b, j, h, x % DV) * P.scale2;
+      vv = ldV(b, j, h, x % DV);
+    }
+    Ks[x] = kv;
+    Vs[x] = vv;
+  }
+${lines(tm, (e) => `  let lkRaw${e} = lamAt(b, min(jb + ${e}u, P.Tk - 1u), h);\n  var cs${e} = 0.0;`)}
+  // query tiles that see this key tile: causal start, end from ACP (last 64-query tile keeping it)
+  var qt0 = 0u;
+  if (j0 > off) { qt0 = (j0 - off) / BQ; }
+  var qEnd = P.Tq;
+${acp ? '  qEnd = min(qEnd, u32(lastq[bh * P.nkb64 + j0 / 64u + P.lastq_offset] + 1) * 64u);' : ''}
+  let qt1 = (qEnd + BQ - 1u) / BQ;
+${range(tm)
+  .flatMap((e) => range(fg).map((f) => `  var dk${e}_${f} = vec4<f32>(0.0);\n  var dv${e}_${f} = vec4<f32>(0.0);`))
+  .join('\n')}
+  for (var qt = qt0; qt < qt1; qt++) {
+    let i0 = qt * BQ;
+    workgroupBarrier();
+    for (var x = lid; x < BQ * DV; x += NT) {
+      let r = x / DV;
+      let i = i0 + r;
+      var qv = vec4<f32>(0.0);
+      var dov = vec4<f32>(0.0);
+      if (i < P.Tq) {
+        qv = ldQ(b, i, h, x % DV);
+        dov = ldDO(b, i, h, x % DV);
+      }
+      Qs[r * DVP + x % DV] = qv;
+      dOs[r * DVP + x % DV] = dov;
+    }
+    for (var x = lid; x < BQ; x += NT) {
+      let i = min(i0 + x, P.Tq - 1u);
+      lseQ[x] = lse2[bh * P.Tq + i + P.lse2_offset];
+      dltQ[x] = delta[(b * P.Tq + i) * P.H + h + P.delta_offset];
+      lamQ[x] = lamAt(b, i + off, h);
+    }
+    let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
+${lines(tm, (e) => `    let lk${e} = (lkRaw${e} - lamRef) * LOG2E;`)}
+    workgroupBarrier();
+${decl('s', tm, tn, '0.0')}
+${decl('dp', tm, tn, '0.0')}
+${dotTile(
+  's',
+  'Ks',
+  (e) => `tr * TM + ${e}u`,
+  'Qs',
+  (f) => `tc + ${nc * f}u`,
+  tm,
+  tn,
+)}
+${dotTile(
+  'dp',
+  'Vs',
+  (e) => `tr * TM + ${e}u`,
+  'dOs',
+  (f) => `tc + ${nc * f}u`,
+  tm,
+  tn,
+)}
+${lines(
+  tn,
+  (f) => `    let r${f} = tc + ${nc * f}u;
+    let ic${f} = i0 + r${f};
+    let lq${f} = (lamQ[r${f}] - lamRef) * LOG2E - lseQ[r${f}];
+    let dl${f} = dltQ[r${f}];`,
+)}
+${range(tm)
+  .flatMap((e) =>
+    range(tn).map(
+      (
+        f,
+      ) => `    let p${e}_${f} = select(0.0, exp2(s${e}_${f} + lq${f} - lk${e}), ic${f} < P.Tq && jb + ${e}u <= ic${f} + off && jb + ${e}u < P.Tk);
+    let ds${e}_${f} = p${e}_${f} * (dp${e}_${f} - dl${f});`,
+    ),
+  )
+  .join('\n')}
+${lines(
+  tm,
+  (e) =>
+    `    cs${e} += ${range(tn)
+      .map((f) => `ds${e}_${f}`)
+      .join(' + ')};`,
+)}
+${range(tn)
+  .flatMap((f) =>
+    range(e4).map(
+      (r) => `    Ps[r${f} * (BK / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
+        .map((x) => `p${4 * r + x}_${f}`)
+        .join(', ')});
+    dSs[r${f} * (BK / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
+      .map((x) => `ds${4 * r + x}_${f}`)
+      .join(', ')});`,
+    ),
+  )
+  .join('\n')}
+    workgroupBarrier();
+    for (var r = 0u; r < ${dyn ? 'P.loopBQ' : 'BQ'}; r++) {
+${lines(e4, (x) => `      let pv${x} = Ps[r * (BK / 4u) + tr * ${e4}u + ${x}u];\n      let sv${x} = dSs[r * (BK / 4u) + tr * ${e4}u + ${x}u];`)}
+${lines(
+  fg,
+  (f) => `      if (${guard(f)}) {
+        let qv = Qs[r * DVP + tc + ${nc * f}u];
+        let dov = dOs[r * DVP + tc + ${nc * f}u];
+${lines(tm, (e) => `        dv${e}_${f} += pv${Math.floor(e / 4)}.${comp[e % 4]} * dov;\n        dk${e}_${f} += sv${Math.floor(e / 4)}.${comp[e % 4]} * qv;`)}
+      }`,
+)}
+    }
+  }
+${lines(
+  tm,
+  (e) => `  if (jb + ${e}u < P.Tk) {
+${lines(fg, (f) => `    if (${guard(f)}) {\n      stDK(b, jb + ${e}u, h, tc + ${nc * f}u, dk${e}_${f} * P.scale);\n      stDV(b, jb + ${e}u, h, tc + ${nc * f}u, dv${e}_${f});\n    }`)}
+  }`,
+)}
+${
+  gated
+    ? `  workgroupBarrier();
+${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = cs${e};`)}
+  workgroupBarrier();
+  for (var x = lid; x < BK; x += NT) {
+    let j = j0 + x;
+    var t = 0.0;
+    for (var c = 0u; c < NC; c++) { t += red[x * NC + c]; }
+    if (j < P.Tk) { colsum[(b * P.Tk + j) * P.H + h] = t; }
+  }`
+    : ''
+}
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward: dQ and row sums of dS
+
+export function foxBwdQWGSL(spec: FoxKernelSpec): string {
+  const { D, gated, acp, tiles } = spec;
+  const dyn = spec.dynamic === true;
+  const { bq, bk, tm, tn } = tiles;
+  const nc = bk / tn;
+  const { fg, guard } = groups(spec, nc);
+  const e4 = tm / 4;
+  return `${header(spec, bq, bk)}
+const BQ = ${bq}u;
+const BK = ${bk}u;
+var<workgroup> Qs: array<vec4<f32>, ${bq * dv(D)}>;
+var<workgroup> dOs: array<vec4<f32>, ${bq * dv(D)}>;
+var<workgroup> Ks: array<vec4<f32>, ${bk * (dv(D) + 1)}>;
+var<workgroup> Vs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;
+var<workgroup> dSt: array<vec4<f32>, ${(bk * bq) / 4}>;
+var<workgroup> red: array<f32, ${bq * nc}>;
+var<workgroup> lamK: array<f32, ${bk}>;
+${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
+${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
+${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
+${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}
+${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}
+${lamFn(gated)}
+
+@compute @workgroup_size(${(bq / tm) * nc})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${prologue(spec)}  let bh = wid.y;
+  let b = bh / P.H;
+  let h = bh % P.H;
+  let nqt = (P.Tq + BQ - 1u) / BQ;
+  let i0 = (nqt - 1u - wid.x) * BQ;
+  let off = P.Tk - P.Tq;
+  let tr = lid / NC;
+  let tc = lid % NC;
+  let ib = i0 + tr * TM;
+  for (var x = lid; x < BQ * DV; x += NT) {
+    let i = i0 + x / DV;
+    var qv = vec4<f32>(0.0);
+    var dov = vec4<f32>(0.0);
+    if (i < P.Tq) {
+      qv = ldQ(b, i, h, x % DV) * P.scale2;
+      dov = ldDO(b, i, h, x % DV);
+    }
+    Qs[x] = qv;
+    dOs[x] = dov;
+  }
+  let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
+${lines(
+  tm,
+  (e) => `  let ic${e} = min(ib + ${e}u, P.Tq - 1u);
+  let lq${e} = (lamAt(b, ic${e} + off, h) - lamRef) * LOG2E - lse2[bh * P.Tq + ic${e} + P.lse2_offset];
+  let dl${e} = delta[(b * P.Tq + ic${e}) * P.H + h + P.delta_offset];
+  var rs${e} = 0.0;`,
+)}
+  let pLast = min(i0 + BQ, P.Tq) - 1u + off;
+  var kStart = 0u;
+${acp ? '  kStart = u32(first[bh * P.nqb64 + i0 / 64u + P.first_offset]) * 64u;' : ''}
+  let kt0 = kStart / BK;
+  let kt1 = pLast / BK;
+${range(tm)
+  .flatMap((e) => range(fg).map((f) => `  var dq${e}_${f} = vec4<f32>(0.0);`))
+  .join('\n')}
+  for (var kt = kt0; kt <= kt1; kt++) {
+    let j0 = kt * BK;
+    workgroupBarrier();
+    for (var x = lid; x < BK * DV; x += NT) {
+      let r = x / DV;
+      let j = j0 + r;
+      var kv = vec4<f32>(0.0);
+      var vv = vec4<f32>(0.0);
+      if (j < P.Tk) {
+        kv = ldK(b, j, h, x % DV);
+        vv = ldV(b, j, h, x % DV);
+      }
+      Ks[r * DVP + x % DV] = kv;
+      Vs[r * DVP + x % DV] = vv;
+    }
+    for (var x = lid; x < BK; x += NT) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }
+    workgroupBarrier();
+${decl('s', tm, tn, '0.0')}
+${decl('dp', tm, tn, '0.0')}
+${dotTile(
+  's',
+  'Qs',
+  (e) => `tr * TM + ${e}u`,
+  'Ks',
+  (f) => `tc + ${nc * f}u`,
+  tm,
+  tn,
+)}
+${dotTile(
+  'dp',
+  'dOs',
+  (e) => `tr * TM + ${e}u`,
+  'Vs',
+  (f) => `tc + ${nc * f}u`,
+  tm,
+  tn,
+)}
+${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0 + tc + ${nc * f}u;`)}
+${range(tm)
+  .flatMap((e) =>
+    range(tn).map(
+      (f) =>
+        `    let ds${e}_${f} = select(0.0, exp2(s${e}_${f} + lq${e} - lk${f}) * (dp${e}_${f} - dl${e}), ib + ${e}u < P.Tq && jc${f} <= ib + ${e}u + off);`,
+    ),
+  )
+  .join('\n')}
+${lines(
+  tm,
+  (e) =>
+    `    rs${e} += ${range(tn)
+      .map((f) => `ds${e}_${f}`)
+      .join(' + ')};`,
+)}
+${range(tn)
+  .flatMap((f) =>
+    range(e4).map(
+      (r) =>
+        `    dSt[(tc + ${nc * f}u) * (BQ / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
+          .map((x) => `ds${4 * r + x}_${f}`)
+          .join(', ')});`,
+    ),
+  )
+  .join('\n')}
+    workgroupBarrier();
+    for (var j = 0u; j < ${dyn ? 'P.loopBK' : 'BK'}; j++) {
+${lines(e4, (r) => `      let sv${r} = dSt[j * (BQ / 4u) + tr * ${e4}u + ${r}u];`)}
+${lines(
+  fg,
+  (f) => `      if (${guard(f)}) {
+        let kv = Ks[j * DVP + tc + ${nc * f}u];
+${lines(tm, (e) => `        dq${e}_${f} += sv${Math.floor(e / 4)}.${comp[e % 4]} * kv;`)}
+      }`,
+)}
+    }
+  }
+${lines(
+  tm,
+  (e) => `  if (ib + ${e}u < P.Tq) {
+${lines(fg, (f) => `    if (${guard(f)}) { stDQ(b, ib + ${e}u, h, tc + ${nc * f}u, dq${e}_${f} * P.scale); }`)}
+  }`,
+)}
+${
+  gated
+    ? `  workgroupBarrier();
+${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = rs${e};`)}
+  workgroupBarrier();
+  for (var x = lid; x < BQ; x += NT) {
+    let i = i0 + x;
+    var t = 0.0;
+    for (var c = 0u; c < NC; c++) { t += red[x * NC + c]; }
+    if (i < P.Tq) { rowsum[(b * P.Tq + i) * P.H + h] = t; }
+  }`
+    : ''
+}
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ACP bounds
+
+/**
+ * One thread per (b, h): the monotone two-pointer scans of `acpFirstBlocks` on the 64×64 grid.
+ * Inputs `lam [B,Tk,H]` (Λ) and `dlt [B·H]` (δ).
+ * Writes `first[bh, qb]` (first kept key tile), `lastq[bh, kb]` (last query tile keeping key tile
+ * kb, −1 if none) and `count[bh]` (64×64 tiles computed).
+ */
+export function acpBoundsWGSL(): string {
+  return `fn lamAt(b: u32, t: u32, h: u32) -> f32 { return lam[(b * P.Tk + t) * P.H + h + P.lam_offset]; }
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let bh = gid.x;
+  if (bh >= P.BH) { return; }
+  let b = bh / P.H;
+  let h = bh % P.H;
+  let off = P.Tk - P.Tq;
+  let d = dlt[bh + P.dlt_offset];
+  var kb = 0u;
+  var n = 0u;
+  for (var qb = 0u; qb < P.nqb64; qb++) {
+    let p0 = qb * 64u + off;
+    let diag = p0 / 64u;
+    let lq = lamAt(b, p0, h);
+    loop {
+      if (kb >= diag) { break; }
+      if (!(lq - lamAt(b, min((kb + 1u) * 64u, P.Tk) - 1u, h) < d)) { break; }
+      kb++;
+    }
+    first[bh * P.nqb64 + qb] = i32(kb);
+    let last = (min((qb + 1u) * 64u, P.Tq) - 1u + off) / 64u;
+    n += last - kb + 1u;
+  }
+  count[bh] = n;
+  var qb2 = -1;
+  for (var k2 = 0u; k2 < P.nkb64; k2++) {
+    loop {
+      if (qb2 + 1 >= i32(P.nqb64)) { break; }
+      if (first[bh * P.nqb64 + u32(qb2 + 1)] > i32(k2)) { break; }
+      qb2++;
+    }
+    lastq[bh * P.nkb64 + k2] = qb2;
+  }
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// dlogF
+
+/**
+ * One thread per (b, h): `dlogF_t = Σ_{s ≥ t} (rowsum_{s−off} − colsum_s)` as a reverse scan with
+ * Kahan compensation (the sum cancels to ~0 at t = 0, so plain float32 accumulation over long
+ * sequences would lose the small values). Inputs `rowsum [B,Tq,H]`, `colsum [B,Tk,H]`; output
+ * `dlogf [B,Tk,H]`.
+ */
+export function foxDlogfWGSL(): string {
+  return `@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let bh = gid.x;
+  if (bh >= P.BH) { return; }
+  let b = bh / P.H;
+  let h = bh % P.H;
+  let off = P.Tk - P.Tq;
+  var s = 0.0;
+  var c = 0.0;
+  for (var n = 0u; n < P.Tk; n++) {
+    let t = P.Tk - 1u - n;
+    var x = -colsum[(b * P.Tk + t) * P.H + h + P.colsum_offset];
+    if (t >= off) { x += rowsum[(b * P.Tq + t - off) * P.H + h + P.rowsum_offset]; }
+    let y = x - c;
+    let u = s + y;
+    c = (u - s) - y;
+    s = u;
+    dlogf[(b * P.Tk + t) * P.H + h] = s;
+  }
+}
+`;
+}

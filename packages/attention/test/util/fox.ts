@@ -1,0 +1,154 @@
+import { valueAndGrad } from '@foxgate/autograd';
+import { type Backend, type DType, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { type ForgettingAttentionOptions, forgettingAttention, softmaxAttention } from '../../src/index.js';
+
+/** Uniforms in (0, 1) from xorshift32 (deterministic per seed). */
+function rng(seed: number): () => number {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+}
+
+/** Deterministic standard normals (Box–Muller), times `scale`. */
+export function normals(n: number, seed: number, scale = 1): Float64Array {
+  const u = rng(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  return out;
+}
+
+/** Uniform values in [lo, hi). */
+export function uniforms(n: number, seed: number, lo: number, hi: number): Float64Array {
+  const u = rng(seed);
+  return Float64Array.from({ length: n }, () => lo + (hi - lo) * u());
+}
+
+/** log sigmoid, stable. */
+export function logsigmoid(x: number): number {
+  return x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x));
+}
+
+export interface FoxProblem {
+  B: number;
+  Tq: number;
+  Tk: number;
+  H: number;
+  D: number;
+  q: Float64Array;
+  k: Float64Array;
+  v: Float64Array;
+  logF: Float64Array;
+  dO: Float64Array;
+}
+
+/** Random inputs; gate logits uniform in `gate` (logF = logsigmoid of them). */
+export function problem(
+  B: number,
+  Tq: number,
+  Tk: number,
+  H: number,
+  D: number,
+  seed: number,
+  gate: [number, number] = [0, 5],
+  qkScale = 1,
+): FoxProblem {
+  return {
+    B,
+    Tq,
+    Tk,
+    H,
+    D,
+    q: normals(B * Tq * H * D, seed, qkScale),
+    k: normals(B * Tk * H * D, seed + 1, qkScale),
+    v: normals(B * Tk * H * D, seed + 2),
+    logF: uniforms(B * Tk * H, seed + 3, gate[0], gate[1]).map(logsigmoid),
+    dO: normals(B * Tq * H * D, seed + 4),
+  };
+}
+
+export interface FoxResult {
+  o: Float64Array;
+  dq: Float64Array;
+  dk: Float64Array;
+  dv: Float64Array;
+  dlogF: Float64Array | null;
+  /** Fraction of 64×64 tiles computed, when stats were asked for. */
+  fraction?: number;
+}
+
+/**
+ * Runs forgetting attention (or softmax attention when `gated` is false) on `backend` in
+ * `dtype` and returns o and the gradients of `Σ o·dO`, read back as float64.
+ */
+export async function runFox(
+  p: FoxProblem,
+  backend: Backend | string,
+  dtype: DType,
+  opts: ForgettingAttentionOptions & { gated?: boolean },
+): Promise<FoxResult> {
+  const t = (a: Float64Array, shape: number[]) => tensor(dtype === 'float64' ? a : Float32Array.from(a), shape, { dtype, backend });
+  const q = t(p.q, [p.B, p.Tq, p.H, p.D]);
+  const k = t(p.k, [p.B, p.Tk, p.H, p.D]);
+  const v = t(p.v, [p.B, p.Tk, p.H, p.D]);
+  const logF = t(p.logF, [p.B, p.Tk, p.H]);
+  const dO = t(p.dO, [p.B, p.Tq, p.H, p.D]);
+  const gated = opts.gated ?? true;
+  const { gated: _g, ...o } = opts;
+  const f = (ps: { q: Tensor; k: Tensor; v: Tensor; logF: Tensor }) => {
+    let out: Tensor;
+    let frac: Tensor | null = null;
+    if (opts.stats) {
+      const r = gated
+        ? forgettingAttention(ps.q, ps.k, ps.v, ps.logF, { ...o, stats: true })
+        : softmaxAttention(ps.q, ps.k, ps.v, { ...o, stats: true });
+      out = r.out;
+      frac = r.stats.fraction;
+      r.stats.computedBlocks.dispose();
+    } else {
+      out = gated ? forgettingAttention(ps.q, ps.k, ps.v, ps.logF, o) : softmaxAttention(ps.q, ps.k, ps.v, o);
+    }
+    return { loss: sum(mul(out, dO)), aux: { out, frac } };
+  };
+  const { value, aux, grads } = valueAndGrad(f)({ q, k, v, logF });
+  const read = async (x: Tensor) => Float64Array.from(await x.data());
+  const res: FoxResult = {
+    o: await read(aux.out),
+    dq: await read(grads.q),
+    dk: await read(grads.k),
+    dv: await read(grads.v),
+    dlogF: gated ? await read(grads.logF) : null,
+  };
+  if (aux.frac) res.fraction = (await aux.frac.data())[0];
+  for (const x of [q, k, v, logF, dO, value, aux.out, aux.frac, grads.q, grads.k, grads.v, grads.logF]) x?.dispose();
+  return res;
+}
+
+/** Describes the first element outside `atol + rtol·|expected|` (null when all are close). */
+export function far(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): string | null {
+  if (actual.length !== expected.length) return `length ${actual.length} != ${expected.length}`;
+  for (let i = 0; i < actual.length; i++) {
+    if (!(Math.abs(actual[i] - expected[i]) <= atol + rtol * Math.abs(expected[i]))) {
+      return `element ${i}: got ${actual[i]}, expected ${expected[i]}`;
+    }
+  }
+  return null;
+}
+
+/** Compares o and every gradient. */
+export function compareResults(a: FoxResult, b: FoxResult, atol = 1e-4, rtol = 1e-3): Record<string, string | null> {
+  return {
+    o: far(a.o, b.o, atol, rtol),
+    dq: far(a.dq, b.dq, atol, rtol),
+    dk: far(a.dk, b.dk, atol, rtol),
+    dv: far(a.dv, b.dv, atol, rtol),
+    dlogF: a.dlogF && b.dlogF ? far(a.dlogF, b.dlogF, atol, rtol) : null,
+  };
+}
+
+export const ALL_CLOSE = { o: null, dq: null, dk: null, dv: null, dlogF: null };

@@ -1,0 +1,74 @@
+import type { Backend, WebGPUBackend } from '@foxgate/tensor';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
+import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../src/index.js';
+import { ALL_CLOSE, compareResults, problem, runFox } from './util/fox.js';
+
+/**
+ * Every tile configuration the WGSL generator offers (8-row / 8-column micro-tiles meant for
+ * large GPUs, and small ones) must compute the same thing: each is run with ACP on a problem
+ * with partial tiles and Tq < Tk, against the fused CPU kernel.
+ */
+const gpu = await testWebGPU();
+afterAll(destroyTestWebGPU);
+afterEach(() => setFoxTiles({}));
+
+const configs: [string, FoxTileOverrides][] = [
+  [
+    'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
+    { fwd: { bq: 64, bk: 32, tm: 8, tn: 4 }, dkv: { bq: 32, bk: 32, tm: 8, tn: 4 }, dq: { bq: 32, bk: 32, tm: 4, tn: 8 } },
+  ],
+  [
+    'fwd 64x64 8x8, dkv 16x64 8x4, dq 64x16 8x4',
+    { fwd: { bq: 64, bk: 64, tm: 8, tn: 8 }, dkv: { bq: 16, bk: 64, tm: 8, tn: 4 }, dq: { bq: 64, bk: 16, tm: 8, tn: 4 } },
+  ],
+  [
+    'fwd 16x8 4x2, dkv 8x8 4x1, dq 8x16 4x4',
+    { fwd: { bq: 16, bk: 8, tm: 4, tn: 2 }, dkv: { bq: 8, bk: 8, tm: 4, tn: 1 }, dq: { bq: 8, bk: 16, tm: 4, tn: 4 } },
+  ],
+];
+
+/**
+ * Software adapters get the dynamic kernels (runtime head dim, see `FoxKernelSpec.dynamic`);
+ * hardware gets constants, vec4 bindings and unrolled loops. These tests run the hardware variant
+ * (`software` switched off) so that the code the GPUs run is checked here too; head dims are
+ * small to keep lavapipe's compile (seconds per kernel) and workgroup memory (32 KiB) in bounds.
+ */
+async function asHardware(fn: () => Promise<void>): Promise<void> {
+  const backend = gpu as unknown as { software: boolean };
+  const soft = backend.software;
+  backend.software = false;
+  try {
+    await fn();
+  } finally {
+    backend.software = soft;
+  }
+}
+
+describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
+  const D = 8;
+  const p = problem(2, 75, 133, 2, D, 31, [-3, 1], 0.5);
+  const cpu = runFox(p, 'cpu', 'float32', { acp: true, stats: true });
+
+  it.each(configs)('%s', (_label, tiles) =>
+    asHardware(async () => {
+      setFoxTiles(tiles);
+      const used = foxTilesFor(gpu as unknown as WebGPUBackend, D);
+      for (const [kind, t] of Object.entries(tiles)) expect(used[kind as keyof typeof used], `${kind} tiles fit`).toEqual(t);
+      const r = await runFox(p, gpu as unknown as Backend, 'float32', { acp: true, stats: true });
+      const c = await cpu;
+      expect(c.fraction).toBeLessThan(1);
+      expect(r.fraction).toBe(c.fraction);
+      expect(compareResults(r, c)).toEqual(ALL_CLOSE);
+    }),
+  );
+
+  it('a head dim that is not a multiple of 4 (scalar loads), default tiles', () =>
+    asHardware(async () => {
+      const q = problem(1, 40, 70, 2, 6, 41, [-3, 1], 0.5);
+      const c = await runFox(q, 'cpu', 'float32', { acp: true, stats: true });
+      const r = await runFox(q, gpu as unknown as Backend, 'float32', { acp: true, stats: true });
+      expect(r.fraction).toBe(c.fraction);
+      expect(compareResults(r, c)).toEqual(ALL_CLOSE);
+    }));
+});
