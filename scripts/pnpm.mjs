@@ -30,5 +30,10 @@ export function pnpmCommand() {
 
 export function runPnpm(args, opts = {}) {
   const pnpm = pnpmCommand();
-  return spawnSync(pnpm[0], [...pnpm.slice(1), ...args], { cwd: root, stdio: 'inherit', ...opts, env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', ...(opts.env ?? {}) } });
+  return spawnSync(pnpm[0], [...pnpm.slice(1), ...args], {
+    cwd: root,
+    stdio: 'inherit',
+    ...opts,
+    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', ...(opts.env ?? {}) },
+  });
 }

@@ -1,13 +1,13 @@
 // Runs every package's tests (turbo run test) and prints one summary line over all of them,
 // read from the JSON report each package's vitest writes.
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, root, runPnpm } from './pnpm.mjs';
 
 const dirs = ['packages', 'apps'].flatMap((d) => readdirSync(join(root, d)).map((p) => join(root, d, p)));
 for (const d of dirs) rmSync(join(d, '.vitest-result.json'), { force: true });
 
-log('running every package\'s tests: turbo run test');
+log("running every package's tests: turbo run test");
 const r = runPnpm(['exec', 'turbo', 'run', 'test', '--concurrency=1', '--output-logs=full', ...process.argv.slice(2)]);
 
 let passed = 0;

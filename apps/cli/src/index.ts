@@ -1,2 +1,2 @@
-export { main, usage } from './main.js';
 export type { BenchRow } from './bench/types.js';
+export { main, usage } from './main.js';

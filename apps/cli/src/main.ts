@@ -1,6 +1,6 @@
 import { runBench } from './commands/bench.js';
 import { runInfo } from './commands/info.js';
-import { UsageError, reportError } from './errors.js';
+import { reportError, UsageError } from './errors.js';
 import { VERSION } from './version.js';
 
 interface Command {

@@ -1,0 +1,264 @@
+import {
+  add,
+  initWebGPU,
+  type MatmulConfig,
+  randomUniform,
+  setMatmulConfig,
+  softmax,
+  matmul as tmatmul,
+  type WebGPUBackend,
+  webgpuInstance,
+} from '@foxgate/tensor';
+import type { BenchRow } from './types.js';
+
+/**
+ * `foxgate bench ops`: WebGPU primitives of @foxgate/tensor, and the same work in
+ * @tensorflow/tfjs-backend-webgpu on the same device instance.
+ * - f32 matmul n×n·n×n (TFLOP/s = 2n³·iterations / time),
+ * - elementwise add of two 2^26-element vectors (GB/s counting 3 arrays),
+ * - row softmax of a [4096, 16384] matrix (GB/s counting 2 arrays; ours is the composed
+ *   max/sub/exp/sum/div of the primitive set).
+ * Each case is warmed up, then timed over many iterations that are queued back to back and
+ * closed by one `queue.onSubmittedWorkDone()`; the result is checked against a float64 dot
+ * product at a few entries so a broken kernel cannot post a fast number.
+ */
+export interface GpuOpsOptions {
+  sizes?: number[];
+  tfjs?: boolean;
+  /** Extra matmul tile configurations to time besides the automatic choice (tuning). */
+  matmulConfigs?: Record<string, MatmulConfig>;
+  /** Seconds of GPU time to aim for per timed case (default 0.5). */
+  seconds?: number;
+  /** Skip the elementwise/softmax cases. */
+  matmulOnly?: boolean;
+}
+
+type TfModule = typeof import('@tensorflow/tfjs-core');
+
+const now = () => performance.now();
+
+async function timeLoop(
+  run: () => void,
+  done: () => Promise<void>,
+  seconds: number,
+  costGuess: number,
+): Promise<{ ms: number; iters: number }> {
+  // warm-up (compiles pipelines, fills pools), then a short probe to size the timed loop
+  for (let i = 0; i < 2; i++) run();
+  await done();
+  const t0 = now();
+  const probe = Math.max(1, Math.min(20, Math.round(0.05 / costGuess)));
+  for (let i = 0; i < probe; i++) run();
+  await done();
+  const per = (now() - t0) / 1000 / probe;
+  const iters = Math.max(3, Math.min(2000, Math.round(seconds / Math.max(per, 1e-6))));
+  const t1 = now();
+  for (let i = 0; i < iters; i++) run();
+  await done();
+  return { ms: now() - t1, iters };
+}
+
+/** Max relative error of a few entries of C = A·B against float64 dot products. */
+async function checkMatmul(a: Float32Array, b: Float32Array, c: Float32Array, n: number): Promise<number> {
+  let worst = 0;
+  for (const [i, j] of [
+    [0, 0],
+    [n - 1, n - 1],
+    [Math.floor(n / 3), Math.floor((2 * n) / 3)],
+    [7 % n, Math.max(n - 2, 0)],
+  ]) {
+    let s = 0;
+    let mag = 0;
+    for (let k = 0; k < n; k++) {
+      s += a[i * n + k] * b[k * n + j];
+      mag += Math.abs(a[i * n + k] * b[k * n + j]);
+    }
+    worst = Math.max(worst, Math.abs(c[i * n + j] - s) / mag);
+  }
+  return worst;
+}
+
+function deviceName(gpu: WebGPUBackend): string {
+  const i = gpu.info;
+  return [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(' / ');
+}
+
+export async function benchGpuOps(opts: GpuOpsOptions = {}): Promise<BenchRow[]> {
+  const sizes = opts.sizes ?? [1024, 2048, 4096, 8192];
+  const seconds = opts.seconds ?? 0.5;
+  const gpu = await initWebGPU();
+  const dev = deviceName(gpu);
+  const rows: BenchRow[] = [];
+  const sync = () => gpu.sync();
+
+  // ---- matmul ----------------------------------------------------------------------------
+  const variants: [string, MatmulConfig | null][] = [['auto', null], ...Object.entries(opts.matmulConfigs ?? {})];
+  for (const n of sizes) {
+    const a = randomUniform([1, n], [n, n], { backend: gpu, low: -1, high: 1 });
+    const b = randomUniform([2, n], [n, n], { backend: gpu, low: -1, high: 1 });
+    const flops = 2 * n ** 3;
+    let hostA: Float32Array | null = null;
+    let hostB: Float32Array | null = null;
+    for (const [label, cfg] of variants) {
+      setMatmulConfig(cfg);
+      try {
+        const c0 = tmatmul(a, b);
+        hostA ??= (await a.data()) as Float32Array;
+        hostB ??= (await b.data()) as Float32Array;
+        const err = await checkMatmul(hostA, hostB, (await c0.data()) as Float32Array, n);
+        c0.dispose();
+        const { ms, iters } = await timeLoop(() => tmatmul(a, b).dispose(), sync, seconds, flops / 20e12);
+        const impl = label === 'auto' ? 'foxgate-webgpu' : `foxgate-webgpu[${label}]`;
+        rows.push({
+          bench: 'matmul',
+          case: `f32 n=${n}`,
+          impl,
+          value: (flops * iters) / (ms / 1000) / 1e12,
+          unit: 'TFLOP/s',
+          note: `${iters} it, max rel err ${err.toExponential(1)}; ${dev}`,
+        });
+      } catch (e) {
+        rows.push({
+          bench: 'matmul',
+          case: `f32 n=${n}`,
+          impl: `foxgate-webgpu[${label}]`,
+          value: Number.NaN,
+          unit: 'TFLOP/s',
+          note: `failed: ${(e as Error).message.slice(0, 200)}`,
+        });
+      }
+    }
+    setMatmulConfig(null);
+    a.dispose();
+    b.dispose();
+  }
+
+  // ---- elementwise add and row softmax -----------------------------------------------------
+  if (!opts.matmulOnly) {
+    const maxElems = Math.floor(gpu.info.limits.maxStorageBufferBindingSize / 4);
+    const n = Math.min(2 ** 26, maxElems);
+    const x = randomUniform([3, 1], [n], { backend: gpu });
+    const y = randomUniform([3, 2], [n], { backend: gpu });
+    const t = await timeLoop(() => add(x, y).dispose(), sync, seconds, (12 * n) / 2e12);
+    rows.push({
+      bench: 'add',
+      case: `f32 n=2^${Math.log2(n).toFixed(0)}`,
+      impl: 'foxgate-webgpu',
+      value: (12 * n * t.iters) / (t.ms / 1000) / 1e9,
+      unit: 'GB/s',
+      note: `3 arrays, ${t.iters} it; ${dev}`,
+    });
+    x.dispose();
+    y.dispose();
+    const C = 16384;
+    const R = Math.min(4096, Math.floor(maxElems / C));
+    const s = randomUniform([3, 3], [R, C], { backend: gpu, low: -5, high: 5 });
+    const ts = await timeLoop(() => softmax(s, -1).dispose(), sync, seconds, (8 * R * C) / 5e11);
+    rows.push({
+      bench: 'softmax',
+      case: `f32 [${R},${C}] rows`,
+      impl: 'foxgate-webgpu',
+      value: (8 * R * C * ts.iters) / (ts.ms / 1000) / 1e9,
+      unit: 'GB/s',
+      note: `2 arrays, composed of 5 primitives, ${ts.iters} it; ${dev}`,
+    });
+    s.dispose();
+  }
+
+  // ---- tfjs-backend-webgpu on the same GPU instance ---------------------------------------
+  if (opts.tfjs !== false) {
+    try {
+      rows.push(...(await benchTfjs(sizes, seconds, !opts.matmulOnly, dev)));
+    } catch (e) {
+      rows.push({
+        bench: 'matmul',
+        case: 'tfjs',
+        impl: 'tfjs-webgpu',
+        value: Number.NaN,
+        unit: 'TFLOP/s',
+        note: `tfjs-webgpu failed: ${(e as Error).message.slice(0, 300)}`,
+      });
+    }
+  }
+  await gpu.destroy();
+  return rows;
+}
+
+async function benchTfjs(sizes: number[], seconds: number, withOps: boolean, dev: string): Promise<BenchRow[]> {
+  const { gpu, globals } = await webgpuInstance();
+  // tfjs-backend-webgpu registers itself only when navigator.gpu exists at import time, and
+  // uses the GPUBufferUsage/GPUMapMode/... globals.
+  const g = globalThis as Record<string, unknown>;
+  for (const [k, v] of Object.entries(globals)) if (!(k in g)) g[k] = v;
+  const nav = (g.navigator ?? {}) as Record<string, unknown>;
+  if (!nav.gpu) Object.defineProperty(globalThis, 'navigator', { value: { ...nav, gpu }, configurable: true, writable: true });
+  const tf: TfModule = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") returned false');
+  await tf.ready();
+  const backend = tf.backend() as unknown as {
+    submitQueue(): void;
+    endComputePassEncoder(): void;
+    commandEncoder: GPUCommandEncoder | null;
+    device: GPUDevice;
+  };
+  const done = async () => {
+    // tfjs submits every 15 dispatches; submit the rest the way its own readback does
+    // (end the open compute pass, then submit), then wait for the queue
+    backend.endComputePassEncoder();
+    if (backend.commandEncoder) backend.submitQueue();
+    await backend.device.queue.onSubmittedWorkDone();
+  };
+  const rows: BenchRow[] = [];
+  for (const n of sizes) {
+    const a = tf.randomUniform([n, n], -1, 1);
+    const b = tf.randomUniform([n, n], -1, 1);
+    const flops = 2 * n ** 3;
+    const c0 = tf.matMul(a, b);
+    const err = await checkMatmul((await a.data()) as Float32Array, (await b.data()) as Float32Array, (await c0.data()) as Float32Array, n);
+    c0.dispose();
+    const { ms, iters } = await timeLoop(() => tf.matMul(a, b).dispose(), done, seconds, flops / 10e12);
+    rows.push({
+      bench: 'matmul',
+      case: `f32 n=${n}`,
+      impl: 'tfjs-webgpu 4.22.0',
+      value: (flops * iters) / (ms / 1000) / 1e12,
+      unit: 'TFLOP/s',
+      note: `${iters} it, max rel err ${err.toExponential(1)}; ${dev}`,
+    });
+    a.dispose();
+    b.dispose();
+  }
+  if (withOps) {
+    const maxElems = Math.floor(backend.device.limits.maxStorageBufferBindingSize / 4);
+    const n = Math.min(2 ** 26, maxElems);
+    const x = tf.randomUniform([n]);
+    const y = tf.randomUniform([n]);
+    const t = await timeLoop(() => tf.add(x, y).dispose(), done, seconds, (12 * n) / 2e12);
+    rows.push({
+      bench: 'add',
+      case: `f32 n=2^${Math.log2(n).toFixed(0)}`,
+      impl: 'tfjs-webgpu 4.22.0',
+      value: (12 * n * t.iters) / (t.ms / 1000) / 1e9,
+      unit: 'GB/s',
+      note: `3 arrays, ${t.iters} it; ${dev}`,
+    });
+    x.dispose();
+    y.dispose();
+    const C = 16384;
+    const R = Math.min(4096, Math.floor(maxElems / C));
+    const s = tf.randomUniform([R, C], -5, 5);
+    const ts = await timeLoop(() => tf.softmax(s).dispose(), done, seconds, (8 * R * C) / 5e11);
+    rows.push({
+      bench: 'softmax',
+      case: `f32 [${R},${C}] rows`,
+      impl: 'tfjs-webgpu 4.22.0',
+      value: (8 * R * C * ts.iters) / (ts.ms / 1000) / 1e9,
+      unit: 'GB/s',
+      note: `2 arrays, ${ts.iters} it; ${dev}`,
+    });
+    s.dispose();
+  }
+  backend.device.destroy();
+  return rows;
+}
