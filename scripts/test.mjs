@@ -13,6 +13,7 @@ const r = runPnpm(['exec', 'turbo', 'run', 'test', '--concurrency=1', '--output-
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+let brokenFiles = 0;
 const missing = [];
 for (const d of dirs) {
   const f = join(d, '.vitest-result.json');
@@ -24,7 +25,9 @@ for (const d of dirs) {
   passed += j.numPassedTests;
   failed += j.numFailedTests;
   skipped += j.numPendingTests + (j.numTodoTests ?? 0);
+  // a test file that fails to load has no failed tests, only a failed suite
+  brokenFiles += (j.testResults ?? []).filter((t) => t.status === 'failed' && (t.assertionResults ?? []).length === 0).length;
 }
 if (missing.length) console.log(`[foxgate] no test report from: ${missing.join(', ')}`);
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(r.status !== 0 || failed > 0 || missing.length > 0 ? 1 : 0);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped${brokenFiles ? `, ${brokenFiles} test file(s) failed to run` : ''}`);
+process.exit(r.status !== 0 || failed > 0 || brokenFiles > 0 || missing.length > 0 ? 1 : 0);

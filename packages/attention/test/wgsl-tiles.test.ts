@@ -15,6 +15,10 @@ afterEach(() => setFoxTiles({}));
 
 const configs: [string, FoxTileOverrides][] = [
   [
+    'fwd 64x32 4x2, dkv 32x32 4x2, dq 32x32 4x2 (the hardware default)',
+    { fwd: { bq: 64, bk: 32, tm: 4, tn: 2 }, dkv: { bq: 32, bk: 32, tm: 4, tn: 2 }, dq: { bq: 32, bk: 32, tm: 4, tn: 2 } },
+  ],
+  [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
     { fwd: { bq: 64, bk: 32, tm: 8, tn: 4 }, dkv: { bq: 32, bk: 32, tm: 8, tn: 4 }, dq: { bq: 32, bk: 32, tm: 4, tn: 8 } },
   ],

@@ -37,6 +37,10 @@ export function goldenFile(): string {
  * each case's settings from the manifest in `__metadata__.manifest` (or the `.json` beside it).
  */
 export function loadGolden(file: string): GoldenCase[] {
+  if (!existsSync(file))
+    throw new Error(
+      `golden: fixture file ${file} not found (the shared fixtures sit beside the project as ../shared; or set FOXGATE_GOLDEN_FILE)`,
+    );
   const bytes = readFileSync(file);
   const { tensors, metadata } = parseSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
   let manifest: Record<string, Record<string, unknown>>;
