@@ -1,6 +1,7 @@
 import { valueAndGrad } from '@foxgate/autograd';
-import { FoxgateError, memoryStats, mul, sum, type Tensor, tensor, zeros } from '@foxgate/tensor';
+import { memoryStats, mul, sum, type Tensor, tensor, zeros } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
+import { throwsNaming } from '../../tensor/test/util/errors.js';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { forgettingAttention, softmaxAttention } from '../src/index.js';
 import { normals } from './util/fox.js';
@@ -13,18 +14,6 @@ const q = z([1, 8, 2, 4]);
 const k = z([1, 8, 2, 4]);
 const v = z([1, 8, 2, 4]);
 const logF = z([1, 8, 2]);
-
-function throwsNaming(fn: () => unknown, ...parts: (string | RegExp)[]): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(FoxgateError);
-  const msg = (err as Error).message;
-  for (const p of parts) expect(msg).toMatch(p);
-}
 
 describe('bad inputs give one FoxgateError naming the argument and shapes', () => {
   it('mismatched shapes', () => {

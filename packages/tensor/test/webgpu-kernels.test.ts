@@ -3,6 +3,7 @@ import { BINARY_OPS, type BinaryOp, type ReduceOp, UNARY_OPS, type UnaryOp } fro
 import type { DType } from '../src/dtype.js';
 import { FoxgateError } from '../src/errors.js';
 import { sizeOf } from '../src/shape.js';
+import { sumAccuracyData } from './util/errors.js';
 import { both, cpu, destroyTestWebGPU, mismatch, permutedSpec, testWebGPU, type ViewSpec, values, viewOn } from './util/webgpu.js';
 
 const gpu = await testWebGPU();
@@ -291,12 +292,7 @@ describe.skipIf(!gpu)('webgpu reductions', () => {
 
   it('float32 sum of 1e6 elements is within 1e-5 relative of the float64 sum', async () => {
     const n = 1_000_000;
-    const data = new Float32Array(n);
-    let exact = 0;
-    for (let i = 0; i < n; i++) {
-      data[i] = 0.1 + ((i * 7919) % 1000) / 997;
-      exact += data[i];
-    }
+    const { data, exact } = sumAccuracyData(n);
     const x = viewOn(gpu!, { data, dtype: 'float32', shape: [n] });
     const s = gpu!.reduce('sum', x, [0]);
     const got = (await gpu!.read(s, 'float32', 1))[0];

@@ -1,0 +1,31 @@
+import { expect } from 'vitest';
+import { FoxgateError } from '../../src/errors.js';
+
+/**
+ * Expects `fn` to throw one FoxgateError with a single-line message that matches every part;
+ * returns the message. Shared by the test suites of every package.
+ */
+export function throwsNaming(fn: () => unknown, ...parts: (string | RegExp)[]): string {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(FoxgateError);
+  const msg = (err as Error).message;
+  expect(msg).not.toContain('\n');
+  for (const p of parts) expect(msg).toMatch(p);
+  return msg;
+}
+
+/** n float32 values in [0.1, 1.1) with their float64 sum (for large-reduction accuracy checks). */
+export function sumAccuracyData(n: number): { data: Float32Array; exact: number } {
+  const data = new Float32Array(n);
+  let exact = 0;
+  for (let i = 0; i < n; i++) {
+    data[i] = 0.1 + ((i * 7919) % 1000) / 997;
+    exact += data[i];
+  }
+  return { data, exact };
+}

@@ -1,0 +1,47 @@
+/*
+ * Forgetting / softmax attention on a hardware WebGPU adapter against the fused CPU kernel in
+ * float64: output and all four gradients, for the head dims, odd lengths, Tq < Tk and ACP cases
+ * of the test suite (which runs on lavapipe, where the kernels take their software variants).
+ * Tolerances: those of the test suite (`compareResults`).
+ */
+
+import { compareResults, problem, runFox } from '../../packages/attention/test/util/fox.js';
+import { initWebGPU } from '../../packages/tensor/src/index.js';
+
+export async function checkAttention(): Promise<{ name: string; ok: boolean; msg?: string }[]> {
+  const gpu = await initWebGPU();
+  const results: { name: string; ok: boolean; msg?: string }[] = [];
+  const cases: [B: number, Tq: number, Tk: number, H: number, D: number][] = [
+    [2, 133, 133, 3, 64],
+    [1, 75, 301, 2, 64],
+    [2, 257, 257, 2, 8],
+    [1, 190, 190, 3, 24],
+    [2, 129, 200, 2, 100],
+    [1, 300, 300, 2, 128],
+    [1, 97, 97, 1, 256],
+    [1, 1, 150, 2, 64],
+  ];
+  let seed = 1;
+  for (const [B, Tq, Tk, H, D] of cases) {
+    for (const [label, opts, gate] of [
+      ['gated', { gated: true }, [0, 5]],
+      ['gated ACP', { gated: true, acp: true, stats: true }, [-3, 1]],
+      ['softmax', { gated: false }, [0, 5]],
+    ] as const) {
+      const name = `${label} B=${B} Tq=${Tq} Tk=${Tk} H=${H} D=${D}`;
+      try {
+        const p = problem(B, Tq, Tk, H, D, seed++, [gate[0], gate[1]], 0.5);
+        const want = await runFox(p, 'cpu', 'float64', opts);
+        const got = await runFox(p, gpu, 'float32', opts);
+        const cmp = compareResults(got, want);
+        const bad = Object.entries(cmp).filter(([, m]) => m !== null);
+        const frac = got.fraction !== undefined ? ` (tiles computed ${(100 * got.fraction).toFixed(1)}%)` : '';
+        results.push({ name: name + frac, ok: bad.length === 0, msg: bad.map(([k, m]) => `${k}: ${m}`).join('; ') || undefined });
+      } catch (e) {
+        results.push({ name, ok: false, msg: `threw ${(e as Error).message}` });
+      }
+    }
+  }
+  await gpu.destroy();
+  return results;
+}
