@@ -59,6 +59,7 @@ describe.skipIf(!gpu)('webgpu engine', () => {
     const budget = pool.maxPooledBytes;
     await gpu!.sync();
     pool.maxPooledBytes = 0; // every freed buffer is destroyed rather than pooled
+    pool.followPeak = false;
     try {
       const x = tensor(
         Array.from({ length: 4096 }, (_, i) => (i % 17) / 17),
@@ -82,6 +83,32 @@ describe.skipIf(!gpu)('webgpu engine', () => {
       x.dispose();
       await gpu!.sync();
       expect(memoryStats().backends.webgpu.pooledBuffers).toBe(pool.pooledBuffers);
+    } finally {
+      pool.maxPooledBytes = budget;
+      pool.followPeak = true;
+    }
+  });
+
+  it('the pool budget follows the peak live bytes: a loop larger than maxPooledBytes reuses its buffers', async () => {
+    const pool = gpu!.engine.pool;
+    const budget = pool.maxPooledBytes;
+    await gpu!.sync();
+    pool.maxPooledBytes = 0; // only the peak rule keeps buffers
+    pool.clear(); // nothing pooled from earlier tests (all work was submitted by sync)
+    try {
+      const x = tensor(
+        Array.from({ length: 256 * 1024 }, (_, i) => (i % 101) / 101),
+        [256, 1024],
+        { backend: gpu! },
+      );
+      const step = () => tidy(() => sum(exp(add(mul(x, 2), 1)), 1));
+      for (let i = 0; i < 3; i++) step().dispose();
+      await gpu!.sync();
+      const created = pool.created;
+      for (let i = 0; i < 20; i++) step().dispose();
+      await gpu!.sync();
+      expect(pool.created).toBe(created);
+      x.dispose();
     } finally {
       pool.maxPooledBytes = budget;
     }

@@ -149,11 +149,11 @@ function decode(source: string, e: Located, raw: Uint8Array): TypedArray {
     case 'BF16':
       return decodeHalves(new Uint16Array(buf), e.dtype);
     case 'I16':
-      return Int32Array.from(new Int16Array(buf));
+      return new Int32Array(new Int16Array(buf));
     case 'U16':
-      return Int32Array.from(new Uint16Array(buf));
+      return new Int32Array(new Uint16Array(buf));
     case 'I8':
-      return Int32Array.from(new Int8Array(buf));
+      return new Int32Array(new Int8Array(buf));
     case 'I64': {
       const w = new Int32Array(buf);
       const out = new Int32Array(w.length / 2);

@@ -65,8 +65,11 @@ export function tensor(data: TypedArray | NestedArray, shape?: readonly number[]
     fail('tensor', `${values.length} values do not fill shape ${fmtShape(finalShape)} (${sizeOf(finalShape)} elements)`);
   }
   const arr = arrayFor(dtype, values.length);
-  if (dtype === 'bool') for (let i = 0; i < values.length; i++) arr[i] = values[i] ? 1 : 0;
-  else arr.set(values as ArrayLike<number>);
+  if (dtype === 'bool') {
+    const n = values.length;
+    const src = values as ArrayLike<number>;
+    for (let i = 0; i < n; i++) arr[i] = src[i] ? 1 : 0;
+  } else arr.set(values as ArrayLike<number>);
   return wrap(backend, backend.upload(arr, dtype), dtype, finalShape);
 }
 

@@ -23,7 +23,10 @@ export interface InitWebGPUOptions {
   dawnFlags?: string[];
   /** Dispatches per submitted command buffer (default 64). */
   batchSize?: number;
-  /** Bytes of freed buffers the pool keeps (default 2 GiB). */
+  /**
+   * Bytes of freed buffers the pool keeps at least (default 2 GiB); it keeps up to the most bytes
+   * ever live at once when that is larger, so steady loops reuse their buffers.
+   */
   maxPooledBytes?: number;
 }
 

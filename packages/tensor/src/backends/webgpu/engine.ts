@@ -46,7 +46,7 @@ export interface EngineOptions {
   debug: boolean;
   /** Dispatches per submitted command buffer. */
   batchSize?: number;
-  /** Bytes of freed buffers the pool keeps before destroying them. */
+  /** Bytes of freed buffers the pool keeps at least (it keeps up to the peak live bytes if larger). */
   maxPooledBytes?: number;
 }
 
@@ -104,6 +104,8 @@ export class Engine {
   /** Live storages and their bytes. */
   storages = 0;
   bytesInUse = 0;
+  /** The most bytes live at once so far (the pool's budget follows it). */
+  peakBytes = 0;
   /** Dispatches encoded so far (for tests and benchmarks). */
   dispatches = 0;
 
@@ -115,7 +117,15 @@ export class Engine {
     this.uniformAlign = limits.minUniformBufferOffsetAlignment;
     this.batchSize = opts.debug ? 1 : (opts.batchSize ?? 64);
     const usage = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
-    this.pool = new BufferPool(device, usage, limits.maxBufferSize, opts.maxPooledBytes ?? 2 ** 31, 'foxgate', (b) => this.forgetBuffer(b));
+    this.pool = new BufferPool(
+      device,
+      usage,
+      limits.maxBufferSize,
+      opts.maxPooledBytes ?? 2 ** 31,
+      'foxgate',
+      (b) => this.forgetBuffer(b),
+      () => this.peakBytes,
+    );
     this.staging = new BufferPool(device, BufferUsage.MAP_READ | BufferUsage.COPY_DST, limits.maxBufferSize, 2 ** 28, 'foxgate-staging');
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: 'foxgate-uniforms' });
     const onError = (ev: Event) => {
@@ -175,6 +185,7 @@ export class Engine {
     const s = new GpuStorage(this.pool.acquire(bytes), bytes);
     this.storages++;
     this.bytesInUse += s.byteLength;
+    if (this.bytesInUse > this.peakBytes) this.peakBytes = this.bytesInUse;
     return s;
   }
 

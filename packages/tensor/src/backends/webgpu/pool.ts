@@ -3,7 +3,7 @@
  * into quarters above 4 KiB: 4, 5, 6, 7 · 2^k, so at most 25% is wasted; 256-byte steps below),
  * and freed buffers wait in a per-bucket free list for the next request of that bucket. Reusing a
  * buffer right after freeing it is safe: the queue orders every later use after earlier ones.
- * Beyond `maxPooledBytes`, freed buffers are destroyed instead of kept — but only once the
+ * Beyond its budget (`maxPooledBytes` or the peak live bytes, the larger), freed buffers are destroyed instead of kept — but only once the
  * commands encoded so far are submitted (`destroyDoomed`, called by the engine after each
  * submit): commands still in the shared encoder may use the buffer, and a submit that names a
  * destroyed buffer is a validation error.
@@ -12,6 +12,8 @@ export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   /** Freed buffers beyond the pool's budget, destroyed after the next submit. */
   private doomed: GPUBuffer[] = [];
+  /** Let the budget follow the peak live bytes (tests switch it off to force destruction). */
+  followPeak = true;
   /** Bytes and buffers waiting in the pool. */
   pooledBytes = 0;
   pooledBuffers = 0;
@@ -29,6 +31,13 @@ export class BufferPool {
     private readonly label: string,
     /** Called before a buffer is destroyed (drops cached bind groups that use it). */
     private readonly onDestroy: (b: GPUBuffer) => void = () => {},
+    /**
+     * The most bytes the program has held live at once: the pool keeps up to that much (or
+     * `maxPooledBytes`, whichever is larger), so a loop whose working set exceeds the fixed
+     * budget does not create and destroy its largest buffers every iteration (allocating a
+     * 1 GiB buffer costs tens of milliseconds). Device memory stays ≤ live + peak.
+     */
+    private readonly peakBytes: () => number = () => 0,
   ) {}
 
   /** The bucket (actual buffer size in bytes) that serves a request of `bytes`. */
@@ -61,7 +70,7 @@ export class BufferPool {
 
   release(buf: GPUBuffer): void {
     const size = buf.size;
-    if (this.pooledBytes + size > this.maxPooledBytes) {
+    if (this.pooledBytes + size > Math.max(this.maxPooledBytes, this.followPeak ? this.peakBytes() : 0)) {
       this.onDestroy(buf);
       this.doomed.push(buf);
       return;
