@@ -243,6 +243,78 @@ function decl(name: string, tm: number, tn: number, init: string): string {
     .join('\n');
 }
 
+/**
+ * `acc<e>_<f> = A[row e] · B[column f]` over D for the thread's TM×TN micro-tile: A holds the
+ * thread's rows (`tr·TM + e`), B its columns (`tc + NC·f`, DVP-padded).
+ */
+function scoreTile(acc: string, A: string, B: string, nc: number, tm: number, tn: number): string {
+  return `${decl(acc, tm, tn, '0.0')}
+${dotTile(
+  acc,
+  A,
+  (e) => `tr * TM + ${e}u`,
+  B,
+  (f) => `tc + ${nc * f}u`,
+  tm,
+  tn,
+)}`;
+}
+
+/**
+ * Stores the thread's micro-tile values `<val><e>_<f>` transposed into a workgroup array, as vec4
+ * groups of four of its rows: `dst[(tc + NC·f)·(rows/4) + tr·TM/4 + r]`.
+ */
+function stageTransposed(dst: string, val: string, rows: 'BQ' | 'BK', nc: number, tm: number, tn: number): string {
+  const e4 = tm / 4;
+  return range(tn)
+    .flatMap((f) =>
+      range(e4).map(
+        (r) =>
+          `    ${dst}[(tc + ${nc * f}u) * (${rows} / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
+            .map((x) => `${val}${4 * r + x}_${f}`)
+            .join(', ')});`,
+      ),
+    )
+    .join('\n');
+}
+
+/** One product of a tile step: `acc += staged(weights) · src(rows)`, read through locals w and x. */
+interface TileProduct {
+  w: string;
+  staged: string;
+  x: string;
+  src: string;
+  acc: string;
+}
+
+/**
+ * The second product of each tile step (P·V, dS·K, Pᵀ·dO, dSᵀ·Q): after a barrier,
+ * `acc<e>_<f> += staged[k][row e] · src[k][vec4 group f]` over the `bound` rows k of the tile
+ * (`stageTransposed` wrote `staged`, `rows` of the thread tile per k).
+ */
+function accumulateTile(
+  k: string,
+  bound: string,
+  rows: 'BQ' | 'BK',
+  terms: TileProduct[],
+  g: { fg: number; guard: (f: number) => string },
+  nc: number,
+  tm: number,
+): string {
+  const e4 = tm / 4;
+  return `    workgroupBarrier();
+    for (var ${k} = 0u; ${k} < ${bound}; ${k}++) {
+${lines(e4, (r) => terms.map((t) => `      let ${t.w}${r} = ${t.staged}[${k} * (${rows} / 4u) + tr * ${e4}u + ${r}u];`).join('\n'))}
+${lines(
+  g.fg,
+  (f) => `      if (${g.guard(f)}) {
+${terms.map((t) => `        let ${t.x} = ${t.src}[${k} * DVP + tc + ${nc * f}u];`).join('\n')}
+${lines(tm, (e) => terms.map((t) => `        ${t.acc}${e}_${f} += ${t.w}${Math.floor(e / 4)}.${comp[e % 4]} * ${t.x};`).join('\n'))}
+      }`,
+)}
+    }`;
+}
+
 /** Owned vec4 groups of D: g = tc + NC·f for f < FG (guarded when NC·FG may exceed DV). */
 function groups(spec: FoxKernelSpec, nc: number): { fg: number; guard: (f: number) => string } {
   const DV = dv(spec.D);
@@ -255,6 +327,79 @@ function prologue(spec: FoxKernelSpec): string {
   return spec.dynamic ? '  let DV = P.loopDV;\n  let DVP = DV + 1u;\n' : '';
 }
 
+/** The `@compute` entry point and the (b, h) pair of the workgroup (`wid.y`). */
+function entry(spec: FoxKernelSpec, threads: number): string {
+  return `@compute @workgroup_size(${threads})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${prologue(spec)}  let bh = wid.y;
+  let b = bh / P.H;
+  let h = bh % P.H;`;
+}
+
+/** The workgroup's query tile (the last tiles first: they see the most keys) and the thread's rows. */
+const QUERY_TILE = `  let nqt = (P.Tq + BQ - 1u) / BQ;
+  let i0 = (nqt - 1u - wid.x) * BQ;
+  let off = P.Tk - P.Tq;
+  let tr = lid / NC;
+  let tc = lid % NC;
+  let ib = i0 + tr * TM;`;
+
+/** Key tiles a query tile visits: causal end, start from ACP (`first`) when pruning. */
+function keyTileRange(acp: boolean): string {
+  return `  let pLast = min(i0 + BQ, P.Tq) - 1u + off;
+  var kStart = 0u;
+${acp ? '  kStart = u32(first[bh * P.nqb64 + i0 / 64u + P.first_offset]) * 64u;' : ''}
+  let kt0 = kStart / BK;
+  let kt1 = pLast / BK;`;
+}
+
+/** Λ of the current key tile, relative to the query tile's reference, in base 2. */
+const LAMBDA_KEYS = '    for (var x = lid; x < BK; x += NT) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }';
+
+interface TileLoad {
+  /** Local variable, workgroup array, accessor, and whether the value is pre-scaled by scale·log2 e. */
+  v: string;
+  dst: string;
+  ld: string;
+  scaled?: boolean;
+}
+
+/**
+ * Cooperative load of a tile of rows `origin + r` (r < `rows`, zero past `T`) of one or more
+ * `[B,T,H,D]` inputs into workgroup arrays, as vec4 groups; `padded` rows are DVP long (the
+ * arrays read across rows), others DV.
+ */
+function loadTile(indent: string, rows: 'BQ' | 'BK', t: 'i' | 'j', origin: string, T: string, padded: boolean, loads: TileLoad[]): string {
+  const read = (l: TileLoad) => `${l.ld}(b, ${t}, h, x % DV)${l.scaled ? ' * P.scale2' : ''}`;
+  const cond =
+    loads.length === 1
+      ? [`if (${t} < ${T}) { ${loads[0].v} = ${read(loads[0])}; }`]
+      : [`if (${t} < ${T}) {`, ...loads.map((l) => `  ${l.v} = ${read(l)};`), '}'];
+  const body = [
+    ...(padded ? ['let r = x / DV;', `let ${t} = ${origin} + r;`] : [`let ${t} = ${origin} + x / DV;`]),
+    ...loads.map((l) => `var ${l.v} = vec4<f32>(0.0);`),
+    ...cond,
+    ...loads.map((l) => `${l.dst}[${padded ? 'r * DVP + x % DV' : 'x'}] = ${l.v};`),
+  ];
+  return [`${indent}for (var x = lid; x < ${rows} * DV; x += NT) {`, ...body.map((l) => `${indent}  ${l}`), `${indent}}`].join('\n');
+}
+
+/**
+ * Sums each tile row's partial sums `acc<e>` across the NC threads that share the row (through
+ * `red`) and writes them to `out[b, origin + x, h]` (rows below `T`).
+ */
+function storeRowSums(tm: number, acc: string, rows: 'BQ' | 'BK', t: 'i' | 'j', origin: string, T: string, out: string): string {
+  return `  workgroupBarrier();
+${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = ${acc}${e};`)}
+  workgroupBarrier();
+  for (var x = lid; x < ${rows}; x += NT) {
+    let ${t} = ${origin} + x;
+    var t = 0.0;
+    for (var c = 0u; c < NC; c++) { t += red[x * NC + c]; }
+    if (${t} < ${T}) { ${out}[(b * ${T} + ${t}) * P.H + h] = t; }
+  }`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // forward
 
@@ -264,7 +409,6 @@ export function foxForwardWGSL(spec: FoxKernelSpec): string {
   const { bq, bk, tm, tn } = tiles;
   const nc = bk / tn;
   const { fg, guard } = groups(spec, nc);
-  const e4 = tm / 4;
   return `${header(spec, bq, bk)}
 const BQ = ${bq}u;
 const BK = ${bk}u;
@@ -279,30 +423,12 @@ ${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
 ${accessors(spec, 'o', 'P.Tq', 'stO', true)}
 ${lamFn(gated)}
 
-@compute @workgroup_size(${(bq / tm) * nc})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-${prologue(spec)}  let bh = wid.y;
-  let b = bh / P.H;
-  let h = bh % P.H;
-  let nqt = (P.Tq + BQ - 1u) / BQ;
-  let i0 = (nqt - 1u - wid.x) * BQ;
-  let off = P.Tk - P.Tq;
-  let tr = lid / NC;
-  let tc = lid % NC;
-  let ib = i0 + tr * TM;
-  for (var x = lid; x < BQ * DV; x += NT) {
-    let i = i0 + x / DV;
-    var val = vec4<f32>(0.0);
-    if (i < P.Tq) { val = ldQ(b, i, h, x % DV) * P.scale2; }
-    Qs[x] = val;
-  }
+${entry(spec, (bq / tm) * nc)}
+${QUERY_TILE}
+${loadTile('  ', 'BQ', 'i', 'i0', 'P.Tq', false, [{ v: 'val', dst: 'Qs', ld: 'ldQ', scaled: true }])}
   let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
 ${lines(tm, (e) => `  let lq${e} = (lamAt(b, min(ib + ${e}u, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
-  let pLast = min(i0 + BQ, P.Tq) - 1u + off;
-  var kStart = 0u;
-${acp ? '  kStart = u32(first[bh * P.nqb64 + i0 / 64u + P.first_offset]) * 64u;' : ''}
-  let kt0 = kStart / BK;
-  let kt1 = pLast / BK;
+${keyTileRange(acp)}
 ${lines(tm, (e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`)}
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var acc${e}_${f} = vec4<f32>(0.0);`))
@@ -310,38 +436,17 @@ ${range(tm)
   for (var kt = kt0; kt <= kt1; kt++) {
     let j0 = kt * BK;
     workgroupBarrier();
-    for (var x = lid; x < BK * DV; x += NT) {
-      let r = x / DV;
-      let j = j0 + r;
-      var val = vec4<f32>(0.0);
-      if (j < P.Tk) { val = ldK(b, j, h, x % DV); }
-      KVs[r * DVP + x % DV] = val;
-    }
-    for (var x = lid; x < BK; x += NT) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }
+${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [{ v: 'val', dst: 'KVs', ld: 'ldK' }])}
+${LAMBDA_KEYS}
     workgroupBarrier();
-${decl('s', tm, tn, '0.0')}
-${dotTile(
-  's',
-  'Qs',
-  (e) => `tr * TM + ${e}u`,
-  'KVs',
-  (f) => `tc + ${nc * f}u`,
-  tm,
-  tn,
-)}
+${scoreTile('s', 'Qs', 'KVs', nc, tm, tn)}
 ${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0 + tc + ${nc * f}u;`)}
 ${range(tm)
   .flatMap((e) => range(tn).map((f) => `    s${e}_${f} = select(NEG, s${e}_${f} + lq${e} - lk${f}, jc${f} <= ib + ${e}u + off);`))
   .join('\n')}
 ${lines(tm, (e) => `    red[(tr * TM + ${e}u) * NC + tc] = max(${range(tn).reduce((acc, f) => (acc ? `max(${acc}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG);`)}
     workgroupBarrier();
-    for (var x = lid; x < BK * DV; x += NT) {
-      let r = x / DV;
-      let j = j0 + r;
-      var val = vec4<f32>(0.0);
-      if (j < P.Tk) { val = ldV(b, j, h, x % DV); }
-      KVs[r * DVP + x % DV] = val;
-    }
+${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [{ v: 'val', dst: 'KVs', ld: 'ldV' }])}
 ${lines(
   tm,
   (e) => `    var mt${e} = NEG;
@@ -355,27 +460,8 @@ ${lines(tn, (f) => `    let p${e}_${f} = exp2(s${e}_${f} - mn${e});`)}
       .join(' + ')};
 ${lines(fg, (f) => `    acc${e}_${f} *= al${e};`)}`,
 )}
-${range(tn)
-  .flatMap((f) =>
-    range(e4).map(
-      (r) =>
-        `    Pt[(tc + ${nc * f}u) * (BQ / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
-          .map((x) => `p${4 * r + x}_${f}`)
-          .join(', ')});`,
-    ),
-  )
-  .join('\n')}
-    workgroupBarrier();
-    for (var j = 0u; j < ${dyn ? 'P.loopBK' : 'BK'}; j++) {
-${lines(e4, (r) => `      let pv${r} = Pt[j * (BQ / 4u) + tr * ${e4}u + ${r}u];`)}
-${lines(
-  fg,
-  (f) => `      if (${guard(f)}) {
-        let vv = KVs[j * DVP + tc + ${nc * f}u];
-${lines(tm, (e) => `        acc${e}_${f} += pv${Math.floor(e / 4)}.${comp[e % 4]} * vv;`)}
-      }`,
-)}
-    }
+${stageTransposed('Pt', 'p', 'BQ', nc, tm, tn)}
+${accumulateTile('j', dyn ? 'P.loopBK' : 'BK', 'BQ', [{ w: 'pv', staged: 'Pt', x: 'vv', src: 'KVs', acc: 'acc' }], { fg, guard }, nc, tm)}
   }
   workgroupBarrier();
 ${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = l${e};`)}
@@ -406,7 +492,6 @@ export function foxBwdKVWGSL(spec: FoxKernelSpec): string {
   const { bq, bk, tm, tn } = tiles;
   const nc = bq / tn;
   const { fg, guard } = groups(spec, nc);
-  const e4 = tm / 4;
   return `${header(spec, bk, bq)}
 const BQ = ${bq}u;
 const BK = ${bk}u;
@@ -428,27 +513,16 @@ ${accessors(spec, 'dk', 'P.Tk', 'stDK', true)}
 ${accessors(spec, 'dv', 'P.Tk', 'stDV', true)}
 ${lamFn(gated)}
 
-@compute @workgroup_size(${(bk / tm) * nc})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-${prologue(spec)}  let bh = wid.y;
-  let b = bh / P.H;
-  let h = bh % P.H;
+${entry(spec, (bk / tm) * nc)}
   let j0 = wid.x * BK;
   let off = P.Tk - P.Tq;
   let tr = lid / NC;
   let tc = lid % NC;
   let jb = j0 + tr * TM;
-  for (var x = lid; x < BK * DV; x += NT) {
-    let j = j0 + x / DV;
-    var kv = vec4<f32>(0.0);
-    var vv = vec4<f32>(0.0);
-    if (j < P.Tk) {
-      kv = ldK(b, j, h, x % DV) * P.scale2;
-      vv = ldV(b, j, h, x % DV);
-    }
-    Ks[x] = kv;
-    Vs[x] = vv;
-  }
+${loadTile('  ', 'BK', 'j', 'j0', 'P.Tk', false, [
+  { v: 'kv', dst: 'Ks', ld: 'ldK', scaled: true },
+  { v: 'vv', dst: 'Vs', ld: 'ldV' },
+])}
 ${lines(tm, (e) => `  let lkRaw${e} = lamAt(b, min(jb + ${e}u, P.Tk - 1u), h);\n  var cs${e} = 0.0;`)}
   // query tiles that see this key tile: causal start, end from ACP (last 64-query tile keeping it)
   var qt0 = 0u;
@@ -462,18 +536,10 @@ ${range(tm)
   for (var qt = qt0; qt < qt1; qt++) {
     let i0 = qt * BQ;
     workgroupBarrier();
-    for (var x = lid; x < BQ * DV; x += NT) {
-      let r = x / DV;
-      let i = i0 + r;
-      var qv = vec4<f32>(0.0);
-      var dov = vec4<f32>(0.0);
-      if (i < P.Tq) {
-        qv = ldQ(b, i, h, x % DV);
-        dov = ldDO(b, i, h, x % DV);
-      }
-      Qs[r * DVP + x % DV] = qv;
-      dOs[r * DVP + x % DV] = dov;
-    }
+${loadTile('    ', 'BQ', 'i', 'i0', 'P.Tq', true, [
+  { v: 'qv', dst: 'Qs', ld: 'ldQ' },
+  { v: 'dov', dst: 'dOs', ld: 'ldDO' },
+])}
     for (var x = lid; x < BQ; x += NT) {
       let i = min(i0 + x, P.Tq - 1u);
       lseQ[x] = lse2[bh * P.Tq + i + P.lse2_offset];
@@ -483,26 +549,8 @@ ${range(tm)
     let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
 ${lines(tm, (e) => `    let lk${e} = (lkRaw${e} - lamRef) * LOG2E;`)}
     workgroupBarrier();
-${decl('s', tm, tn, '0.0')}
-${decl('dp', tm, tn, '0.0')}
-${dotTile(
-  's',
-  'Ks',
-  (e) => `tr * TM + ${e}u`,
-  'Qs',
-  (f) => `tc + ${nc * f}u`,
-  tm,
-  tn,
-)}
-${dotTile(
-  'dp',
-  'Vs',
-  (e) => `tr * TM + ${e}u`,
-  'dOs',
-  (f) => `tc + ${nc * f}u`,
-  tm,
-  tn,
-)}
+${scoreTile('s', 'Ks', 'Qs', nc, tm, tn)}
+${scoreTile('dp', 'Vs', 'dOs', nc, tm, tn)}
 ${lines(
   tn,
   (f) => `    let r${f} = tc + ${nc * f}u;
@@ -527,30 +575,20 @@ ${lines(
       .map((f) => `ds${e}_${f}`)
       .join(' + ')};`,
 )}
-${range(tn)
-  .flatMap((f) =>
-    range(e4).map(
-      (r) => `    Ps[r${f} * (BK / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
-        .map((x) => `p${4 * r + x}_${f}`)
-        .join(', ')});
-    dSs[r${f} * (BK / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
-      .map((x) => `ds${4 * r + x}_${f}`)
-      .join(', ')});`,
-    ),
-  )
-  .join('\n')}
-    workgroupBarrier();
-    for (var r = 0u; r < ${dyn ? 'P.loopBQ' : 'BQ'}; r++) {
-${lines(e4, (x) => `      let pv${x} = Ps[r * (BK / 4u) + tr * ${e4}u + ${x}u];\n      let sv${x} = dSs[r * (BK / 4u) + tr * ${e4}u + ${x}u];`)}
-${lines(
-  fg,
-  (f) => `      if (${guard(f)}) {
-        let qv = Qs[r * DVP + tc + ${nc * f}u];
-        let dov = dOs[r * DVP + tc + ${nc * f}u];
-${lines(tm, (e) => `        dv${e}_${f} += pv${Math.floor(e / 4)}.${comp[e % 4]} * dov;\n        dk${e}_${f} += sv${Math.floor(e / 4)}.${comp[e % 4]} * qv;`)}
-      }`,
+${stageTransposed('Ps', 'p', 'BK', nc, tm, tn)}
+${stageTransposed('dSs', 'ds', 'BK', nc, tm, tn)}
+${accumulateTile(
+  'r',
+  dyn ? 'P.loopBQ' : 'BQ',
+  'BK',
+  [
+    { w: 'pv', staged: 'Ps', x: 'dov', src: 'dOs', acc: 'dv' },
+    { w: 'sv', staged: 'dSs', x: 'qv', src: 'Qs', acc: 'dk' },
+  ],
+  { fg, guard },
+  nc,
+  tm,
 )}
-    }
   }
 ${lines(
   tm,
@@ -558,19 +596,7 @@ ${lines(
 ${lines(fg, (f) => `    if (${guard(f)}) {\n      stDK(b, jb + ${e}u, h, tc + ${nc * f}u, dk${e}_${f} * P.scale);\n      stDV(b, jb + ${e}u, h, tc + ${nc * f}u, dv${e}_${f});\n    }`)}
   }`,
 )}
-${
-  gated
-    ? `  workgroupBarrier();
-${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = cs${e};`)}
-  workgroupBarrier();
-  for (var x = lid; x < BK; x += NT) {
-    let j = j0 + x;
-    var t = 0.0;
-    for (var c = 0u; c < NC; c++) { t += red[x * NC + c]; }
-    if (j < P.Tk) { colsum[(b * P.Tk + j) * P.H + h] = t; }
-  }`
-    : ''
-}
+${gated ? storeRowSums(tm, 'cs', 'BK', 'j', 'j0', 'P.Tk', 'colsum') : ''}
 }
 `;
 }
@@ -584,7 +610,6 @@ export function foxBwdQWGSL(spec: FoxKernelSpec): string {
   const { bq, bk, tm, tn } = tiles;
   const nc = bk / tn;
   const { fg, guard } = groups(spec, nc);
-  const e4 = tm / 4;
   return `${header(spec, bq, bk)}
 const BQ = ${bq}u;
 const BK = ${bk}u;
@@ -602,28 +627,12 @@ ${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}
 ${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}
 ${lamFn(gated)}
 
-@compute @workgroup_size(${(bq / tm) * nc})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-${prologue(spec)}  let bh = wid.y;
-  let b = bh / P.H;
-  let h = bh % P.H;
-  let nqt = (P.Tq + BQ - 1u) / BQ;
-  let i0 = (nqt - 1u - wid.x) * BQ;
-  let off = P.Tk - P.Tq;
-  let tr = lid / NC;
-  let tc = lid % NC;
-  let ib = i0 + tr * TM;
-  for (var x = lid; x < BQ * DV; x += NT) {
-    let i = i0 + x / DV;
-    var qv = vec4<f32>(0.0);
-    var dov = vec4<f32>(0.0);
-    if (i < P.Tq) {
-      qv = ldQ(b, i, h, x % DV) * P.scale2;
-      dov = ldDO(b, i, h, x % DV);
-    }
-    Qs[x] = qv;
-    dOs[x] = dov;
-  }
+${entry(spec, (bq / tm) * nc)}
+${QUERY_TILE}
+${loadTile('  ', 'BQ', 'i', 'i0', 'P.Tq', false, [
+  { v: 'qv', dst: 'Qs', ld: 'ldQ', scaled: true },
+  { v: 'dov', dst: 'dOs', ld: 'ldDO' },
+])}
   let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
 ${lines(
   tm,
@@ -632,51 +641,21 @@ ${lines(
   let dl${e} = delta[(b * P.Tq + ic${e}) * P.H + h + P.delta_offset];
   var rs${e} = 0.0;`,
 )}
-  let pLast = min(i0 + BQ, P.Tq) - 1u + off;
-  var kStart = 0u;
-${acp ? '  kStart = u32(first[bh * P.nqb64 + i0 / 64u + P.first_offset]) * 64u;' : ''}
-  let kt0 = kStart / BK;
-  let kt1 = pLast / BK;
+${keyTileRange(acp)}
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var dq${e}_${f} = vec4<f32>(0.0);`))
   .join('\n')}
   for (var kt = kt0; kt <= kt1; kt++) {
     let j0 = kt * BK;
     workgroupBarrier();
-    for (var x = lid; x < BK * DV; x += NT) {
-      let r = x / DV;
-      let j = j0 + r;
-      var kv = vec4<f32>(0.0);
-      var vv = vec4<f32>(0.0);
-      if (j < P.Tk) {
-        kv = ldK(b, j, h, x % DV);
-        vv = ldV(b, j, h, x % DV);
-      }
-      Ks[r * DVP + x % DV] = kv;
-      Vs[r * DVP + x % DV] = vv;
-    }
-    for (var x = lid; x < BK; x += NT) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }
+${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [
+  { v: 'kv', dst: 'Ks', ld: 'ldK' },
+  { v: 'vv', dst: 'Vs', ld: 'ldV' },
+])}
+${LAMBDA_KEYS}
     workgroupBarrier();
-${decl('s', tm, tn, '0.0')}
-${decl('dp', tm, tn, '0.0')}
-${dotTile(
-  's',
-  'Qs',
-  (e) => `tr * TM + ${e}u`,
-  'Ks',
-  (f) => `tc + ${nc * f}u`,
-  tm,
-  tn,
-)}
-${dotTile(
-  'dp',
-  'dOs',
-  (e) => `tr * TM + ${e}u`,
-  'Vs',
-  (f) => `tc + ${nc * f}u`,
-  tm,
-  tn,
-)}
+${scoreTile('s', 'Qs', 'Ks', nc, tm, tn)}
+${scoreTile('dp', 'dOs', 'Vs', nc, tm, tn)}
 ${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0 + tc + ${nc * f}u;`)}
 ${range(tm)
   .flatMap((e) =>
@@ -693,27 +672,8 @@ ${lines(
       .map((f) => `ds${e}_${f}`)
       .join(' + ')};`,
 )}
-${range(tn)
-  .flatMap((f) =>
-    range(e4).map(
-      (r) =>
-        `    dSt[(tc + ${nc * f}u) * (BQ / 4u) + tr * ${e4}u + ${r}u] = vec4<f32>(${range(4)
-          .map((x) => `ds${4 * r + x}_${f}`)
-          .join(', ')});`,
-    ),
-  )
-  .join('\n')}
-    workgroupBarrier();
-    for (var j = 0u; j < ${dyn ? 'P.loopBK' : 'BK'}; j++) {
-${lines(e4, (r) => `      let sv${r} = dSt[j * (BQ / 4u) + tr * ${e4}u + ${r}u];`)}
-${lines(
-  fg,
-  (f) => `      if (${guard(f)}) {
-        let kv = Ks[j * DVP + tc + ${nc * f}u];
-${lines(tm, (e) => `        dq${e}_${f} += sv${Math.floor(e / 4)}.${comp[e % 4]} * kv;`)}
-      }`,
-)}
-    }
+${stageTransposed('dSt', 'ds', 'BQ', nc, tm, tn)}
+${accumulateTile('j', dyn ? 'P.loopBK' : 'BK', 'BQ', [{ w: 'sv', staged: 'dSt', x: 'kv', src: 'Ks', acc: 'dq' }], { fg, guard }, nc, tm)}
   }
 ${lines(
   tm,
@@ -721,19 +681,7 @@ ${lines(
 ${lines(fg, (f) => `    if (${guard(f)}) { stDQ(b, ib + ${e}u, h, tc + ${nc * f}u, dq${e}_${f} * P.scale); }`)}
   }`,
 )}
-${
-  gated
-    ? `  workgroupBarrier();
-${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = rs${e};`)}
-  workgroupBarrier();
-  for (var x = lid; x < BQ; x += NT) {
-    let i = i0 + x;
-    var t = 0.0;
-    for (var c = 0u; c < NC; c++) { t += red[x * NC + c]; }
-    if (i < P.Tq) { rowsum[(b * P.Tq + i) * P.H + h] = t; }
-  }`
-    : ''
-}
+${gated ? storeRowSums(tm, 'rs', 'BQ', 'i', 'i0', 'P.Tq', 'rowsum') : ''}
 }
 `;
 }
