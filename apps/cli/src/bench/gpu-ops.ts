@@ -5,6 +5,7 @@ import {
   randomUniform,
   setMatmulConfig,
   softmax,
+  type Tensor,
   matmul as tmatmul,
   type WebGPUBackend,
   webgpuInstance,
@@ -34,6 +35,7 @@ export interface GpuOpsOptions {
 }
 
 type TfModule = typeof import('@tensorflow/tfjs-core');
+type TfTensor = import('@tensorflow/tfjs-core').Tensor;
 
 const now = () => performance.now();
 
@@ -56,6 +58,51 @@ async function timeLoop(
   for (let i = 0; i < iters; i++) run();
   await done();
   return { ms: now() - t1, iters };
+}
+
+/** What the memory-bound benchmarks need from an implementation (foxgate or tfjs). */
+interface MemoryBoundImpl<T extends { dispose(): void }> {
+  impl: string;
+  softmaxNote: string;
+  maxBinding: number;
+  uniform(seed: number, shape: number[], low: number, high: number): T;
+  add(x: T, y: T): T;
+  softmax(x: T): T;
+  sync(): Promise<void>;
+}
+
+/** Elementwise add over 2^26 floats and a row softmax over [4096, 16384], in GB/s moved. */
+async function benchMemoryBound<T extends { dispose(): void }>(m: MemoryBoundImpl<T>, seconds: number, dev: string): Promise<BenchRow[]> {
+  const maxElems = Math.floor(m.maxBinding / 4);
+  const n = Math.min(2 ** 26, maxElems);
+  const x = m.uniform(1, [n], 0, 1);
+  const y = m.uniform(2, [n], 0, 1);
+  const t = await timeLoop(() => m.add(x, y).dispose(), m.sync, seconds, (12 * n) / 2e12);
+  x.dispose();
+  y.dispose();
+  const C = 16384;
+  const R = Math.min(4096, Math.floor(maxElems / C));
+  const s = m.uniform(3, [R, C], -5, 5);
+  const ts = await timeLoop(() => m.softmax(s).dispose(), m.sync, seconds, (8 * R * C) / 5e11);
+  s.dispose();
+  return [
+    {
+      bench: 'add',
+      case: `f32 n=2^${Math.log2(n).toFixed(0)}`,
+      impl: m.impl,
+      value: (12 * n * t.iters) / (t.ms / 1000) / 1e9,
+      unit: 'GB/s',
+      note: `3 arrays, ${t.iters} it; ${dev}`,
+    },
+    {
+      bench: 'softmax',
+      case: `f32 [${R},${C}] rows`,
+      impl: m.impl,
+      value: (8 * R * C * ts.iters) / (ts.ms / 1000) / 1e9,
+      unit: 'GB/s',
+      note: `2 arrays, ${m.softmaxNote}${ts.iters} it; ${dev}`,
+    },
+  ];
 }
 
 /** Max relative error of a few entries of C = A·B against float64 dot products. */
@@ -135,34 +182,21 @@ export async function benchGpuOps(opts: GpuOpsOptions = {}): Promise<BenchRow[]>
 
   // ---- elementwise add and row softmax -----------------------------------------------------
   if (!opts.matmulOnly) {
-    const maxElems = Math.floor(gpu.info.limits.maxStorageBufferBindingSize / 4);
-    const n = Math.min(2 ** 26, maxElems);
-    const x = randomUniform([3, 1], [n], { backend: gpu });
-    const y = randomUniform([3, 2], [n], { backend: gpu });
-    const t = await timeLoop(() => add(x, y).dispose(), sync, seconds, (12 * n) / 2e12);
-    rows.push({
-      bench: 'add',
-      case: `f32 n=2^${Math.log2(n).toFixed(0)}`,
-      impl: 'foxgate-webgpu',
-      value: (12 * n * t.iters) / (t.ms / 1000) / 1e9,
-      unit: 'GB/s',
-      note: `3 arrays, ${t.iters} it; ${dev}`,
-    });
-    x.dispose();
-    y.dispose();
-    const C = 16384;
-    const R = Math.min(4096, Math.floor(maxElems / C));
-    const s = randomUniform([3, 3], [R, C], { backend: gpu, low: -5, high: 5 });
-    const ts = await timeLoop(() => softmax(s, -1).dispose(), sync, seconds, (8 * R * C) / 5e11);
-    rows.push({
-      bench: 'softmax',
-      case: `f32 [${R},${C}] rows`,
-      impl: 'foxgate-webgpu',
-      value: (8 * R * C * ts.iters) / (ts.ms / 1000) / 1e9,
-      unit: 'GB/s',
-      note: `2 arrays, composed of 5 primitives, ${ts.iters} it; ${dev}`,
-    });
-    s.dispose();
+    rows.push(
+      ...(await benchMemoryBound<Tensor>(
+        {
+          impl: 'foxgate-webgpu',
+          softmaxNote: 'composed of 5 primitives, ',
+          maxBinding: gpu.info.limits.maxStorageBufferBindingSize,
+          uniform: (seed, shape, low, high) => randomUniform([3, seed], shape, { backend: gpu, low, high }),
+          add,
+          softmax: (x) => softmax(x, -1),
+          sync,
+        },
+        seconds,
+        dev,
+      )),
+    );
   }
 
   // ---- tfjs-backend-webgpu on the same GPU instance ---------------------------------------
@@ -230,34 +264,21 @@ async function benchTfjs(sizes: number[], seconds: number, withOps: boolean, dev
     b.dispose();
   }
   if (withOps) {
-    const maxElems = Math.floor(backend.device.limits.maxStorageBufferBindingSize / 4);
-    const n = Math.min(2 ** 26, maxElems);
-    const x = tf.randomUniform([n]);
-    const y = tf.randomUniform([n]);
-    const t = await timeLoop(() => tf.add(x, y).dispose(), done, seconds, (12 * n) / 2e12);
-    rows.push({
-      bench: 'add',
-      case: `f32 n=2^${Math.log2(n).toFixed(0)}`,
-      impl: 'tfjs-webgpu 4.22.0',
-      value: (12 * n * t.iters) / (t.ms / 1000) / 1e9,
-      unit: 'GB/s',
-      note: `3 arrays, ${t.iters} it; ${dev}`,
-    });
-    x.dispose();
-    y.dispose();
-    const C = 16384;
-    const R = Math.min(4096, Math.floor(maxElems / C));
-    const s = tf.randomUniform([R, C], -5, 5);
-    const ts = await timeLoop(() => tf.softmax(s).dispose(), done, seconds, (8 * R * C) / 5e11);
-    rows.push({
-      bench: 'softmax',
-      case: `f32 [${R},${C}] rows`,
-      impl: 'tfjs-webgpu 4.22.0',
-      value: (8 * R * C * ts.iters) / (ts.ms / 1000) / 1e9,
-      unit: 'GB/s',
-      note: `2 arrays, ${ts.iters} it; ${dev}`,
-    });
-    s.dispose();
+    rows.push(
+      ...(await benchMemoryBound<TfTensor>(
+        {
+          impl: 'tfjs-webgpu 4.22.0',
+          softmaxNote: '',
+          maxBinding: backend.device.limits.maxStorageBufferBindingSize,
+          uniform: (_seed, shape, low, high) => tf.randomUniform(shape, low, high),
+          add: (x, y) => tf.add(x, y),
+          softmax: (x) => tf.softmax(x),
+          sync: done,
+        },
+        seconds,
+        dev,
+      )),
+    );
   }
   backend.device.destroy();
   return rows;
