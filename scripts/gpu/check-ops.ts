@@ -130,6 +130,38 @@ export async function checkOps(): Promise<{ name: string; ok: boolean; msg?: str
       });
     }
   }
+  // softmax: serial rows, register path (vec4 / scalar), streaming path, strided axis, special values
+  const special = (R: number, L: number, seed: number): ViewSpec => {
+    const spec = f32([R, L], seed);
+    const d = spec.data as Float32Array;
+    for (let j = 0; j < L; j++) {
+      d[L + j] = Number.NEGATIVE_INFINITY;
+      if (j % 256 === 3) d[2 * L + j] = Number.NEGATIVE_INFINITY;
+    }
+    d[3 * L + (L >> 1)] = Number.NaN;
+    d[4 * L + 1] = Number.POSITIVE_INFINITY;
+    d[5 * L] = 1e30;
+    return spec;
+  };
+  for (const [label, spec, axis] of [
+    ['[1000,20] ax1', f32([1000, 20], 20), 1],
+    ['[64,4096] ax1', f32([64, 4096], 21), 1],
+    ['[32,16384] ax1', f32([32, 16384], 22), 1],
+    ['[16,3001] ax1', f32([16, 3001], 23), 1],
+    ['[8,40000] ax1', f32([8, 40000], 24), 1],
+    ['[8,40001] ax1', f32([8, 40001], 25), 1],
+    ['[300,200] ax0', f32([300, 200], 26), 0],
+    ['[70000,40] ax1', f32([70000, 40], 27), 1],
+    ['special [6,9] ax1', special(6, 9, 28), 1],
+    ['special [6,16384] ax1', special(6, 16384, 29), 1],
+    ['special [6,40000] ax1', special(6, 40000, 30), 1],
+  ] as [string, ViewSpec, number][]) {
+    await tryCase(`softmax ${label}`, async () => {
+      const n = spec.shape.reduce((a, b) => a * b, 1);
+      const [g, c] = await both(gpu, [spec], (b, [x]) => b.softmax(x, axis), 'float32', n);
+      return mismatch(g, c, 1e-9, 1e-5);
+    });
+  }
   const cfgs: [string, MatmulConfig | null][] = [['auto', null], ...Object.entries(MATMUL_CONFIGS)];
   for (const [name, cfg] of cfgs) {
     for (const [M, K, N] of [

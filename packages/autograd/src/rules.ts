@@ -275,6 +275,14 @@ export const rules: { [P in Prim]: Rule<P> } = {
     // y_i = Σ_{j≤i} x_j  ⇒  dx_j = Σ_{i≥j} g_i: the cumsum of g in the other direction
     vjp: (g, { params: { axis, reverse } }) => [cumsum(g, axis, { reverse: !reverse })],
   },
+  softmax: {
+    save: () => Y,
+    // y = softmax(x) ⇒ dx = y ∘ (g − Σ_axis g∘y) (a rank-0 softmax is the constant 1: dx = 0)
+    vjp: (g, { output: y, params: { axis } }) => {
+      const gy = mul(g, y);
+      return [mul(y, sub(g, y.rank === 0 ? gy : sum(gy, axis, true)))];
+    },
+  },
 
   // ---- indexing ----------------------------------------------------------------------------
   take: {

@@ -245,6 +245,25 @@ const cases: { [P in Prim]: Case[] } = {
     { name: 'axis 0 reverse', inputs: () => [any([4, 3])], f: (x) => wsum(T.cumsum(x, 0, { reverse: true })) },
     { name: 'permuted view', inputs: () => [any([2, 3, 4])], f: (x) => wsum(T.cumsum(T.permute(x, [2, 1, 0]), -1)) },
   ],
+  softmax: [
+    { name: 'last axis', inputs: () => [any([3, 5])], f: (x) => wsum(T.softmax(x, -1)) },
+    { name: 'axis 0', inputs: () => [any([4, 3])], f: (x) => wsum(T.softmax(x, 0)) },
+    { name: 'middle axis of a permuted view', inputs: () => [any([2, 3, 4])], f: (x) => wsum(T.softmax(T.permute(x, [2, 0, 1]), 1)) },
+    {
+      name: 'strided slice, large logits',
+      inputs: () => [rnd([5, 8], -30, 30)],
+      f: (x) =>
+        wsum(
+          T.softmax(
+            T.slice(x, [
+              [0, 5, 2],
+              [1, 8, 2],
+            ]),
+            -1,
+          ),
+        ),
+    },
+  ],
   take: [
     { name: 'rows with repeats (embedding)', inputs: () => [any([5, 3])], f: (x) => wsum(T.take(x, i32([4, 0, 4, 2, 4, 1], [2, 3]), 0)) },
     {

@@ -134,6 +134,14 @@ export interface Backend {
   /** Inclusive cumulative sum along `axis`; `reverse` sums from the end. */
   cumsum(x: View, axis: number, reverse: boolean): Storage;
   /**
+   * `exp(x − max) / Σ exp(x − max)` along `axis` (the row max is subtracted first, so large
+   * magnitudes do not overflow); result shape `x.shape`, dtype `x.dtype`. float32 (and float64
+   * on the CPU) only. Any strides. Same special values as the composed max/sub/exp/sum/div:
+   * a row holding NaN or +Infinity, or made only of −Infinity, is all NaN; other −Infinity
+   * entries give 0. Empty tensors give empty results.
+   */
+  softmax(x: View, axis: number): Storage;
+  /**
    * `take`: `out[i..., j..., k...] = x[i..., index[j...], k...]` along `axis`; result shape
    * `x.shape[:axis] + index.shape + x.shape[axis+1:]`. `index` is int32 and in range.
    */

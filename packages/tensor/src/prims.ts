@@ -20,6 +20,7 @@ export type PrimParams = { [K in UnaryOp]: Record<string, never> } & {
   argmax: { axis: number; keepdims: boolean };
   matmul: Record<string, never>;
   cumsum: { axis: number; reverse: boolean };
+  softmax: { axis: number };
   take: { axis: number };
   takeAdjoint: { axis: number; shape: Shape };
   concat: { axis: number };

@@ -76,6 +76,32 @@ function lcg(n: number, seed = 1): number[] {
   });
 }
 
+/**
+ * Float64 softmax along `axis` of row-major `values` of `shape`: max (NaN wins), exp(x − max),
+ * sum, divide — the composed definition, special values included.
+ */
+function softmaxRef(values: ArrayLike<number>, shape: number[], axis: number): number[] {
+  const a = axis < 0 ? axis + shape.length : axis;
+  const L = shape[a];
+  const inner = shape.slice(a + 1).reduce((n, d) => n * d, 1);
+  const outer = shape.slice(0, a).reduce((n, d) => n * d, 1);
+  const out = new Array<number>(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let t = 0; t < inner; t++) {
+      const at = (j: number) => o * L * inner + j * inner + t;
+      let m = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j < L; j++) {
+        const v = values[at(j)];
+        if (Number.isNaN(v) || v > m) m = Number.isNaN(m) ? m : v;
+      }
+      let z = 0;
+      for (let j = 0; j < L; j++) z += Math.exp(values[at(j)] - m);
+      for (let j = 0; j < L; j++) out[at(j)] = Math.exp(values[at(j)] - m) / z;
+    }
+  }
+  return out;
+}
+
 function flat(shape: number[], values: number[], be: Backend): Tensor {
   return tensor(new Float32Array(values), shape, { backend: be });
 }
@@ -440,6 +466,193 @@ describe.each(backends.map((b) => [b.name, b] as const))('ops on %s', (_name, be
     });
   });
 
+  describe('softmax (fused primitive)', () => {
+    const f32 = (shape: number[], values: ArrayLike<number>) => tensor(Float32Array.from(values), shape, opts);
+    /** softmax of `x` (any layout) along `axis` against the float64 reference of its values. */
+    async function check(x: Tensor, axis: number, atol = 1e-9, rtol = 1e-5) {
+      const vals = Array.from(await x.data());
+      const y = softmax(x, axis);
+      expect(y.shape).toEqual(x.shape);
+      expect(y.dtype).toBe(x.dtype);
+      await expectClose(y, softmaxRef(vals, [...x.shape], axis), atol, rtol);
+    }
+    /** Rows of length `L`: random values with `special(row, j)` overriding some entries. */
+    function rowsWith(R: number, L: number, special: (r: number, j: number) => number | undefined, seed = 5): number[] {
+      const v = lcg(R * L, seed).map((u) => 4 * u);
+      for (let r = 0; r < R; r++) {
+        for (let j = 0; j < L; j++) {
+          const s = special(r, j);
+          if (s !== undefined) v[r * L + j] = s;
+        }
+      }
+      return v;
+    }
+
+    it('[3,5] along axis -1 and axis 0, [2,3,1000] along the last and a middle axis', async () => {
+      const x = f32(
+        [3, 5],
+        lcg(15, 2).map((u) => 3 * u),
+      );
+      await check(x, -1);
+      await check(x, 0);
+      await check(x, 1);
+      const y = f32(
+        [2, 3, 1000],
+        lcg(6000, 3).map((u) => 5 * u),
+      );
+      await check(y, -1);
+      await check(y, 1);
+    });
+    it('long rows: [4, 16388] (vec4) and [3, 16385] (scalar), past the register path', async () => {
+      await check(
+        f32(
+          [4, 16388],
+          lcg(4 * 16388, 4).map((u) => 6 * u),
+        ),
+        -1,
+      );
+      await check(
+        f32(
+          [3, 16385],
+          lcg(3 * 16385, 5).map((u) => 6 * u),
+        ),
+        -1,
+      );
+      await check(
+        f32(
+          [2, 16384],
+          lcg(2 * 16384, 6).map((u) => 6 * u),
+        ),
+        -1,
+      );
+    });
+    it('many short rows: [70000, 4] (webgpu-kernels.test.ts also runs > 65,535 workgroup rows)', async () => {
+      await check(
+        f32(
+          [70000, 4],
+          lcg(280000, 7).map((u) => 3 * u),
+        ),
+        -1,
+      );
+    });
+    it('non-contiguous inputs: transposed, strided and offset slices, permuted', async () => {
+      const x = f32(
+        [40, 48],
+        lcg(40 * 48, 9).map((u) => 3 * u),
+      );
+      await check(transpose(x), -1);
+      await check(transpose(x), 0);
+      const big = f32(
+        [10, 300],
+        lcg(3000, 10).map((u) => 3 * u),
+      );
+      await check(
+        slice(big, [
+          [1, 9, 2],
+          [3, 299],
+        ]),
+        -1,
+      );
+      await check(
+        slice(big, [
+          [0, 10, 3],
+          [4, 296],
+        ]),
+        -1,
+      );
+      await check(
+        slice(big, [
+          [2, 8],
+          [0, 300, 7],
+        ]),
+        -1,
+      );
+      const p = permute(
+        f32(
+          [6, 5, 70],
+          lcg(2100, 11).map((u) => 3 * u),
+        ),
+        [2, 0, 1],
+      );
+      await check(p, 0);
+      await check(p, 1);
+      await check(p, 2);
+    });
+    it('large magnitudes do not overflow', async () => {
+      const x = f32([3, 4], [1e30, -1e30, 0, 5, 1e30, 1e30, -1e30, -1e30, -1e30, -2e30, -1e30, -3e30]);
+      await check(x, -1);
+      await expectClose(softmax(x, -1), [1, 0, 0, 0, 0.5, 0.5, 0, 0, 0.5, 0, 0.5, 0], 1e-7, 1e-6);
+      await check(
+        f32(
+          [3, 64],
+          rowsWith(3, 64, (r, j) => (j === r * 5 ? 1e30 : j % 7 === 0 ? -1e30 : undefined)),
+        ),
+        -1,
+      );
+      await check(
+        f32(
+          [2, 20000],
+          rowsWith(2, 20000, (r, j) => (j === 17 + r ? 3e38 : j % 3 === 0 ? -3e38 : undefined)),
+        ),
+        -1,
+      );
+    });
+    it('-Infinity entries give 0; a row of only -Infinity is NaN (as max/sub/exp/sum/div)', async () => {
+      const inf = Number.NEGATIVE_INFINITY;
+      const x = f32([3, 4], [inf, 1, inf, 2, inf, inf, inf, inf, 0, inf, 0, 0]);
+      await check(x, -1);
+      const y = Array.from(await softmax(x, -1).data());
+      expect(y.slice(4, 8).every(Number.isNaN)).toBe(true);
+      expect([y[0], y[2], y[9]]).toEqual([0, 0, 0]);
+      // longer rows (register / streaming paths on WebGPU), incl. threads that see only -Infinity
+      const rowsInf = (L: number) =>
+        rowsWith(3, L, (r, j) =>
+          r === 1 ? inf : r === 0 && (j % 1024 < 8 || j % 5 === 0) ? inf : r === 2 && j % 256 === 3 ? inf : undefined,
+        );
+      await check(f32([3, 64], rowsInf(64)), -1);
+      await check(f32([3, 3000], rowsInf(3000)), -1);
+      await check(f32([3, 40000], rowsInf(40000)), -1);
+      await check(f32([3, 40001], rowsInf(40001)), -1);
+      await check(f32([3, 20], rowsInf(20)), -1);
+    });
+    it('NaN or +Infinity in a row makes that row NaN, other rows are untouched', async () => {
+      const special = (r: number, j: number) =>
+        r === 0 && j === 3 ? Number.NaN : r === 2 && j === 1 ? Number.POSITIVE_INFINITY : undefined;
+      for (const L of [5, 64, 2001, 16384, 40000]) {
+        const x = f32([4, L], rowsWith(4, L, special));
+        await check(x, -1);
+        const y = await softmax(x, -1).data();
+        expect(Number.isNaN(y[0]) && Number.isNaN(y[2 * L + L - 1])).toBe(true);
+        expect(Number.isNaN(y[L]) || Number.isNaN(y[3 * L])).toBe(false);
+      }
+      const col = f32(
+        [6, 3],
+        rowsWith(6, 3, (r, j) => (r === 4 && j === 1 ? Number.NaN : undefined)),
+      );
+      await check(col, 0);
+    });
+    it('empty tensors, length-1 rows, scalars; integer inputs are rejected', async () => {
+      for (const [shape, axis] of [
+        [[0, 5], -1],
+        [[5, 0], -1],
+        [[5, 0], 0],
+        [[2, 0, 3], 1],
+      ] as [number[], number][]) {
+        const y = softmax(zeros(shape, opts), axis);
+        expect(y.shape).toEqual(shape);
+        expect(Array.from(await y.data())).toEqual([]);
+      }
+      await expectClose(softmax(f32([3, 1], [5, -2, 1e30]), -1), [1, 1, 1]);
+      await expectClose(softmax(f32([1, 3], [5, -2, 1]), 0), [1, 1, 1]);
+      await expectClose(softmax(tensor(7, [], opts)), [1]);
+      expect(() => softmax(tensor([1, 2], [2], { ...opts, dtype: 'int32' }))).toThrow(
+        'softmax: needs a float tensor, got int32[2]; cast first',
+      );
+      expect(() => softmax(tensor([true], [1], { ...opts, dtype: 'bool' }))).toThrow(/softmax: needs a float tensor, got bool/);
+      expect(() => softmax(zeros([2, 3], opts), 2)).toThrow(/softmax: axis 2 is out of range/);
+    });
+  });
+
   describe('random', () => {
     it('is deterministic per key and in range', async () => {
       const a = await randomUniform([1, 2], [1000], opts).data();
@@ -482,5 +695,14 @@ describe('float64 on the CPU', () => {
     const x = tensor([1e-10, 1], undefined, { dtype: 'float64' });
     const s = await sum(add(x, 1e-10)).item();
     expect(Math.abs(s - (1 + 3e-10))).toBeLessThan(1e-15);
+  });
+  it('softmax in float64 matches the reference to rounding, on strided views too', async () => {
+    const vals = lcg(4 * 7, 12).map((u) => 20 * u + 1e-9);
+    const x = tensor(Float64Array.from(vals), [4, 7], { dtype: 'float64' });
+    const y = softmax(x, -1);
+    expect(y.dtype).toBe('float64');
+    expect(closeTo(await y.data(), softmaxRef(vals, [4, 7], -1), 1e-16, 1e-14)).toBeNull();
+    const t = transpose(x);
+    expect(closeTo(await softmax(t, 0).data(), softmaxRef(Array.from(await t.data()), [7, 4], 0), 1e-16, 1e-14)).toBeNull();
   });
 });

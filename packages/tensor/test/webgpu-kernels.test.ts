@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { BINARY_OPS, type BinaryOp, type ReduceOp, UNARY_OPS, type UnaryOp } from '../src/backend.js';
+import { softmax as softmaxKernel } from '../src/backends/webgpu/kernels/softmax.js';
 import type { DType } from '../src/dtype.js';
 import { FoxgateError } from '../src/errors.js';
 import { sizeOf } from '../src/shape.js';
@@ -412,5 +413,86 @@ describe.skipIf(!gpu)('webgpu take, takeAdjoint, concat', () => {
       const [g, c] = await both(gpu!, specs, (b, vs) => b.concat(vs, axis, outShape), 'float32', sizeOf(outShape));
       expect(Array.from(g), `axis ${axis}`).toEqual(Array.from(c));
     }
+  });
+});
+
+describe.skipIf(!gpu)('webgpu softmax', () => {
+  const hasSg = !!gpu && gpu.info.features.includes('subgroups') && gpu.info.wgslFeatures.includes('subgroup_id');
+  /** Rows of `L` values with NaN, ±Infinity and ±1e30 planted in some of them (row-major [R, L]). */
+  function specialRows(R: number, L: number, seed: number): Float32Array {
+    const v = values(R * L, 'float32', seed, 4) as Float32Array;
+    const inf = Number.POSITIVE_INFINITY;
+    for (let j = 0; j < L; j++) {
+      if (R > 1) v[L + j] = -inf; // row 1: only -Infinity → NaN
+      if (R > 2 && (j % 256 === 3 || j % 1024 < 8)) v[2 * L + j] = -inf; // row 2: some -Infinity (whole threads)
+    }
+    if (R > 3) v[3 * L + (L >> 1)] = Number.NaN;
+    if (R > 4) v[4 * L + L - 1] = inf;
+    if (R > 5) {
+      v[5 * L] = 1e30;
+      v[5 * L + 1] = -1e30;
+    }
+    return v;
+  }
+  const cases: { label: string; spec: ViewSpec; axis: number }[] = [
+    { label: 'serial [5,7] axis 1', spec: { data: values(35, 'float32', 1), dtype: 'float32', shape: [5, 7] }, axis: 1 },
+    { label: 'serial [7,33] axis 0 (strided rows)', spec: permutedSpec([7, 33], [1, 0], 'float32', 2), axis: 0 },
+    { label: 'serial special [6,9]', spec: { data: specialRows(6, 9, 3), dtype: 'float32', shape: [6, 9] }, axis: 1 },
+    { label: 'register vec4 [6,1024]', spec: { data: specialRows(6, 1024, 4), dtype: 'float32', shape: [6, 1024] }, axis: 1 },
+    {
+      label: 'register vec4 offset 4 [3,36]',
+      spec: { data: values(200, 'float32', 5), dtype: 'float32', shape: [3, 36], strides: [40, 1], offset: 4 },
+      axis: 1,
+    },
+    {
+      label: 'register scalar offset 2 [3,36]',
+      spec: { data: values(200, 'float32', 6), dtype: 'float32', shape: [3, 36], strides: [40, 1], offset: 2 },
+      axis: 1,
+    },
+    { label: 'register scalar [6,1001]', spec: { data: specialRows(6, 1001, 7), dtype: 'float32', shape: [6, 1001] }, axis: 1 },
+    { label: 'register strided [40,50] axis 0', spec: permutedSpec([40, 50], [1, 0], 'float32', 8), axis: 0 },
+    { label: 'register middle axis [3,100,2]', spec: { data: values(600, 'float32', 9), dtype: 'float32', shape: [3, 100, 2] }, axis: 1 },
+    {
+      label: 'register full vec4 [2,16384]',
+      spec: { data: values(32768, 'float32', 10, 8), dtype: 'float32', shape: [2, 16384] },
+      axis: 1,
+    },
+    { label: 'stream vec4 [6,16388]', spec: { data: specialRows(6, 16388, 11), dtype: 'float32', shape: [6, 16388] }, axis: 1 },
+    { label: 'stream scalar [6,4099]', spec: { data: specialRows(6, 4099, 12), dtype: 'float32', shape: [6, 4099] }, axis: 1 },
+    { label: 'size-1 rows [4,1]', spec: { data: values(4, 'float32', 13), dtype: 'float32', shape: [4, 1] }, axis: 1 },
+    { label: 'scalar []', spec: { data: values(4, 'float32', 14), dtype: 'float32', shape: [], strides: [], offset: 2 }, axis: 0 },
+    { label: 'empty [0,40]', spec: { data: values(4, 'float32', 15), dtype: 'float32', shape: [0, 40] }, axis: 1 },
+  ];
+
+  for (const sg of hasSg ? [true, false] : [false]) {
+    it(`every path matches the cpu (${sg ? 'subgroup' : 'shared-memory'} reductions)`, async () => {
+      for (const { label, spec, axis } of cases) {
+        const n = sizeOf(spec.shape);
+        const [g, c] = await both(
+          gpu!,
+          [spec],
+          (b, [x]) => (b === gpu ? softmaxKernel(gpu.engine, x, axis, sg) : b.softmax(x, axis)),
+          'float32',
+          n,
+        );
+        expect(mismatch(g, c, 1e-9, 1e-5), label).toBeNull();
+      }
+    });
+  }
+
+  it('more than 65,535 workgroup rows (folded grid)', async () => {
+    const R = 65600;
+    const L = 34;
+    const spec: ViewSpec = { data: values(R * L, 'float32', 16), dtype: 'float32', shape: [R, L] };
+    const [g, c] = await both(gpu!, [spec], (b, [x]) => b.softmax(x, 1), 'float32', R * L);
+    expect(mismatch(g, c, 1e-9, 1e-5)).toBeNull();
+  });
+
+  it('rejects float64 like the other kernels', () => {
+    const storage = gpu!.upload(new Float32Array(1), 'float32');
+    expect(() => gpu!.softmax({ storage, dtype: 'float64', shape: [1], strides: [1], offset: 0 }, 0)).toThrow(
+      /float64 is only supported on the cpu backend/,
+    );
+    gpu!.free(storage);
   });
 });

@@ -1,5 +1,6 @@
 import {
   add,
+  cast,
   initWebGPU,
   type MatmulConfig,
   randomUniform,
@@ -17,8 +18,11 @@ import type { BenchRow } from './types.js';
  * @tensorflow/tfjs-backend-webgpu on the same device instance.
  * - f32 matmul n×n·n×n (TFLOP/s = 2n³·iterations / time),
  * - elementwise add of two 2^26-element vectors (GB/s counting 3 arrays),
- * - row softmax of a [4096, 16384] matrix (GB/s counting 2 arrays; ours is the composed
- *   max/sub/exp/sum/div of the primitive set).
+ * - device-to-device copy of the same 2^26 floats (GB/s counting 2 arrays; foxgate only: the
+ *   copy primitive through `cast` to the same dtype), the bandwidth the others are measured
+ *   against,
+ * - row softmax of a [4096, 16384] matrix (GB/s counting 2 arrays; ours is the fused softmax
+ *   primitive, one kernel).
  * Each case is warmed up, then timed over many iterations that are queued back to back and
  * closed by one `queue.onSubmittedWorkDone()`; the result is checked against a float64 dot
  * product at a few entries so a broken kernel cannot post a fast number.
@@ -30,7 +34,7 @@ export interface GpuOpsOptions {
   matmulConfigs?: Record<string, MatmulConfig>;
   /** Seconds of GPU time to aim for per timed case (default 0.5). */
   seconds?: number;
-  /** Skip the elementwise/softmax cases. */
+  /** Skip the elementwise/copy/softmax cases. */
   matmulOnly?: boolean;
 }
 
@@ -67,17 +71,21 @@ interface MemoryBoundImpl<T extends { dispose(): void }> {
   maxBinding: number;
   uniform(seed: number, shape: number[], low: number, high: number): T;
   add(x: T, y: T): T;
+  /** A plain copy (reads and writes each element once); rows without it skip the copy case. */
+  copy?(x: T): T;
   softmax(x: T): T;
   sync(): Promise<void>;
 }
 
-/** Elementwise add over 2^26 floats and a row softmax over [4096, 16384], in GB/s moved. */
+/** Elementwise add and copy over 2^26 floats and a row softmax over [4096, 16384], in GB/s moved. */
 async function benchMemoryBound<T extends { dispose(): void }>(m: MemoryBoundImpl<T>, seconds: number, dev: string): Promise<BenchRow[]> {
   const maxElems = Math.floor(m.maxBinding / 4);
   const n = Math.min(2 ** 26, maxElems);
   const x = m.uniform(1, [n], 0, 1);
   const y = m.uniform(2, [n], 0, 1);
   const t = await timeLoop(() => m.add(x, y).dispose(), m.sync, seconds, (12 * n) / 2e12);
+  const copy = m.copy;
+  const tc = copy ? await timeLoop(() => copy(x).dispose(), m.sync, seconds, (8 * n) / 2e12) : null;
   x.dispose();
   y.dispose();
   const C = 16384;
@@ -94,6 +102,18 @@ async function benchMemoryBound<T extends { dispose(): void }>(m: MemoryBoundImp
       unit: 'GB/s',
       note: `3 arrays, ${t.iters} it; ${dev}`,
     },
+    ...(tc
+      ? [
+          {
+            bench: 'copy',
+            case: `f32 n=2^${Math.log2(n).toFixed(0)}`,
+            impl: m.impl,
+            value: (8 * n * tc.iters) / (tc.ms / 1000) / 1e9,
+            unit: 'GB/s',
+            note: `2 arrays, device-to-device, ${tc.iters} it; ${dev}`,
+          },
+        ]
+      : []),
     {
       bench: 'softmax',
       case: `f32 [${R},${C}] rows`,
@@ -186,10 +206,11 @@ export async function benchGpuOps(opts: GpuOpsOptions = {}): Promise<BenchRow[]>
       ...(await benchMemoryBound<Tensor>(
         {
           impl: 'foxgate-webgpu',
-          softmaxNote: 'composed of 5 primitives, ',
+          softmaxNote: 'fused, ',
           maxBinding: gpu.info.limits.maxStorageBufferBindingSize,
           uniform: (seed, shape, low, high) => randomUniform([3, seed], shape, { backend: gpu, low, high }),
           add,
+          copy: (x) => cast(x, x.dtype),
           softmax: (x) => softmax(x, -1),
           sync,
         },

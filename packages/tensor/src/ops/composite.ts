@@ -1,11 +1,12 @@
 import { isFloat } from '../dtype.js';
 import { fail, fmtShape } from '../errors.js';
+import { record } from '../prims.js';
 import { normAxes, normAxis } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { add, cast, div, exp, log, maximum, mul, ne, rsqrt, sub, where } from './elementwise.js';
 import { takeAlongAxis } from './indexing.js';
 import { type Axes, max, sum } from './reduce.js';
-import { release } from './util.js';
+import { backendOf, release, wrap } from './util.js';
 import { reshape, unsqueeze } from './views.js';
 
 /*
@@ -56,16 +57,17 @@ export function logsumexp(x: Tensor, axis = -1, keepdims = false): Tensor {
   return out;
 }
 
-/** softmax along `axis` (stable). */
+/**
+ * softmax along `axis` (stable: the row max is subtracted first). A primitive: one fused kernel
+ * per backend, with the special values of max/sub/exp/sum/div (a row holding NaN or +Infinity,
+ * or made only of −Infinity, is all NaN). A rank-0 tensor is one row of length 1.
+ */
 export function softmax(x: Tensor, axis = -1): Tensor {
-  const a = normAxis('softmax', axis, x.rank);
-  const m = max(x, a, true);
-  const d = sub(x, m);
-  const e = exp(d);
-  const s = sum(e, a, true);
-  const out = div(e, s);
-  release(m, d, e, s);
-  return out;
+  const b = backendOf('softmax', x);
+  if (!isFloat(x.dtype)) fail('softmax', `needs a float tensor, got ${x.dtype}${fmtShape(x.shape)}; cast first`);
+  const a = normAxis('softmax', axis, Math.max(x.rank, 1));
+  const out = wrap(b, b.softmax(x, a), x.dtype, x.shape);
+  return record('softmax', [x], out, { axis: a });
 }
 
 /** log softmax along `axis` (stable). */

@@ -7,6 +7,7 @@ import { concat, take, takeAdjoint } from './indexing.js';
 import { gemmEngine, matmul } from './matmul.js';
 import { reduce } from './reduce.js';
 import { cumsum } from './scan.js';
+import { softmax } from './softmax.js';
 import { CpuStorage, dataOf, holds } from './storage.js';
 import { copyOf } from './strided.js';
 
@@ -119,6 +120,10 @@ export class CpuBackend implements Backend {
 
   cumsum(x: View, axis: number, reverse: boolean): Storage {
     return this.#wrap(cumsum(x, axis, reverse));
+  }
+
+  softmax(x: View, axis: number): Storage {
+    return this.#wrap(softmax(x, axis));
   }
 
   take(x: View, index: View, axis: number): Storage {

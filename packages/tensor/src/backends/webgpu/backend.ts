@@ -11,6 +11,7 @@ import { matmul } from './kernels/matmul.js';
 import { random } from './kernels/random.js';
 import { reduce } from './kernels/reduce.js';
 import { cumsum } from './kernels/scan.js';
+import { softmax } from './kernels/softmax.js';
 import { type KernelSpec, runKernel } from './run-kernel.js';
 
 /** What `describeAdapter()` / `foxgate info` reports about the device. */
@@ -150,6 +151,9 @@ export class WebGPUBackend implements Backend {
   }
   cumsum(x: View, axis: number, reverse: boolean): Storage {
     return cumsum(this.engine, x, axis, reverse);
+  }
+  softmax(x: View, axis: number): Storage {
+    return softmax(this.engine, x, axis, this.subgroupReduce);
   }
   take(x: View, index: View, axis: number): Storage {
     return take(this.engine, x, index, axis);
