@@ -79,6 +79,8 @@ describe.skipIf(!gpu)('webgpu matmul', () => {
       // (a lavapipe compile of a tiled kernel takes seconds: one shape per load path)
       const plan: [string, [number, number, number], boolean, boolean][] = [
         ['large', [132, 36, 136], false, false],
+        ['xlarge', [132, 36, 136], false, false],
+        ['xlarge', [132, 36, 136], true, true],
         ['square128', [132, 36, 136], true, false],
         ['large', [132, 36, 136], true, false],
         ['large', [132, 36, 136], false, true],

@@ -42,7 +42,10 @@ export interface MatmulConfig {
 type LoadMode = 'v4w' | 'v4k' | 's_k' | 's_w';
 
 export const MATMUL_CONFIGS: Record<string, MatmulConfig> = {
-  // 128 threads, 8×8 outputs each; the fastest measured on an H200 (Dawn/Vulkan) from n = 1024 up
+  // 128 threads, 16×8 outputs each; the fastest measured on an H200 (Dawn/Vulkan) from n = 2048 up
+  // (n = 4096: 40.6 TFLOP/s against 36.2 for `large`; BENCHMARKS.md)
+  xlarge: { BM: 128, BN: 128, BK: 16, TM: 16, TN: 8, dbuf: false, group: 8, unrollK: true },
+  // 128 threads, 8×8 outputs each
   large: { BM: 128, BN: 64, BK: 16, TM: 8, TN: 8, dbuf: false, group: 8, unrollK: true },
   // 64 threads, 8×8 each
   medium: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8, dbuf: false, group: 8, unrollK: true },
@@ -59,8 +62,8 @@ export function setMatmulConfig(c: MatmulConfig | null): void {
 }
 
 /**
- * Tile choice per shape (tuned on an H200: 132 SMs): the 128×64 tile once it gives ~100+
- * workgroups, 64×64 while that still gives ~48, 32×32 below. Software adapters (lavapipe)
+ * Tile choice per shape (tuned on an H200: 132 SMs): the 128×128 tile once it gives ~100+
+ * workgroups, then 128×64 on the same rule, 64×64 while that still gives ~48, 32×32 below. Software adapters (lavapipe)
  * never unroll the k-loop: their LLVM compile of an unrolled tile takes tens of seconds.
  */
 function pickConfig(M: number, N: number, batches: number, maxShared: number, software: boolean): MatmulConfig {
@@ -70,7 +73,8 @@ function pickConfig(M: number, N: number, batches: number, maxShared: number, so
 
 function choose(M: number, N: number, batches: number, maxShared: number): MatmulConfig {
   const tiles = (c: MatmulConfig) => Math.ceil(M / c.BM) * Math.ceil(N / c.BN) * batches;
-  const { large, medium, small } = MATMUL_CONFIGS;
+  const { xlarge, large, medium, small } = MATMUL_CONFIGS;
+  if (sharedBytes(xlarge) <= maxShared && M >= 128 && N >= 128 && tiles(xlarge) >= 96) return xlarge;
   if (sharedBytes(large) <= maxShared && M >= 128 && N >= 64 && tiles(large) >= 96) return large;
   if (M >= 64 && N >= 64 && tiles(medium) >= 48) return medium;
   return small;
