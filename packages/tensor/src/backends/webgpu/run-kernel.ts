@@ -31,7 +31,8 @@ import { foldGrid, Params, storageBinding, wgslType } from './wgsl.js';
  * What the engine generates in front of `code` (so kernels never declare bindings themselves):
  * - the shared prelude (`f32_inf()`, `f32_nan()`, `is_nan(x)`), and `enable` lines from `enable`
  *   (e.g. `['subgroups']` or `['f16']`; a FoxgateError when the device lacks the feature: check
- *   `backend.features` first and pass a fallback kernel);
+ *   `backend.features` first and pass a fallback kernel); directives that open `code` itself
+ *   (`enable subgroups;`, `diagnostic(off, subgroup_uniformity);`) are moved up there too;
  * - one binding per input, `var<storage, read> NAME: array<T>` in input order, then one per
  *   output, `var<storage, read_write> NAME: array<T>`; T is the dtype's GPU type (float32 → f32,
  *   int32 → i32, uint32 and bool → u32) unless `elem` overrides it (e.g. `'vec4<f32>'`,
@@ -77,6 +78,8 @@ export interface KernelSpec {
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A leading WGSL directive of a kernel's code (hoisted above the generated bindings). */
+const DIRECTIVE = /^\s*((?:enable|requires|diagnostic)\b[^;]*;)/;
 
 export function runKernel(e: Engine, spec: KernelSpec, features: ReadonlySet<string>): GpuStorage[] {
   const op = spec.name;
@@ -145,13 +148,31 @@ export function runKernel(e: Engine, spec: KernelSpec, features: ReadonlySet<str
   for (const [k, v] of Object.entries(u.u32 ?? {})) p.u32(k, v);
   for (const [k, v] of Object.entries(u.i32 ?? {})) p.i32(k, v);
   for (const [k, v] of Object.entries(u.f32 ?? {})) p.f32(k, v);
-  for (const ext of spec.enable ?? []) {
+  // directives at the top of `code` (enable / requires / diagnostic) must precede the bindings
+  const directives: string[] = [];
+  let body = spec.code;
+  for (let m = DIRECTIVE.exec(body); m; m = DIRECTIVE.exec(body)) {
+    directives.push(m[1].trim());
+    body = body.slice(m[0].length);
+  }
+  const enables = [
+    ...(spec.enable ?? []),
+    ...directives
+      .filter((d) => d.startsWith('enable '))
+      .flatMap((d) =>
+        d
+          .slice(7, -1)
+          .split(',')
+          .map((x) => x.trim()),
+      ),
+  ];
+  for (const ext of enables) {
     const feature = ext === 'f16' ? 'shader-f16' : ext;
     if (!features.has(feature))
       fail(op, `needs the device feature '${feature}' (for \`enable ${ext};\`), which this adapter does not offer`);
   }
-  const header = (spec.enable ?? []).map((f) => `enable ${f};\n`).join('');
-  const code = `${header}${decls.join('')}${p.declare(bindings.length)}fn wg_linear(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + nwg.x * (wid.y + nwg.y * wid.z); }\n${spec.code}\n`;
+  const header = (spec.enable ?? []).map((f) => `enable ${f};\n`).join('') + directives.map((d) => `${d}\n`).join('');
+  const code = `${header}${decls.join('')}${p.declare(bindings.length)}fn wg_linear(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + nwg.x * (wid.y + nwg.y * wid.z); }\n${body}\n`;
   if (total > 0) e.dispatch({ name: op, code: () => code, bindings, params: p, workgroups: grid });
   for (const t of temps) e.free(t);
   return outs;
