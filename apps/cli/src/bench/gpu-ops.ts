@@ -30,7 +30,10 @@ import type { BenchRow } from './types.js';
 export interface GpuOpsOptions {
   sizes?: number[];
   tfjs?: boolean;
-  /** Extra matmul tile configurations to time besides the automatic choice (tuning). */
+  /**
+   * Extra matmul tile configurations to time besides the automatic choice (tuning); default
+   * from env FOXGATE_BENCH_MATMUL_CONFIGS (JSON `{ name: MatmulConfig }`).
+   */
   matmulConfigs?: Record<string, MatmulConfig>;
   /** Seconds of GPU time to aim for per timed case (default 0.5). */
   seconds?: number;
@@ -73,6 +76,8 @@ interface MemoryBoundImpl<T extends { dispose(): void }> {
   add(x: T, y: T): T;
   /** A plain copy (reads and writes each element once); rows without it skip the copy case. */
   copy?(x: T): T;
+  /** The same copy as one `copyBufferToBuffer` command (the device's own copy path). */
+  copyBuffer?(x: T): { dispose(): void };
   softmax(x: T): T;
   sync(): Promise<void>;
 }
@@ -86,6 +91,8 @@ async function benchMemoryBound<T extends { dispose(): void }>(m: MemoryBoundImp
   const t = await timeLoop(() => m.add(x, y).dispose(), m.sync, seconds, (12 * n) / 2e12);
   const copy = m.copy;
   const tc = copy ? await timeLoop(() => copy(x).dispose(), m.sync, seconds, (8 * n) / 2e12) : null;
+  const copyBuffer = m.copyBuffer;
+  const tb = copyBuffer ? await timeLoop(() => copyBuffer(x).dispose(), m.sync, seconds, (8 * n) / 2e12) : null;
   x.dispose();
   y.dispose();
   const C = 16384;
@@ -111,6 +118,18 @@ async function benchMemoryBound<T extends { dispose(): void }>(m: MemoryBoundImp
             value: (8 * n * tc.iters) / (tc.ms / 1000) / 1e9,
             unit: 'GB/s',
             note: `2 arrays, device-to-device, ${tc.iters} it; ${dev}`,
+          },
+        ]
+      : []),
+    ...(tb
+      ? [
+          {
+            bench: 'copy',
+            case: `f32 n=2^${Math.log2(n).toFixed(0)}`,
+            impl: `${m.impl} copyBufferToBuffer`,
+            value: (8 * n * tb.iters) / (tb.ms / 1000) / 1e9,
+            unit: 'GB/s',
+            note: `2 arrays, one copy command, ${tb.iters} it; ${dev}`,
           },
         ]
       : []),
@@ -159,7 +178,12 @@ export async function benchGpuOps(opts: GpuOpsOptions = {}): Promise<BenchRow[]>
   const sync = () => gpu.sync();
 
   // ---- matmul ----------------------------------------------------------------------------
-  const variants: [string, MatmulConfig | null][] = [['auto', null], ...Object.entries(opts.matmulConfigs ?? {})];
+  const extra =
+    opts.matmulConfigs ??
+    (process.env.FOXGATE_BENCH_MATMUL_CONFIGS
+      ? (JSON.parse(process.env.FOXGATE_BENCH_MATMUL_CONFIGS) as Record<string, MatmulConfig>)
+      : {});
+  const variants: [string, MatmulConfig | null][] = [['auto', null], ...Object.entries(extra)];
   for (const n of sizes) {
     const a = randomUniform([1, n], [n, n], { backend: gpu, low: -1, high: 1 });
     const b = randomUniform([2, n], [n, n], { backend: gpu, low: -1, high: 1 });
@@ -211,6 +235,13 @@ export async function benchGpuOps(opts: GpuOpsOptions = {}): Promise<BenchRow[]>
           uniform: (seed, shape, low, high) => randomUniform([3, seed], shape, { backend: gpu, low, high }),
           add,
           copy: (x) => cast(x, x.dtype),
+          copyBuffer: (x) => {
+            const bytes = x.size * 4;
+            const dst = gpu.engine.alloc(bytes);
+            const src = (x.storage as unknown as { buffer: Parameters<WebGPUBackend['engine']['copyBuffer']>[0] }).buffer;
+            gpu.engine.copyBuffer(src, x.offset * 4, dst.buffer, 0, bytes);
+            return { dispose: () => gpu.engine.free(dst) };
+          },
           softmax: (x) => softmax(x, -1),
           sync,
         },
