@@ -5,6 +5,7 @@
  * Tolerances: those of the test suite (`compareResults`).
  */
 
+import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../../packages/attention/src/index.js';
 import { compareResults, problem, runFox } from '../../packages/attention/test/util/fox.js';
 import { initWebGPU } from '../../packages/tensor/src/index.js';
 
@@ -21,27 +22,39 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
     [1, 97, 97, 1, 256],
     [1, 1, 150, 2, 64],
   ];
+  // the default tiles on every case; the opt-in variants (subgroup row reductions, no
+  // pipelining) on the D = 64 cases
+  const def = foxTilesFor(gpu, 64);
+  const variants: [string, FoxTileOverrides][] = [
+    ['', {}],
+    [' [fwd sg]', { fwd: { ...def.fwd, sg: true } }],
+    [' [no pf]', { fwd: { ...def.fwd, pf: false }, dkv: { ...def.dkv, pf: false }, dq: { ...def.dq, pf: false } }],
+  ];
   let seed = 1;
-  for (const [B, Tq, Tk, H, D] of cases) {
-    for (const [label, opts, gate] of [
-      ['gated', { gated: true }, [0, 5]],
-      ['gated ACP', { gated: true, acp: true, stats: true }, [-3, 1]],
-      ['softmax', { gated: false }, [0, 5]],
-    ] as const) {
-      const name = `${label} B=${B} Tq=${Tq} Tk=${Tk} H=${H} D=${D}`;
-      try {
-        const p = problem(B, Tq, Tk, H, D, seed++, [gate[0], gate[1]], 0.5);
-        const want = await runFox(p, 'cpu', 'float64', opts);
-        const got = await runFox(p, gpu, 'float32', opts);
-        const cmp = compareResults(got, want);
-        const bad = Object.entries(cmp).filter(([, m]) => m !== null);
-        const frac = got.fraction !== undefined ? ` (tiles computed ${(100 * got.fraction).toFixed(1)}%)` : '';
-        results.push({ name: name + frac, ok: bad.length === 0, msg: bad.map(([k, m]) => `${k}: ${m}`).join('; ') || undefined });
-      } catch (e) {
-        results.push({ name, ok: false, msg: `threw ${(e as Error).message}` });
+  for (const [vname, tiles] of variants)
+    for (const [B, Tq, Tk, H, D] of cases) {
+      if (vname && D !== 64) continue;
+      setFoxTiles(tiles);
+      for (const [label, opts, gate] of [
+        ['gated', { gated: true }, [0, 5]],
+        ['gated ACP', { gated: true, acp: true, stats: true }, [-3, 1]],
+        ['softmax', { gated: false }, [0, 5]],
+      ] as const) {
+        const name = `${label} B=${B} Tq=${Tq} Tk=${Tk} H=${H} D=${D}${vname}`;
+        try {
+          const p = problem(B, Tq, Tk, H, D, seed++, [gate[0], gate[1]], 0.5);
+          const want = await runFox(p, 'cpu', 'float64', opts);
+          const got = await runFox(p, gpu, 'float32', opts);
+          const cmp = compareResults(got, want);
+          const bad = Object.entries(cmp).filter(([, m]) => m !== null);
+          const frac = got.fraction !== undefined ? ` (tiles computed ${(100 * got.fraction).toFixed(1)}%)` : '';
+          results.push({ name: name + frac, ok: bad.length === 0, msg: bad.map(([k, m]) => `${k}: ${m}`).join('; ') || undefined });
+        } catch (e) {
+          results.push({ name, ok: false, msg: `threw ${(e as Error).message}` });
+        }
       }
     }
-  }
+  setFoxTiles({});
   await gpu.destroy();
   return results;
 }

@@ -19,6 +19,22 @@ const configs: [string, FoxTileOverrides][] = [
     { fwd: { bq: 64, bk: 32, tm: 4, tn: 2 }, dkv: { bq: 32, bk: 32, tm: 4, tn: 2 }, dq: { bq: 32, bk: 32, tm: 4, tn: 2 } },
   ],
   [
+    'the hardware default tiles, register-pipelined (pf)',
+    {
+      fwd: { bq: 64, bk: 32, tm: 4, tn: 2, pf: true },
+      dkv: { bq: 32, bk: 32, tm: 4, tn: 2, pf: true },
+      dq: { bq: 32, bk: 32, tm: 4, tn: 2, pf: true },
+    },
+  ],
+  [
+    'fwd 16x8 4x2, dkv 8x8 4x1, dq 8x16 4x4, pipelined',
+    {
+      fwd: { bq: 16, bk: 8, tm: 4, tn: 2, pf: true },
+      dkv: { bq: 8, bk: 8, tm: 4, tn: 1, pf: true },
+      dq: { bq: 8, bk: 16, tm: 4, tn: 4, pf: true },
+    },
+  ],
+  [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
     { fwd: { bq: 64, bk: 32, tm: 8, tn: 4 }, dkv: { bq: 32, bk: 32, tm: 8, tn: 4 }, dq: { bq: 32, bk: 32, tm: 4, tn: 8 } },
   ],
@@ -66,6 +82,16 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       expect(compareResults(r, c)).toEqual(ALL_CLOSE);
     }),
   );
+
+  it('the software (dynamic head dim) kernels, pipelined', async () => {
+    const pf = { bq: 16, bk: 16, tm: 4, tn: 1, pf: true };
+    setFoxTiles({ fwd: pf, dkv: pf, dq: pf });
+    const q = problem(1, 40, 70, 2, 6, 43, [-3, 1], 0.5);
+    const c = await runFox(q, 'cpu', 'float32', { acp: true, stats: true });
+    const r = await runFox(q, gpu as unknown as Backend, 'float32', { acp: true, stats: true });
+    expect(r.fraction).toBe(c.fraction);
+    expect(compareResults(r, c)).toEqual(ALL_CLOSE);
+  });
 
   it('a head dim that is not a multiple of 4 (scalar loads), default tiles', () =>
     asHardware(async () => {

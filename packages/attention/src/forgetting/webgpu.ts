@@ -51,13 +51,41 @@ export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTile
   };
 }
 
-function specOf(backend: WebGPUBackend, D: number, gated: boolean, acp: boolean, tiles: FoxTileConfig): FoxKernelSpec {
-  return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software };
+/**
+ * Whether the forward kernel can reduce score rows with subgroup shuffles on this device: the
+ * `subgroups` feature with the `subgroup_id` builtin, and every subgroup a multiple of the
+ * `bk / tn` threads that share a row (so a row never straddles two subgroups).
+ */
+function subgroupRows(backend: WebGPUBackend, tiles: FoxTileConfig): boolean {
+  const i = backend.info;
+  const nc = tiles.bk / tiles.tn;
+  const threads = (tiles.bq / tiles.tm) * nc;
+  return (
+    tiles.sg === true &&
+    !backend.software &&
+    i.features.includes('subgroups') &&
+    i.wgslFeatures.includes('subgroup_id') &&
+    (i.subgroupMinSize ?? 0) >= nc &&
+    threads % (i.subgroupMaxSize ?? Number.POSITIVE_INFINITY) === 0
+  );
+}
+
+function specOf(
+  backend: WebGPUBackend,
+  D: number,
+  gated: boolean,
+  acp: boolean,
+  tiles: FoxTileConfig,
+  kind: 'fwd' | 'dkv' | 'dq',
+): FoxKernelSpec {
+  const subgroups = kind === 'fwd' && subgroupRows(backend, tiles);
+  return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software, subgroups };
 }
 
 const codeCache = new Map<string, string>();
 function cached(kind: string, spec: FoxKernelSpec, gen: (s: FoxKernelSpec) => string): string {
-  const key = `${kind}:${spec.D}:${spec.gated}:${spec.acp}:${spec.dynamic}:${spec.tiles.bq},${spec.tiles.bk},${spec.tiles.tm},${spec.tiles.tn}`;
+  const t = spec.tiles;
+  const key = `${kind}:${spec.D}:${spec.gated}:${spec.acp}:${spec.dynamic}:${spec.subgroups}:${t.bq},${t.bk},${t.tm},${t.tn},${t.pf}`;
   let c = codeCache.get(key);
   if (!c) {
     c = gen(spec);
@@ -152,7 +180,7 @@ export function foxForwardWebGPU(
   const { B, Tq, H, D } = dims;
   checkDevice(backend, dims, 7);
   const tiles = foxTilesFor(backend, D).fwd;
-  const spec = specOf(backend, D, lam !== null, bounds !== null, tiles);
+  const spec = specOf(backend, D, lam !== null, bounds !== null, tiles, 'fwd');
   const temps: Tensor[] = [];
   const inputs: KernelInput[] = [rows('q', q, spec, temps), rows('k', k, spec, temps), rows('v', v, spec, temps)];
   if (lam) inputs.push({ name: 'lam', data: lam });
@@ -201,8 +229,8 @@ export function foxBackwardWebGPU(
   checkDevice(backend, dims, 11);
   const tiles = foxTilesFor(backend, D);
   const temps: Tensor[] = [];
-  const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv);
-  const qSpec = specOf(backend, D, gated, bounds !== null, tiles.dq);
+  const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv, 'dkv');
+  const qSpec = specOf(backend, D, gated, bounds !== null, tiles.dq, 'dq');
   const common: KernelInput[] = [
     rows('q', q, kvSpec, temps),
     rows('k', k, kvSpec, temps),

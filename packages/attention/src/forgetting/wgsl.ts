@@ -31,6 +31,19 @@ export interface FoxTileConfig {
   /** Micro-tile rows / columns per thread (4 or 8). */
   tm: number;
   tn: number;
+  /**
+   * Software pipelining: the next streamed tile (K and V in the forward and dQ kernels, Q and dO
+   * in the dK/dV kernel) is read from global memory into registers while the current one is
+   * computed, and stored to workgroup memory at the top of the next step (the forward kernel
+   * then keeps K and V in separate arrays).
+   */
+  pf?: boolean;
+  /**
+   * Reduce forward score rows with subgroup shuffles where the device allows
+   * (`FoxKernelSpec.subgroups`). Off by default: on an H200 it was slower than workgroup memory
+   * (T=16k fwd 110 against 106 ms, BENCHMARKS.md).
+   */
+  sg?: boolean;
 }
 
 export interface FoxKernelSpec {
@@ -48,6 +61,13 @@ export interface FoxKernelSpec {
    * takes seconds per kernel. Hardware drivers get constants.
    */
   dynamic?: boolean;
+  /**
+   * Row maxima and sums of the forward kernel through `subgroupShuffleXor` instead of workgroup
+   * memory and a barrier. Needs the `subgroups` feature with the `subgroup_id` builtin and a
+   * subgroup size that is a multiple of the threads sharing a score row (`bk / tn`); threads are
+   * then numbered `subgroup_id · subgroup_size + subgroup_invocation_id`.
+   */
+  subgroups?: boolean;
 }
 
 /** ACP grid (the tiles bounds are expressed in): 64 queries × 64 keys. */
@@ -77,7 +97,7 @@ export function foxSmemBytes(kind: 'fwd' | 'dkv' | 'dq', D: number, t: FoxTileCo
   const nc = (kind === 'dkv' ? t.bq : t.bk) / t.tn;
   const vec4s =
     kind === 'fwd'
-      ? t.bq * DV + t.bk * (DV + 1) + (t.bk * t.bq) / 4
+      ? t.bq * DV + (t.pf ? 2 : 1) * t.bk * (DV + 1) + (t.bk * t.bq) / 4
       : kind === 'dkv'
         ? 2 * t.bk * DV + 2 * t.bq * (DV + 1) + (2 * t.bq * t.bk) / 4
         : 2 * t.bq * DV + 2 * t.bk * (DV + 1) + (t.bk * t.bq) / 4;
@@ -92,12 +112,13 @@ export function threadsOf(kind: 'fwd' | 'dkv' | 'dq', t: FoxTileConfig): number 
 
 /**
  * Tile configurations in order of preference. The first of each list (4×2 micro-tiles, 256
- * threads for fwd and 128 for dK/dV and dQ) measured fastest on an H200: fwd+bwd at T=16k took
- * 720 ms against 1242 ms with 4×4 micro-tiles (BENCHMARKS.md).
+ * threads for fwd and 128 for dK/dV and dQ, register-pipelined) measured fastest on an H200:
+ * fwd+bwd at T=16k took 720 ms against 1242 ms with 4×4 micro-tiles, and pipelining took it to
+ * 478 ms (BENCHMARKS.md).
  */
 const CANDIDATES: Record<'fwd' | 'dkv' | 'dq', FoxTileConfig[]> = {
   fwd: [
-    { bq: 64, bk: 32, tm: 4, tn: 2 },
+    { bq: 64, bk: 32, tm: 4, tn: 2, pf: true },
     { bq: 64, bk: 32, tm: 4, tn: 4 },
     { bq: 32, bk: 32, tm: 4, tn: 4 },
     { bq: 32, bk: 16, tm: 4, tn: 4 },
@@ -107,7 +128,7 @@ const CANDIDATES: Record<'fwd' | 'dkv' | 'dq', FoxTileConfig[]> = {
     { bq: 4, bk: 4, tm: 4, tn: 4 },
   ],
   dkv: [
-    { bq: 32, bk: 32, tm: 4, tn: 2 },
+    { bq: 32, bk: 32, tm: 4, tn: 2, pf: true },
     { bq: 32, bk: 32, tm: 4, tn: 4 },
     { bq: 16, bk: 32, tm: 4, tn: 4 },
     { bq: 16, bk: 16, tm: 4, tn: 4 },
@@ -117,7 +138,7 @@ const CANDIDATES: Record<'fwd' | 'dkv' | 'dq', FoxTileConfig[]> = {
     { bq: 4, bk: 4, tm: 4, tn: 4 },
   ],
   dq: [
-    { bq: 32, bk: 32, tm: 4, tn: 2 },
+    { bq: 32, bk: 32, tm: 4, tn: 2, pf: true },
     { bq: 32, bk: 32, tm: 4, tn: 4 },
     { bq: 32, bk: 16, tm: 4, tn: 4 },
     { bq: 16, bk: 16, tm: 4, tn: 4 },
@@ -327,11 +348,17 @@ function prologue(spec: FoxKernelSpec): string {
   return spec.dynamic ? '  let DV = P.loopDV;\n  let DVP = DV + 1u;\n' : '';
 }
 
-/** The `@compute` entry point and the (b, h) pair of the workgroup (`wid.y`). */
+/**
+ * The `@compute` entry point and the (b, h) pair of the workgroup (`wid.y`); with subgroups,
+ * `lin` numbers the threads subgroup by subgroup (see `FoxKernelSpec.subgroups`), else it is `lid`.
+ */
 function entry(spec: FoxKernelSpec, threads: number): string {
+  const sg = spec.subgroups === true;
+  const sgArgs = sg ? ', @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32, @builtin(subgroup_id) sgid: u32' : '';
   return `@compute @workgroup_size(${threads})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-${prologue(spec)}  let bh = wid.y;
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${sgArgs}) {
+${prologue(spec)}  let lin = ${sg ? 'sgid * sgs + sgl' : 'lid'};
+  let bh = wid.y;
   let b = bh / P.H;
   let h = bh % P.H;`;
 }
@@ -340,8 +367,8 @@ ${prologue(spec)}  let bh = wid.y;
 const QUERY_TILE = `  let nqt = (P.Tq + BQ - 1u) / BQ;
   let i0 = (nqt - 1u - wid.x) * BQ;
   let off = P.Tk - P.Tq;
-  let tr = lid / NC;
-  let tc = lid % NC;
+  let tr = lin / NC;
+  let tc = lin % NC;
   let ib = i0 + tr * TM;`;
 
 /** Key tiles a query tile visits: causal end, start from ACP (`first`) when pruning. */
@@ -384,6 +411,69 @@ function loadTile(indent: string, rows: 'BQ' | 'BK', t: 'i' | 'j', origin: strin
   return [`${indent}for (var x = lid; x < ${rows} * DV; x += NT) {`, ...body.map((l) => `${indent}  ${l}`), `${indent}}`].join('\n');
 }
 
+/** Register prefetch of a streamed tile (see `FoxTileConfig.pf`). */
+interface Prefetch {
+  /** Register declarations (once, before the loop). */
+  decl: string;
+  /** Issues the global reads of the tile whose first row is `origin` into the registers. */
+  load: (origin: string) => string;
+  /** Writes the registers to workgroup memory (between barriers). */
+  store: string;
+}
+
+function joinPrefetch(ps: Prefetch[]): Prefetch {
+  return {
+    decl: ps.map((p) => p.decl).join(''),
+    load: (origin) => ps.map((p) => p.load(origin)).join(''),
+    store: ps.map((p) => p.store).join(''),
+  };
+}
+
+/**
+ * `loadTile` split for pipelining: each thread owns vec4 units `x = lid + u·NT` of the
+ * `rows × DV` tile (rows past `T` read as zero) and keeps them in registers `<v><u>`.
+ */
+function prefetchTile(spec: FoxKernelSpec, rows: number, nt: number, T: string, padded: boolean, loads: TileLoad[]): Prefetch {
+  const units = rows * dv(spec.D);
+  const per = Math.ceil(units / nt);
+  const guard = spec.dynamic === true || units % nt !== 0;
+  const inTile = `x < ${rows}u * DV`;
+  let decl = '';
+  let load = '';
+  let store = '';
+  for (let u = 0; u < per; u++) {
+    const x = `      let x = lid + ${u * nt}u;\n`;
+    decl += loads.map((l) => `  var ${l.v}${u} = vec4<f32>(0.0);\n`).join('');
+    load += `    {\n${x}      let t = ORIGIN + x / DV;\n${loads.map((l) => `      ${l.v}${u} = vec4<f32>(0.0);\n`).join('')}`;
+    load += `      if (${guard ? `${inTile} && ` : ''}t < ${T}) {\n`;
+    load += loads.map((l) => `        ${l.v}${u} = ${l.ld}(b, t, h, x % DV)${l.scaled ? ' * P.scale2' : ''};\n`).join('');
+    load += '      }\n    }\n';
+    const dst = padded ? '(x / DV) * DVP + x % DV' : 'x';
+    const body = loads.map((l) => `${l.dst}[${dst}] = ${l.v}${u};`).join(' ');
+    store += `    {\n${x}      ${guard ? `if (${inTile}) { ${body} }` : body}\n    }\n`;
+  }
+  return { decl, load: (origin) => load.replaceAll('ORIGIN', `(${origin})`), store };
+}
+
+/** One value per tile row (Λ, lse, δ) prefetched like `prefetchTile`: `read(t)` at row t = origin + x. */
+function prefetchRows(
+  rows: number,
+  nt: number,
+  items: { v: string; dst: string; read: (t: string) => string; store?: (v: string) => string }[],
+): Prefetch {
+  const per = Math.ceil(rows / nt);
+  let decl = '';
+  let load = '';
+  let store = '';
+  for (let u = 0; u < per; u++) {
+    const head = `    {\n      let x = lid + ${u * nt}u;\n      if (x < ${rows}u) {`;
+    decl += items.map((it) => `  var ${it.v}${u} = 0.0;\n`).join('');
+    load += `${head} ${items.map((it) => `${it.v}${u} = ${it.read('ORIGIN + x')};`).join(' ')} }\n    }\n`;
+    store += `${head} ${items.map((it) => `${it.dst}[x] = ${it.store ? it.store(`${it.v}${u}`) : `${it.v}${u}`};`).join(' ')} }\n    }\n`;
+  }
+  return { decl, load: (origin) => load.replaceAll('ORIGIN', `(${origin})`), store };
+}
+
 /**
  * Sums each tile row's partial sums `acc<e>` across the NC threads that share the row (through
  * `red`) and writes them to `out[b, origin + x, h]` (rows below `T`).
@@ -407,23 +497,58 @@ export function foxForwardWGSL(spec: FoxKernelSpec): string {
   const { D, gated, acp, tiles } = spec;
   const dyn = spec.dynamic === true;
   const { bq, bk, tm, tn } = tiles;
+  const pf = tiles.pf === true;
+  const sg = spec.subgroups === true;
   const nc = bk / tn;
+  const nt = (bq / tm) * nc;
   const { fg, guard } = groups(spec, nc);
-  return `${header(spec, bq, bk)}
+  // K and V: one shared array loaded twice per step, or (pipelined) two arrays and registers
+  const Ks = pf ? 'Ks' : 'KVs';
+  const Vs = pf ? 'Vs' : 'KVs';
+  const next = pf
+    ? joinPrefetch([
+        prefetchTile(spec, bk, nt, 'P.Tk', true, [
+          { v: 'kr', dst: 'Ks', ld: 'ldK' },
+          { v: 'vr', dst: 'Vs', ld: 'ldV' },
+        ]),
+        prefetchRows(bk, nt, [
+          { v: 'lr', dst: 'lamK', read: (t) => `lamAt(b, min(${t}, P.Tk - 1u), h)`, store: (v) => `(${v} - lamRef) * LOG2E` },
+        ]),
+      ])
+    : null;
+  // across the NC threads of a score row: subgroup shuffles, or workgroup memory
+  const add = (a: string, b: string) => `${a} + ${b}`;
+  const maxOf = (a: string, b: string) => `max(${a}, ${b})`;
+  const xor = (v: string, comb: (a: string, b: string) => string) =>
+    range(Math.log2(nc))
+      .map((i) => `    ${v} = ${comb(v, `subgroupShuffleXor(${v}, ${1 << i}u)`)};`)
+      .join('\n');
+  // `red` (workgroup memory) holds one partial per (row, thread); read as vec4 when NC allows
+  const red4 = nc % 4 === 0;
+  const redPut = (e: number, v: string) =>
+    red4 ? `    red[(tr * TM + ${e}u) * (NC / 4u) + tc / 4u][tc % 4u] = ${v};` : `    red[(tr * TM + ${e}u) * NC + tc] = ${v};`;
+  const redFold = (e: number, v: string, comb: (a: string, b: string) => string) =>
+    red4
+      ? `    for (var c = 0u; c < NC / 4u; c++) {\n      let w = red[(tr * TM + ${e}u) * (NC / 4u) + c];\n      ${v} = ${comb(v, comb(comb('w.x', 'w.y'), comb('w.z', 'w.w')))};\n    }`
+      : `    for (var c = 0u; c < NC; c++) { ${v} = ${comb(v, `red[(tr * TM + ${e}u) * NC + c]`)}; }`;
+  const rowMax = (e: number) =>
+    sg
+      ? `    var mt${e} = max(${range(tn).reduce((a, f) => (a ? `max(${a}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG);\n${xor(`mt${e}`, maxOf)}`
+      : `    var mt${e} = NEG;\n${redFold(e, `mt${e}`, maxOf)}`;
+  return `${sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}${header(spec, bq, bk)}
 const BQ = ${bq}u;
 const BK = ${bk}u;
 var<workgroup> Qs: array<vec4<f32>, ${bq * dv(D)}>;
-var<workgroup> KVs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;
+${pf ? `var<workgroup> Ks: array<vec4<f32>, ${bk * (dv(D) + 1)}>;\nvar<workgroup> Vs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;` : `var<workgroup> KVs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;`}
 var<workgroup> Pt: array<vec4<f32>, ${(bk * bq) / 4}>;
-var<workgroup> red: array<f32, ${bq * nc}>;
-var<workgroup> lamK: array<f32, ${bk}>;
+${sg ? '' : red4 ? `var<workgroup> red: array<vec4<f32>, ${(bq * nc) / 4}>;\n` : `var<workgroup> red: array<f32, ${bq * nc}>;\n`}var<workgroup> lamK: array<f32, ${bk}>;
 ${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
 ${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
 ${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
 ${accessors(spec, 'o', 'P.Tq', 'stO', true)}
 ${lamFn(gated)}
 
-${entry(spec, (bq / tm) * nc)}
+${entry(spec, nt)}
 ${QUERY_TILE}
 ${loadTile('  ', 'BQ', 'i', 'i0', 'P.Tq', false, [{ v: 'val', dst: 'Qs', ld: 'ldQ', scaled: true }])}
   let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
@@ -433,45 +558,53 @@ ${lines(tm, (e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`)}
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var acc${e}_${f} = vec4<f32>(0.0);`))
   .join('\n')}
-  for (var kt = kt0; kt <= kt1; kt++) {
+${next ? `${next.decl}${next.load('kt0 * BK')}` : ''}  for (var kt = kt0; kt <= kt1; kt++) {
     let j0 = kt * BK;
     workgroupBarrier();
-${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [{ v: 'val', dst: 'KVs', ld: 'ldK' }])}
-${LAMBDA_KEYS}
-    workgroupBarrier();
-${scoreTile('s', 'Qs', 'KVs', nc, tm, tn)}
+${
+  next
+    ? `${next.store}    workgroupBarrier();\n    if (kt < kt1) {\n${next.load('j0 + BK')}    }`
+    : `${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [{ v: 'val', dst: 'KVs', ld: 'ldK' }])}\n${LAMBDA_KEYS}\n    workgroupBarrier();`
+}
+${scoreTile('s', 'Qs', Ks, nc, tm, tn)}
 ${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0 + tc + ${nc * f}u;`)}
 ${range(tm)
   .flatMap((e) => range(tn).map((f) => `    s${e}_${f} = select(NEG, s${e}_${f} + lq${e} - lk${f}, jc${f} <= ib + ${e}u + off);`))
   .join('\n')}
-${lines(tm, (e) => `    red[(tr * TM + ${e}u) * NC + tc] = max(${range(tn).reduce((acc, f) => (acc ? `max(${acc}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG);`)}
-    workgroupBarrier();
-${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [{ v: 'val', dst: 'KVs', ld: 'ldV' }])}
+${
+  sg
+    ? pf
+      ? ''
+      : '    workgroupBarrier();' // K reads done before V overwrites KVs
+    : `${lines(tm, (e) => redPut(e, `max(${range(tn).reduce((acc, f) => (acc ? `max(${acc}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG)`))}
+    workgroupBarrier();`
+}
+${pf ? '' : loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [{ v: 'val', dst: 'KVs', ld: 'ldV' }])}
 ${lines(
   tm,
-  (e) => `    var mt${e} = NEG;
-    for (var c = 0u; c < NC; c++) { mt${e} = max(mt${e}, red[(tr * TM + ${e}u) * NC + c]); }
+  (e) => `${rowMax(e)}
     let mn${e} = max(m${e}, mt${e});
     let al${e} = exp2(m${e} - mn${e});
     m${e} = mn${e};
 ${lines(tn, (f) => `    let p${e}_${f} = exp2(s${e}_${f} - mn${e});`)}
     l${e} = l${e} * al${e} + ${range(tn)
       .map((f) => `p${e}_${f}`)
-      .join(' + ')};
+      .reduce(add)};
 ${lines(fg, (f) => `    acc${e}_${f} *= al${e};`)}`,
 )}
 ${stageTransposed('Pt', 'p', 'BQ', nc, tm, tn)}
-${accumulateTile('j', dyn ? 'P.loopBK' : 'BK', 'BQ', [{ w: 'pv', staged: 'Pt', x: 'vv', src: 'KVs', acc: 'acc' }], { fg, guard }, nc, tm)}
+${accumulateTile('j', dyn ? 'P.loopBK' : 'BK', 'BQ', [{ w: 'pv', staged: 'Pt', x: 'vv', src: Vs, acc: 'acc' }], { fg, guard }, nc, tm)}
   }
-  workgroupBarrier();
-${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = l${e};`)}
-  workgroupBarrier();
+${
+  sg
+    ? lines(tm, (e) => `  var lt${e} = l${e};\n${xor(`lt${e}`, add)}`)
+    : `  workgroupBarrier();\n${lines(tm, (e) => redPut(e, `l${e}`))}\n  workgroupBarrier();`
+}
 ${lines(
   tm,
   (e) => `  {
     let i = ib + ${e}u;
-    var lt = 0.0;
-    for (var c = 0u; c < NC; c++) { lt += red[(tr * TM + ${e}u) * NC + c]; }
+${sg ? `    let lt = lt${e};` : `    var lt = 0.0;\n${redFold(e, 'lt', add)}`}
     if (i < P.Tq) {
       let inv = 1.0 / lt;
 ${lines(fg, (f) => `      if (${guard(f)}) { stO(b, i, h, tc + ${nc * f}u, acc${e}_${f} * inv); }`)}
@@ -492,6 +625,21 @@ export function foxBwdKVWGSL(spec: FoxKernelSpec): string {
   const { bq, bk, tm, tn } = tiles;
   const nc = bq / tn;
   const { fg, guard } = groups(spec, nc);
+  const nt = (bk / tm) * nc;
+  const qi = (t: string) => `min(${t}, P.Tq - 1u)`;
+  const next = tiles.pf
+    ? joinPrefetch([
+        prefetchTile(spec, bq, nt, 'P.Tq', true, [
+          { v: 'qr', dst: 'Qs', ld: 'ldQ' },
+          { v: 'dor', dst: 'dOs', ld: 'ldDO' },
+        ]),
+        prefetchRows(bq, nt, [
+          { v: 'lsr', dst: 'lseQ', read: (t) => `lse2[bh * P.Tq + ${qi(t)} + P.lse2_offset]` },
+          { v: 'dlr', dst: 'dltQ', read: (t) => `delta[(b * P.Tq + ${qi(t)}) * P.H + h + P.delta_offset]` },
+          { v: 'lqr', dst: 'lamQ', read: (t) => `lamAt(b, ${qi(t)} + off, h)` },
+        ]),
+      ])
+    : null;
   return `${header(spec, bk, bq)}
 const BQ = ${bq}u;
 const BK = ${bk}u;
@@ -516,8 +664,8 @@ ${lamFn(gated)}
 ${entry(spec, (bk / tm) * nc)}
   let j0 = wid.x * BK;
   let off = P.Tk - P.Tq;
-  let tr = lid / NC;
-  let tc = lid % NC;
+  let tr = lin / NC;
+  let tc = lin % NC;
   let jb = j0 + tr * TM;
 ${loadTile('  ', 'BK', 'j', 'j0', 'P.Tk', false, [
   { v: 'kv', dst: 'Ks', ld: 'ldK', scaled: true },
@@ -533,22 +681,28 @@ ${acp ? '  qEnd = min(qEnd, u32(lastq[bh * P.nkb64 + j0 / 64u + P.lastq_offset] 
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var dk${e}_${f} = vec4<f32>(0.0);\n  var dv${e}_${f} = vec4<f32>(0.0);`))
   .join('\n')}
-  for (var qt = qt0; qt < qt1; qt++) {
+${next ? `${next.decl}${next.load('qt0 * BQ')}` : ''}  for (var qt = qt0; qt < qt1; qt++) {
     let i0 = qt * BQ;
     workgroupBarrier();
-${loadTile('    ', 'BQ', 'i', 'i0', 'P.Tq', true, [
-  { v: 'qv', dst: 'Qs', ld: 'ldQ' },
-  { v: 'dov', dst: 'dOs', ld: 'ldDO' },
-])}
+${
+  next
+    ? `${next.store}    workgroupBarrier();
+    if (qt + 1u < qt1) {
+${next.load('i0 + BQ')}    }`
+    : `${loadTile('    ', 'BQ', 'i', 'i0', 'P.Tq', true, [
+        { v: 'qv', dst: 'Qs', ld: 'ldQ' },
+        { v: 'dov', dst: 'dOs', ld: 'ldDO' },
+      ])}
     for (var x = lid; x < BQ; x += NT) {
       let i = min(i0 + x, P.Tq - 1u);
       lseQ[x] = lse2[bh * P.Tq + i + P.lse2_offset];
       dltQ[x] = delta[(b * P.Tq + i) * P.H + h + P.delta_offset];
       lamQ[x] = lamAt(b, i + off, h);
     }
+    workgroupBarrier();`
+}
     let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
 ${lines(tm, (e) => `    let lk${e} = (lkRaw${e} - lamRef) * LOG2E;`)}
-    workgroupBarrier();
 ${scoreTile('s', 'Ks', 'Qs', nc, tm, tn)}
 ${scoreTile('dp', 'Vs', 'dOs', nc, tm, tn)}
 ${lines(
@@ -610,6 +764,18 @@ export function foxBwdQWGSL(spec: FoxKernelSpec): string {
   const { bq, bk, tm, tn } = tiles;
   const nc = bk / tn;
   const { fg, guard } = groups(spec, nc);
+  const nt = (bq / tm) * nc;
+  const next = tiles.pf
+    ? joinPrefetch([
+        prefetchTile(spec, bk, nt, 'P.Tk', true, [
+          { v: 'kr', dst: 'Ks', ld: 'ldK' },
+          { v: 'vr', dst: 'Vs', ld: 'ldV' },
+        ]),
+        prefetchRows(bk, nt, [
+          { v: 'lr', dst: 'lamK', read: (t) => `lamAt(b, min(${t}, P.Tk - 1u), h)`, store: (v) => `(${v} - lamRef) * LOG2E` },
+        ]),
+      ])
+    : null;
   return `${header(spec, bq, bk)}
 const BQ = ${bq}u;
 const BK = ${bk}u;
@@ -645,15 +811,21 @@ ${keyTileRange(acp)}
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var dq${e}_${f} = vec4<f32>(0.0);`))
   .join('\n')}
-  for (var kt = kt0; kt <= kt1; kt++) {
+${next ? `${next.decl}${next.load('kt0 * BK')}` : ''}  for (var kt = kt0; kt <= kt1; kt++) {
     let j0 = kt * BK;
     workgroupBarrier();
-${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [
-  { v: 'kv', dst: 'Ks', ld: 'ldK' },
-  { v: 'vv', dst: 'Vs', ld: 'ldV' },
-])}
+${
+  next
+    ? `${next.store}    workgroupBarrier();
+    if (kt < kt1) {
+${next.load('j0 + BK')}    }`
+    : `${loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [
+        { v: 'kv', dst: 'Ks', ld: 'ldK' },
+        { v: 'vv', dst: 'Vs', ld: 'ldV' },
+      ])}
 ${LAMBDA_KEYS}
-    workgroupBarrier();
+    workgroupBarrier();`
+}
 ${scoreTile('s', 'Qs', 'Ks', nc, tm, tn)}
 ${scoreTile('dp', 'dOs', 'Vs', nc, tm, tn)}
 ${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0 + tc + ${nc * f}u;`)}
