@@ -82,9 +82,9 @@ export interface FoxUniforms {
   f32: { scale2: number; scale: number };
 }
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-const lines = (n: number, f: (i: number) => string) => range(n).map(f).join('\n');
-const comp = ['x', 'y', 'z', 'w'];
+export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+export const lines = (n: number, f: (i: number) => string) => range(n).map(f).join('\n');
+export const comp = ['x', 'y', 'z', 'w'];
 
 /** Number of vec4 groups of D. */
 export function dv(D: number): number {
@@ -186,7 +186,7 @@ function validTiles(t: FoxTileConfig): boolean {
 }
 
 /** Loads/stores of one vec4 group `c` of row (b, t, h) of a `[B,T,H,D]` buffer. */
-function accessors(spec: FoxKernelSpec, buf: string, T: string, fn: string, write: boolean): string {
+export function accessors(spec: FoxKernelSpec, buf: string, T: string, fn: string, write: boolean): string {
   const dyn = spec.dynamic === true;
   const D = dyn ? 'P.Dr' : `${spec.D}u`;
   const DV = dv(spec.D);
@@ -233,13 +233,17 @@ const LOG2E = 1.4426950408889634;`;
  * the query's 64-tile, scaled by log2 e: `(Λ_t − Λ_ref)·log2 e` keeps the float32 values small
  * where the weights matter (|Λ| itself grows without bound along the sequence).
  */
-function lamFn(gated: boolean): string {
+export function lamFn(gated: boolean): string {
   return gated
     ? 'fn lamAt(b: u32, t: u32, h: u32) -> f32 { return lam[(b * P.Tk + t) * P.H + h + P.lam_offset]; }'
     : 'fn lamAt(b: u32, t: u32, h: u32) -> f32 { return 0.0; }';
 }
 
-/** Dot-form micro-tile: `acc_e_f += dot(A[rowA(e)][c], B[rowB(f)][c])` over the DV groups. */
+/**
+ * Dot-form micro-tile: `acc_e_f += dot(A[rowA(e)][c], B[rowB(f)][c])` over the DV groups, as a
+ * chain of four `fma`s (`s += dot(a, b)` costs a multiply, three fmas and an add: a dot product
+ * may not be fused into the running sum; the chain was 2–3% faster on an H200).
+ */
 function dotTile(
   acc: string,
   A: string,
@@ -253,7 +257,9 @@ function dotTile(
 ${lines(tm, (e) => `    let a${e} = ${A}[(${rowA(e)}) * DV + c];`)}
 ${lines(tn, (f) => `    let b${f} = ${B}[(${rowB(f)}) * DVP + c];`)}
 ${range(tm)
-  .flatMap((e) => range(tn).map((f) => `    ${acc}${e}_${f} += dot(a${e}, b${f});`))
+  .flatMap((e) =>
+    range(tn).map((f) => `    ${acc}${e}_${f} = ${comp.reduce((r, x) => `fma(a${e}.${x}, b${f}.${x}, ${r})`, `${acc}${e}_${f}`)};`),
+  )
   .join('\n')}
   }`;
 }
@@ -330,7 +336,7 @@ ${lines(
   g.fg,
   (f) => `      if (${g.guard(f)}) {
 ${terms.map((t) => `        let ${t.x} = ${t.src}[${k} * DVP + tc + ${nc * f}u];`).join('\n')}
-${lines(tm, (e) => terms.map((t) => `        ${t.acc}${e}_${f} += ${t.w}${Math.floor(e / 4)}.${comp[e % 4]} * ${t.x};`).join('\n'))}
+${lines(tm, (e) => terms.map((t) => `        ${t.acc}${e}_${f} = fma(vec4<f32>(${t.w}${Math.floor(e / 4)}.${comp[e % 4]}), ${t.x}, ${t.acc}${e}_${f});`).join('\n'))}
       }`,
 )}
     }`;
