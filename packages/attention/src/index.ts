@@ -17,3 +17,4 @@ export { BLOCK_K, BLOCK_Q } from './forgetting/blocks.js';
 export { MAX_HEAD_DIM } from './forgetting/validate.js';
 export { type FoxTileOverrides, foxTilesFor, setFoxTiles } from './forgetting/webgpu.js';
 export type { FoxTileConfig } from './forgetting/wgsl.js';
+export type { FoxWideConfig } from './forgetting/wgsl-wide.js';

@@ -34,6 +34,8 @@ const configs: [string, FoxTileOverrides][] = [
       dq: { bq: 8, bk: 16, tm: 4, tn: 4, pf: true },
     },
   ],
+  ['wide forward, 64-key tiles', { wide: { bk: 64 } }],
+  ['wide forward, 32-key tiles, 4 rows per thread', { wide: { bk: 32, tm: 4 } }],
   [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
     { fwd: { bq: 64, bk: 32, tm: 8, tn: 4 }, dkv: { bq: 32, bk: 32, tm: 8, tn: 4 }, dq: { bq: 32, bk: 32, tm: 4, tn: 8 } },
@@ -92,6 +94,34 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
     expect(r.fraction).toBe(c.fraction);
     expect(compareResults(r, c)).toEqual(ALL_CLOSE);
   });
+
+  it.each([
+    ['32-key tiles, D = 40 (two D chunks, a partial output group)', { bk: 32 }, 40],
+    ['64-key tiles, 4 rows per thread, D = 12', { bk: 64, tm: 4 }, 12],
+    ['pipelined, 64-key tiles, 4 rows per thread, D = 40', { bk: 64, tm: 4, pf: true }, 40],
+    ['pipelined, 32-key tiles, D = 12', { bk: 32, pf: true }, 12],
+  ] as const)('the wide forward kernel over several 128-query tiles: %s', (_label, wide, D) =>
+    asHardware(async () => {
+      setFoxTiles({ wide });
+      expect(foxTilesFor(gpu as unknown as WebGPUBackend, D).wide).toEqual(wide);
+      const q = problem(1, 290, 333, 2, D, 47, [-3, 1], 0.5);
+      const c = await runFox(q, 'cpu', 'float32', { acp: true, stats: true });
+      expect(c.fraction).toBeLessThan(1);
+      const r = await runFox(q, gpu as unknown as Backend, 'float32', { acp: true, stats: true });
+      expect(r.fraction).toBe(c.fraction);
+      expect(compareResults(r, c)).toEqual(ALL_CLOSE);
+    }),
+  );
+
+  it('hardware defaults: the wide forward kernel where it applies, the tiled one elsewhere or when fwd tiles are set', () =>
+    asHardware(async () => {
+      const backend = gpu as unknown as WebGPUBackend;
+      expect(foxTilesFor(backend, 64).wide).toEqual({ bk: 64, tm: 4, pf: true });
+      expect(foxTilesFor(backend, 100).wide).toBe(false);
+      expect(foxTilesFor(backend, 30).wide).toBe(false);
+      setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 } });
+      expect(foxTilesFor(backend, 64).wide).toBe(false);
+    }));
 
   it('a head dim that is not a multiple of 4 (scalar loads), default tiles', () =>
     asHardware(async () => {

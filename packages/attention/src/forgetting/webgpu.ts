@@ -11,6 +11,7 @@ import {
   foxDlogfWGSL,
   foxForwardWGSL,
 } from './wgsl.js';
+import { type FoxWideConfig, foxForwardWideWGSL, WIDE_ROWS, wideFit, wideThreads } from './wgsl-wide.js';
 
 /**
  * Launches the WGSL kernels of `wgsl.ts` through the WebGPU backend's `runKernel`. Tensors in
@@ -23,7 +24,21 @@ export interface FoxTileOverrides {
   fwd?: FoxTileConfig;
   dkv?: FoxTileConfig;
   dq?: FoxTileConfig;
+  /**
+   * The wide forward kernel (`wgsl-wide.ts`), which hardware adapters use for head dims D ≤ 64
+   * that are multiples of 4, or `false` for the tiled one (`fwd`). Overriding `fwd` alone selects
+   * the tiled kernel too.
+   */
+  wide?: FoxWideConfig | false;
 }
+
+/**
+ * The wide forward kernel's configuration on hardware: 64-key tiles, 4 rows per thread (256
+ * threads), pipelined. On an H200 at T=16k it ran the forward in 81–89 ms against 106–120 ms for
+ * the tiled kernel in the same runs; 8 rows per thread, no pipelining and subgroup row maxima
+ * measured the same or slower (BENCHMARKS.md).
+ */
+const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
 
 let overrides: FoxTileOverrides = {};
 
@@ -48,7 +63,15 @@ export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTile
     fwd: chooseTiles('fwd', kd, lim, overrides.fwd, backend.software),
     dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
     dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
+    wide: wideFor(backend, D),
   };
+}
+
+function wideFor(backend: WebGPUBackend, D: number): FoxWideConfig | false {
+  const c = overrides.wide ?? (overrides.fwd ? false : DEFAULT_WIDE);
+  if (!c || backend.software) return false;
+  if (c.sg && !subgroupsWith(backend, 8, wideThreads(c))) return false;
+  return wideFit(D, c, backend.device.limits.maxComputeWorkgroupStorageSize) ? c : false;
 }
 
 /**
@@ -57,15 +80,21 @@ export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTile
  * `bk / tn` threads that share a row (so a row never straddles two subgroups).
  */
 function subgroupRows(backend: WebGPUBackend, tiles: FoxTileConfig): boolean {
-  const i = backend.info;
   const nc = tiles.bk / tiles.tn;
-  const threads = (tiles.bq / tiles.tm) * nc;
+  return tiles.sg === true && subgroupsWith(backend, nc, (tiles.bq / tiles.tm) * nc);
+}
+
+/**
+ * Subgroups with the `subgroup_id` builtin on a hardware adapter, every subgroup a multiple of the
+ * `group` threads that share a row and a divisor of the workgroup's `threads`.
+ */
+function subgroupsWith(backend: WebGPUBackend, group: number, threads = 128): boolean {
+  const i = backend.info;
   return (
-    tiles.sg === true &&
     !backend.software &&
     i.features.includes('subgroups') &&
     i.wgslFeatures.includes('subgroup_id') &&
-    (i.subgroupMinSize ?? 0) >= nc &&
+    (i.subgroupMinSize ?? 0) >= group &&
     threads % (i.subgroupMaxSize ?? Number.POSITIVE_INFINITY) === 0
   );
 }
@@ -92,6 +121,16 @@ function cached(kind: string, spec: FoxKernelSpec, gen: (s: FoxKernelSpec) => st
     codeCache.set(key, c);
   }
   return c;
+}
+
+function cachedWide(spec: FoxKernelSpec, c: FoxWideConfig): string {
+  const key = `wide:${spec.D}:${spec.gated}:${spec.acp}:${c.bk}:${c.tm}:${c.pf}:${c.sg}`;
+  let code = codeCache.get(key);
+  if (!code) {
+    code = foxForwardWideWGSL(spec, c);
+    codeCache.set(key, code);
+  }
+  return code;
 }
 
 /** Inputs read as vec4 need an element offset that is a multiple of 4: copy the rare others. */
@@ -179,7 +218,9 @@ export function foxForwardWebGPU(
 ): { o: Tensor; lse2: Tensor } {
   const { B, Tq, H, D } = dims;
   checkDevice(backend, dims, 7);
-  const tiles = foxTilesFor(backend, D).fwd;
+  const chosen = foxTilesFor(backend, D);
+  const tiles = chosen.fwd;
+  const wideCfg = chosen.wide;
   const spec = specOf(backend, D, lam !== null, bounds !== null, tiles, 'fwd');
   const temps: Tensor[] = [];
   const inputs: KernelInput[] = [rows('q', q, spec, temps), rows('k', k, spec, temps), rows('v', v, spec, temps)];
@@ -187,14 +228,14 @@ export function foxForwardWebGPU(
   if (bounds) inputs.push({ name: 'first', data: bounds.first });
   const [o, lse2] = backend.runKernelTensors({
     name: 'fox_forward',
-    code: cached('fwd', spec, foxForwardWGSL),
+    code: wideCfg ? cachedWide(spec, wideCfg) : cached('fwd', spec, foxForwardWGSL),
     inputs,
     outputs: [
       { name: 'o', shape: [B, Tq, H, D], dtype: 'float32', elem: elemOf(spec) },
       { name: 'lse2', shape: [B, H, Tq], dtype: 'float32' },
     ],
     uniforms: uniforms(dims, scale, tiles),
-    workgroups: [Math.ceil(Tq / tiles.bq), B * H],
+    workgroups: [Math.ceil(Tq / (wideCfg ? WIDE_ROWS : tiles.bq)), B * H],
   });
   for (const t of temps) t.dispose();
   return { o, lse2 };

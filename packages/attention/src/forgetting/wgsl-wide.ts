@@ -1,0 +1,328 @@
+import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './wgsl.js';
+
+/**
+ * The wide forward kernel (hardware, head dims D ≤ 64 that are multiples of 4): a workgroup owns a
+ * 128-query tile and loops over `bk`-key tiles; each thread keeps a `tm`×8 micro-tile of scores
+ * and `tm` rows × 8 columns of the output in registers, so that a vec4 read from workgroup memory
+ * feeds 8–16 multiply-adds (the tiled kernels of `wgsl.ts` reach 4–8: their resident query tile
+ * leaves too little of the 48 KiB of workgroup memory for larger tiles).
+ *
+ * Per key tile both products run in the "outer" form over chunks of 32 staged in one workgroup
+ * buffer: S = Q·Kᵀ over 32-wide chunks of D (Q and K stored transposed, so that a thread reads its
+ * rows and columns as vec4), then P·V over 32-key chunks (P stored transposed with an XOR swizzle
+ * that keeps its stores free of bank conflicts, V as is). Q is re-read from L1/L2 for every key
+ * tile instead of living in workgroup memory. Thread (tr, tc) owns rows `tr·4 + 4·NR·a + u`
+ * (NR = 128/tm row groups), score columns `tc·4 + 32·c + u` and output vec4 groups `tc + 8·c`
+ * (u < 4). The row maximum is exchanged across the 8 threads of a row through workgroup memory (or
+ * subgroup shuffles, `sg`); row sums stay per thread until the end. Masked scores are −1e30: their
+ * weights underflow to 0 once the row has a kept key; before that (ACP rows whose first kept tile
+ * comes after the workgroup's first) they are 1, and the rescaling by exp2(−1e30 − m) = 0 at the
+ * row's first kept key erases them. ACP bounds apply per 64-query half, so the same pairs are
+ * pruned as in the other kernels.
+ */
+export interface FoxWideConfig {
+  /** Keys per tile: 32 or 64. */
+  bk: number;
+  /** Query rows per thread: 8 (128 threads, when not given) or 4 (256 threads). */
+  tm?: number;
+  /** Software pipelining: each stage's global reads are issued one stage ahead, into registers. */
+  pf?: boolean;
+  /** Row maxima through subgroup shuffles (needs subgroups, subgroup_id, subgroup size ≥ 8). */
+  sg?: boolean;
+}
+
+/** Query rows per workgroup. */
+export const WIDE_ROWS = 128;
+const BQ = WIDE_ROWS;
+/** Threads of a workgroup: 8 score columns × 128/tm row groups. */
+export const wideThreads = (c: FoxWideConfig) => (BQ / (c.tm ?? 8)) * 8;
+/** Chunk of D (S product) and of the key tile (P·V product) staged at a time. */
+const CH = 32;
+
+/** Whether the wide kernel takes head dim `D` with this configuration. */
+export function wideFit(D: number, c: FoxWideConfig, maxShared: number): boolean {
+  return D % 4 === 0 && D <= 64 && (c.bk === 32 || c.bk === 64) && [4, 8, undefined].includes(c.tm) && wideSmemBytes(D, c) <= maxShared;
+}
+
+/** vec4 sizes of the staging buffer's parts: Qᵀ and Kᵀ chunks (S phase), Pᵀ and V chunks (P·V phase). */
+function parts(D: number, c: FoxWideConfig) {
+  const dRows = Math.min(CH, 4 * dv(D));
+  const qt = dRows * (BQ / 4);
+  const kt = dRows * (c.bk / 4);
+  const pt = CH * (BQ / 4);
+  const vc = CH * dv(D);
+  return { dRows, qt, kt, pt, vc, size: Math.max(qt + kt, pt + vc) };
+}
+
+export function wideSmemBytes(D: number, c: FoxWideConfig): number {
+  return parts(D, c).size * 16 + (c.sg ? 0 : BQ * 8 * 4) + c.bk * 4;
+}
+
+export function foxForwardWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): string {
+  const { D, gated, acp } = spec;
+  const DV = dv(D);
+  const sg = c.sg === true;
+  const pf = c.pf === true;
+  const { qt, pt, size } = parts(D, c);
+  const tm = c.tm ?? 8;
+  const THREADS = wideThreads(c);
+  const NR = BQ / tm; // row groups (threads per score column)
+  const nb = c.bk / CH; // score column vec4 groups per thread (and P·V chunks per tile)
+  const no = Math.ceil(DV / 8); // output vec4 groups per thread
+  const nd = Math.ceil(DV / 8); // D chunks
+  const rowsE = range(tm); // e = 4a + u
+  const colsF = range(4 * nb); // f = 4c + u
+  const row = (e: number) => `tr * 4u + ${4 * NR * (e >> 2) + (e & 3)}u`;
+  const s = (e: number, f: number) => `s${e}_${f}`;
+  const acc = (e: number, g: number) => `o${e}_${g}`;
+  const gGuard = (g: number) => (8 * (g + 1) > DV ? `tc + ${8 * g}u < DV` : 'true');
+  // A stage is one D chunk of the S product (Q and K staged transposed: Qt[d][row], Kt[d][key])
+  // or one key chunk of the P·V product (Pᵀ swizzled, V as is). Its global reads go to registers
+  // (`fetch`, issued one stage ahead when pipelined) and then to workgroup memory (`store`).
+  const per = (units: number) => Math.ceil(units / THREADS);
+  const unit = (u: number, units: number, body: string) =>
+    `    {\n      let x = lid + ${u * THREADS}u;\n${units % THREADS === 0 ? body : `      if (x < ${units}u) {\n${body}\n      }`}\n    }`;
+  const ngOf = (ch: number) => Math.min(8, DV - 8 * ch);
+  const qkFetch = (ch: number, j0: string) => {
+    const ng = ngOf(ch);
+    return [
+      ...range(per(BQ * ng)).map((u) =>
+        unit(
+          u,
+          BQ * ng,
+          `      let t = i0 + x % ${BQ}u;\n      qr${u} = vec4<f32>(0.0);\n      if (t < P.Tq) { qr${u} = ldQ(b, t, h, ${8 * ch}u + x / ${BQ}u) * P.scale2; }`,
+        ),
+      ),
+      ...range(per(c.bk * ng)).map((u) =>
+        unit(
+          u,
+          c.bk * ng,
+          `      let t = ${j0} + x % BK;\n      kr${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { kr${u} = ldK(b, t, h, ${8 * ch}u + x / BK); }`,
+        ),
+      ),
+      ...(ch === 0 ? [`    if (lid < BK) { lr = lamAt(b, min(${j0} + lid, P.Tk - 1u), h); }`] : []),
+    ].join('\n');
+  };
+  const qkStore = (ch: number) => {
+    const ng = ngOf(ch);
+    return [
+      ...range(per(BQ * ng)).map((u) =>
+        unit(
+          u,
+          BQ * ng,
+          `      let r = x % ${BQ}u;\n      let n = x / ${BQ}u;\n${lines(4, (k) => `      W[(4u * n + ${k}u) * ${BQ / 4}u + r / 4u][r % 4u] = qr${u}.${comp[k]};`)}`,
+        ),
+      ),
+      ...range(per(c.bk * ng)).map((u) =>
+        unit(
+          u,
+          c.bk * ng,
+          `      let key = x % BK;\n      let g = x / BK;\n${lines(4, (k) => `      W[${qt}u + (4u * g + ${k}u) * (BK / 4u) + key / 4u][key % 4u] = kr${u}.${comp[k]};`)}`,
+        ),
+      ),
+      ...(ch === 0 ? ['    if (lid < BK) { lamK[lid] = (lr - lamRef) * LOG2E; }'] : []),
+    ].join('\n');
+  };
+  const qkCompute = (ch: number) => `    for (var d = 0u; d < ${4 * ngOf(ch)}u; d++) {
+${lines(tm / 4, (a) => `      let a${a} = W[d * ${BQ / 4}u + ${NR * a}u + tr];`)}
+${lines(nb, (cc) => `      let b${cc} = W[${qt}u + d * (BK / 4u) + ${8 * cc}u + tc];`)}
+${rowsE
+  .flatMap((e) => colsF.map((f) => `      ${s(e, f)} = fma(a${e >> 2}.${comp[e & 3]}, b${f >> 2}.${comp[f & 3]}, ${s(e, f)});`))
+  .join('\n')}
+    }`;
+  const vFetch = (kc: number, j0: string) =>
+    range(per(CH * DV))
+      .map((u) =>
+        unit(
+          u,
+          CH * DV,
+          `      let t = ${j0} + ${CH * kc}u + x / DV;\n      vr${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { vr${u} = ldV(b, t, h, x % DV); }`,
+        ),
+      )
+      .join('\n');
+  const vStore = (kc: number) =>
+    [
+      ...range(4).flatMap((u) =>
+        range(tm / 4).map(
+          (a) =>
+            `    W[(tc * 4u + ${u}u) * ${BQ / 4}u + ((tr + ${NR * a}u) ^ tc)] = vec4<f32>(${range(4)
+              .map((uu) => s(4 * a + uu, 4 * kc + u))
+              .join(', ')});`,
+        ),
+      ),
+      ...range(per(CH * DV)).map((u) => unit(u, CH * DV, `      W[${pt}u + x] = vr${u};`)),
+    ].join('\n');
+  const pvCompute = () => `    for (var j = 0u; j < ${CH}u; j++) {
+      let sw = (j / 4u) % 8u;
+${lines(tm / 4, (a) => `      let w${a} = W[j * ${BQ / 4}u + ((tr + ${NR * a}u) ^ sw)];`)}
+${lines(
+  no,
+  (g) => `      if (${gGuard(g)}) {
+        let x${g} = W[${pt}u + j * DV + tc + ${8 * g}u];
+${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3]}), x${g}, ${acc(e, g)});`)}
+      }`,
+)}
+    }`;
+  const regs = [
+    ...range(per(BQ * Math.min(8, DV))).map((u) => `qr${u}`),
+    ...range(per(c.bk * Math.min(8, DV))).map((u) => `kr${u}`),
+    ...range(per(CH * DV)).map((u) => `vr${u}`),
+  ]
+    .map((r) => `  var ${r} = vec4<f32>(0.0);`)
+    .concat(['  var lr = 0.0;'])
+    .join('\n');
+  const xor = (v: string, op: string) =>
+    range(3)
+      .map(
+        (i) =>
+          `    ${v} = ${op === 'max' ? `max(${v}, subgroupShuffleXor(${v}, ${1 << i}u))` : `${v} + subgroupShuffleXor(${v}, ${1 << i}u)`};`,
+      )
+      .join('\n');
+  // across the 8 threads of a row: `red[row][0..8]` as two vec4
+  const redPut = (e: number, v: string) => `  red[(${row(e)}) * 2u + tc / 4u][tc % 4u] = ${v};`;
+  const redGet = (e: number, v: string, op: string) =>
+    `  { let r0 = red[(${row(e)}) * 2u]; let r1 = red[(${row(e)}) * 2u + 1u]; ${
+      op === 'max'
+        ? `${v} = max(max(max(r0.x, r0.y), max(r0.z, r0.w)), max(max(r1.x, r1.y), max(r1.z, r1.w)));`
+        : `${v} = (r0.x + r0.y) + (r0.z + r0.w) + (r1.x + r1.y) + (r1.z + r1.w);`
+    } }`;
+  const exchange = (v: (e: number) => string, out: (e: number) => string, op: string, indent: string) =>
+    sg
+      ? rowsE.map((e) => `${indent}var ${out(e)} = ${v(e)};\n${xor(out(e), op)}`).join('\n')
+      : `${rowsE.map((e) => indent + redPut(e, v(e)).trim()).join('\n')}\n${indent}workgroupBarrier();\n${rowsE
+          .map((e) => `${indent}var ${out(e)} = 0.0;\n${indent}${redGet(e, out(e), op).trim()}`)
+          .join('\n')}`;
+  // pipelined schedule: stages QK0..QK(nd-1), PV0..PV(nb-1); each fetches the next stage (the last
+  // one the next tile's QK0) before computing, then stores it between two barriers
+  const stages = [...range(nd).map((ch) => ({ kind: 'qk', i: ch })), ...range(nb).map((kc) => ({ kind: 'pv', i: kc }))];
+  const advance = (k: number) => {
+    const nx = stages[k + 1];
+    if (!nx) return { fetch: qkFetch(0, 'j0 + BK'), store: qkStore(0) };
+    return nx.kind === 'qk' ? { fetch: qkFetch(nx.i, 'j0'), store: qkStore(nx.i) } : { fetch: vFetch(nx.i, 'j0'), store: vStore(nx.i) };
+  };
+  const step = (k: number, compute: string) => {
+    const a = advance(k);
+    return `${a.fetch}\n${compute}\n    workgroupBarrier();\n${a.store}\n    workgroupBarrier();`;
+  };
+  // the last S chunk prefetches V0; P0 exists only after the softmax, so PV0 is stored there
+  const pipelinedS = range(nd)
+    .map((ch) => (ch < nd - 1 ? step(ch, qkCompute(ch)) : `${vFetch(0, 'j0')}\n${qkCompute(ch)}`))
+    .join('\n');
+  const pipelinedPV = (kc: number) => {
+    const k = nd + kc;
+    if (kc === 0) return `    workgroupBarrier();\n${vStore(0)}\n    workgroupBarrier();\n${step(k, pvCompute())}`;
+    return step(k, pvCompute());
+  };
+  return `${sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}const DV = ${DV}u;
+const BK = ${c.bk}u;
+const NEG = -1.0e30;
+const LOG2E = 1.4426950408889634;
+var<workgroup> W: array<vec4<f32>, ${size}>;
+${sg ? '' : `var<workgroup> red: array<vec4<f32>, ${BQ * 2}>;\n`}var<workgroup> lamK: array<f32, ${c.bk}>;
+${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
+${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
+${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
+${accessors(spec, 'o', 'P.Tq', 'stO', true)}
+${lamFn(gated)}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${
+    sg ? ', @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32, @builtin(subgroup_id) sgid: u32' : ''
+  }) {
+  let lin = ${sg ? 'sgid * sgs + sgl' : 'lid'};
+  let tr = lin / 8u;
+  let tc = lin % 8u;
+  let bh = wid.y;
+  let b = bh / P.H;
+  let h = bh % P.H;
+  let nqt = (P.Tq + ${BQ - 1}u) / ${BQ}u;
+  let i0 = (nqt - 1u - wid.x) * ${BQ}u;
+  let off = P.Tk - P.Tq;
+  let lamRef = lamAt(b, i0 + off, h);
+${lines(tm, (e) => `  let ir${e} = i0 + ${row(e)};\n  let lq${e} = (lamAt(b, min(ir${e}, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
+  let pLast = min(i0 + ${BQ}u, P.Tq) - 1u + off;
+  var kStart = 0u;
+  var jf0 = 0u;
+  var jf1 = 0u;
+${
+  acp
+    ? `  let qb = bh * P.nqb64 + P.first_offset;
+  let t64 = i0 / 64u;
+  jf0 = u32(first[qb + t64]) * 64u;
+  jf1 = u32(first[qb + min(t64 + 1u, P.nqb64 - 1u)]) * 64u;
+  kStart = min(jf0, jf1);${tm === 8 ? '' : '\n  let jfT = select(jf0, jf1, tr >= 16u);'}`
+    : ''
+}
+  let kt0 = kStart / BK;
+  let kt1 = pLast / BK;
+${rowsE.map((e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`).join('\n')}
+${rowsE.flatMap((e) => range(no).map((g) => `  var ${acc(e, g)} = vec4<f32>(0.0);`)).join('\n')}
+${regs}
+${pf ? `${qkFetch(0, 'kt0 * BK')}\n${qkStore(0)}\n  workgroupBarrier();` : ''}
+  for (var kt = kt0; kt <= kt1; kt++) {
+    let j0 = kt * BK;
+${rowsE.flatMap((e) => colsF.map((f) => `    var ${s(e, f)} = 0.0;`)).join('\n')}
+${
+  pf
+    ? ''
+    : range(nd)
+        .map((ch) => `    workgroupBarrier();\n${qkFetch(ch, 'j0')}\n${qkStore(ch)}\n    workgroupBarrier();\n${qkCompute(ch)}`)
+        .join('\n')
+}${pf ? pipelinedS : ''}
+${range(nb)
+  .map(
+    (cc) =>
+      `    let lk${cc} = vec4<f32>(${range(4)
+        .map((u) => `lamK[tc * 4u + ${32 * cc + u}u]`)
+        .join(', ')});`,
+  )
+  .join('\n')}
+${rowsE
+  .flatMap((e) =>
+    colsF.map((f) => {
+      const j = `j0 + tc * 4u + ${32 * (f >> 2) + (f & 3)}u`;
+      const lo = acp ? ` && ${j} >= ${tm === 8 ? `jf${e >> 2}` : 'jfT'}` : '';
+      return `    ${s(e, f)} = select(NEG, ${s(e, f)} + lq${e} - lk${f >> 2}.${comp[f & 3]}, ${j} <= ir${e} + off${lo});`;
+    }),
+  )
+  .join('\n')}
+${exchange(
+  (e) => colsF.map((f) => s(e, f)).reduce((a, x) => `max(${a}, ${x})`),
+  (e) => `mt${e}`,
+  'max',
+  '    ',
+)}
+${rowsE
+  .map(
+    (e) => `    let mn${e} = max(m${e}, mt${e});
+    let al${e} = exp2(m${e} - mn${e});
+    m${e} = mn${e};
+${colsF.map((f) => `    ${s(e, f)} = exp2(${s(e, f)} - mn${e});`).join('\n')}
+    l${e} = l${e} * al${e} + ${colsF.map((f) => s(e, f)).join(' + ')};
+${lines(no, (g) => `    ${acc(e, g)} *= al${e};`)}`,
+  )
+  .join('\n')}
+${range(nb)
+  .map((kc) =>
+    pf ? pipelinedPV(kc) : `    workgroupBarrier();\n${vFetch(kc, 'j0')}\n${vStore(kc)}\n    workgroupBarrier();\n${pvCompute()}`,
+  )
+  .join('\n')}
+  }
+${sg ? '' : '  workgroupBarrier();\n'}${exchange(
+  (e) => `l${e}`,
+  (e) => `lt${e}`,
+  'sum',
+  '  ',
+)}
+${rowsE
+  .map(
+    (e) => `  if (ir${e} < P.Tq) {
+    let inv = 1.0 / lt${e};
+${lines(no, (g) => `    if (${gGuard(g)}) { stO(b, ir${e}, h, tc + ${8 * g}u, ${acc(e, g)} * inv); }`)}
+    if (tc == 0u) { lse2[bh * P.Tq + ir${e}] = m${e} + log2(lt${e}); }
+  }`,
+  )
+  .join('\n')}
+}
+`;
+}
