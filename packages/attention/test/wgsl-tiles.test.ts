@@ -15,11 +15,11 @@ afterEach(() => setFoxTiles({}));
 
 const configs: [string, FoxTileOverrides][] = [
   [
-    'fwd 64x32 4x2, dkv 32x32 4x2, dq 32x32 4x2 (the hardware default)',
+    'fwd 64x32 4x2, dkv 32x32 4x2, dq 32x32 4x2 (the tiled kernels on hardware, not pipelined)',
     { fwd: { bq: 64, bk: 32, tm: 4, tn: 2 }, dkv: { bq: 32, bk: 32, tm: 4, tn: 2 }, dq: { bq: 32, bk: 32, tm: 4, tn: 2 } },
   ],
   [
-    'the hardware default tiles, register-pipelined (pf)',
+    'the tiled kernels on hardware, register-pipelined (pf; dK/dV default)',
     {
       fwd: { bq: 64, bk: 32, tm: 4, tn: 2, pf: true },
       dkv: { bq: 32, bk: 32, tm: 4, tn: 2, pf: true },
@@ -34,7 +34,8 @@ const configs: [string, FoxTileOverrides][] = [
       dq: { bq: 8, bk: 16, tm: 4, tn: 4, pf: true },
     },
   ],
-  ['wide forward, 64-key tiles', { wide: { bk: 64 } }],
+  ['wide forward and dQ, 64-key tiles', { wide: { bk: 64 }, wideDq: { bk: 64 } }],
+  ['wide forward and dQ, 4 rows per thread, pipelined', { wide: { bk: 64, tm: 4, pf: true }, wideDq: { bk: 64, tm: 4, pf: true } }],
   ['wide forward, 32-key tiles, 4 rows per thread', { wide: { bk: 32, tm: 4 } }],
   [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
@@ -96,14 +97,15 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
   });
 
   it.each([
-    ['32-key tiles, D = 40 (two D chunks, a partial output group)', { bk: 32 }, 40],
+    ['32-key tiles, D = 20', { bk: 32 }, 20],
     ['64-key tiles, 4 rows per thread, D = 12', { bk: 64, tm: 4 }, 12],
-    ['pipelined, 64-key tiles, 4 rows per thread, D = 40', { bk: 64, tm: 4, pf: true }, 40],
+    ['pipelined, 64-key tiles, 4 rows per thread, D = 40 (two D chunks, a partial output group)', { bk: 64, tm: 4, pf: true }, 40],
     ['pipelined, 32-key tiles, D = 12', { bk: 32, pf: true }, 12],
-  ] as const)('the wide forward kernel over several 128-query tiles: %s', (_label, wide, D) =>
+  ] as const)('the wide forward and dQ kernels over several 128-query tiles: %s', (_label, wide, D) =>
     asHardware(async () => {
-      setFoxTiles({ wide });
+      setFoxTiles({ wide, wideDq: wide });
       expect(foxTilesFor(gpu as unknown as WebGPUBackend, D).wide).toEqual(wide);
+      expect(foxTilesFor(gpu as unknown as WebGPUBackend, D).wideDq).toEqual(wide);
       const q = problem(1, 290, 333, 2, D, 47, [-3, 1], 0.5);
       const c = await runFox(q, 'cpu', 'float32', { acp: true, stats: true });
       expect(c.fraction).toBeLessThan(1);
@@ -113,14 +115,16 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
     }),
   );
 
-  it('hardware defaults: the wide forward kernel where it applies, the tiled one elsewhere or when fwd tiles are set', () =>
+  it('hardware defaults: the wide forward and dQ kernels where they apply, the tiled ones elsewhere or when fwd / dq tiles are set', () =>
     asHardware(async () => {
       const backend = gpu as unknown as WebGPUBackend;
       expect(foxTilesFor(backend, 64).wide).toEqual({ bk: 64, tm: 4, pf: true });
+      expect(foxTilesFor(backend, 64).wideDq).toEqual({ bk: 64, tm: 4, pf: true });
       expect(foxTilesFor(backend, 100).wide).toBe(false);
       expect(foxTilesFor(backend, 30).wide).toBe(false);
-      setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 } });
+      setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 }, dq: { bq: 16, bk: 16, tm: 4, tn: 4 } });
       expect(foxTilesFor(backend, 64).wide).toBe(false);
+      expect(foxTilesFor(backend, 64).wideDq).toBe(false);
     }));
 
   it('a head dim that is not a multiple of 4 (scalar loads), default tiles', () =>

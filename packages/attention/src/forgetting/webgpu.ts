@@ -11,7 +11,7 @@ import {
   foxDlogfWGSL,
   foxForwardWGSL,
 } from './wgsl.js';
-import { type FoxWideConfig, foxForwardWideWGSL, WIDE_ROWS, wideFit, wideThreads } from './wgsl-wide.js';
+import { type FoxWideConfig, foxBwdQWideWGSL, foxForwardWideWGSL, WIDE_ROWS, wideFit, wideThreads } from './wgsl-wide.js';
 
 /**
  * Launches the WGSL kernels of `wgsl.ts` through the WebGPU backend's `runKernel`. Tensors in
@@ -30,6 +30,8 @@ export interface FoxTileOverrides {
    * the tiled kernel too.
    */
   wide?: FoxWideConfig | false;
+  /** The wide dQ kernel (same scheme and head dims); overriding `dq` alone selects the tiled one. */
+  wideDq?: FoxWideConfig | false;
 }
 
 /**
@@ -39,6 +41,12 @@ export interface FoxTileOverrides {
  * measured the same or slower (BENCHMARKS.md).
  */
 const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
+
+/**
+ * The wide dQ kernel's configuration on hardware (T=16k fwd+bwd 442 → 403 ms on an H200 against
+ * the tiled dQ kernel; 8 rows per thread 469 ms, no pipelining 418 ms, 32-key tiles 447 ms).
+ */
+const DEFAULT_WIDE_DQ: FoxWideConfig = { bk: 64, tm: 4, pf: true };
 
 let overrides: FoxTileOverrides = {};
 
@@ -63,12 +71,12 @@ export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTile
     fwd: chooseTiles('fwd', kd, lim, overrides.fwd, backend.software),
     dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
     dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
-    wide: wideFor(backend, D),
+    wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : DEFAULT_WIDE)),
+    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : DEFAULT_WIDE_DQ)),
   };
 }
 
-function wideFor(backend: WebGPUBackend, D: number): FoxWideConfig | false {
-  const c = overrides.wide ?? (overrides.fwd ? false : DEFAULT_WIDE);
+function wideFor(backend: WebGPUBackend, D: number, c: FoxWideConfig | false): FoxWideConfig | false {
   if (!c || backend.software) return false;
   if (c.sg && !subgroupsWith(backend, 8, wideThreads(c))) return false;
   return wideFit(D, c, backend.device.limits.maxComputeWorkgroupStorageSize) ? c : false;
@@ -123,11 +131,11 @@ function cached(kind: string, spec: FoxKernelSpec, gen: (s: FoxKernelSpec) => st
   return c;
 }
 
-function cachedWide(spec: FoxKernelSpec, c: FoxWideConfig): string {
-  const key = `wide:${spec.D}:${spec.gated}:${spec.acp}:${c.bk}:${c.tm}:${c.pf}:${c.sg}`;
+function cachedWide(kind: 'fwd' | 'dq', spec: FoxKernelSpec, c: FoxWideConfig): string {
+  const key = `wide-${kind}:${spec.D}:${spec.gated}:${spec.acp}:${c.bk}:${c.tm}:${c.pf}:${c.sg}`;
   let code = codeCache.get(key);
   if (!code) {
-    code = foxForwardWideWGSL(spec, c);
+    code = kind === 'fwd' ? foxForwardWideWGSL(spec, c) : foxBwdQWideWGSL(spec, c);
     codeCache.set(key, code);
   }
   return code;
@@ -228,7 +236,7 @@ export function foxForwardWebGPU(
   if (bounds) inputs.push({ name: 'first', data: bounds.first });
   const [o, lse2] = backend.runKernelTensors({
     name: 'fox_forward',
-    code: wideCfg ? cachedWide(spec, wideCfg) : cached('fwd', spec, foxForwardWGSL),
+    code: wideCfg ? cachedWide('fwd', spec, wideCfg) : cached('fwd', spec, foxForwardWGSL),
     inputs,
     outputs: [
       { name: 'o', shape: [B, Tq, H, D], dtype: 'float32', elem: elemOf(spec) },
@@ -295,14 +303,14 @@ export function foxBackwardWebGPU(
   });
   const qg = backend.runKernelTensors({
     name: 'fox_backward_dq',
-    code: cached('dq', qSpec, foxBwdQWGSL),
+    code: tiles.wideDq ? cachedWide('dq', qSpec, tiles.wideDq) : cached('dq', qSpec, foxBwdQWGSL),
     inputs: bounds ? [...common, { name: 'first', data: bounds.first }] : common,
     outputs: [
       { name: 'dq', shape: [B, Tq, H, D], dtype: 'float32', elem: elemOf(qSpec) },
       ...(gated ? [{ name: 'rowsum', shape: [B, Tq, H], dtype: 'float32' as const }] : []),
     ],
     uniforms: uniforms(dims, scale, tiles.dq),
-    workgroups: [Math.ceil(Tq / tiles.dq.bq), B * H],
+    workgroups: [Math.ceil(Tq / (tiles.wideDq ? WIDE_ROWS : tiles.dq.bq)), B * H],
   });
   for (const t of temps) t.dispose();
   return { dq: qg[0], dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: gated ? qg[1] : null };

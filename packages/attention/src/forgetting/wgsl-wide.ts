@@ -58,8 +58,42 @@ export function wideSmemBytes(D: number, c: FoxWideConfig): number {
   return parts(D, c).size * 16 + (c.sg ? 0 : BQ * 8 * 4) + c.bk * 4;
 }
 
+/** One product of the score phase: `acc[row][col] = A[row]·B[col]` over D. */
+interface ScoreProduct {
+  acc: string;
+  /** Query-side operand (accessor) and whether it is pre-scaled by scale·log2 e. */
+  a: 'ldQ' | 'ldDO';
+  scaled: boolean;
+  /** Key-side operand. */
+  b: 'ldK' | 'ldV';
+}
+
+const FWD = { scores: [{ acc: 's', a: 'ldQ', scaled: true, b: 'ldK' }] as ScoreProduct[], second: 'ldV' };
+const DQ = {
+  scores: [
+    { acc: 's', a: 'ldQ', scaled: true, b: 'ldK' },
+    { acc: 'dp', a: 'ldDO', scaled: false, b: 'ldV' },
+  ] as ScoreProduct[],
+  second: 'ldK',
+};
+
+/** The wide forward kernel: writes o and the base-2 log-normaliser `lse2`. */
 export function foxForwardWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): string {
+  return wideKernel(spec, c, 'fwd');
+}
+
+/**
+ * The wide dQ kernel (same scheme as the forward): dS = P ∘ (dO·Vᵀ − δ) from the saved
+ * log-normaliser, dQ = scale·dS·K, and the row sums of dS (gated).
+ */
+export function foxBwdQWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): string {
+  return wideKernel(spec, c, 'dq');
+}
+
+function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): string {
   const { D, gated, acp } = spec;
+  const fwd = kind === 'fwd';
+  const K = fwd ? FWD : DQ;
   const DV = dv(D);
   const sg = c.sg === true;
   const pf = c.pf === true;
@@ -67,80 +101,85 @@ export function foxForwardWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): strin
   const tm = c.tm ?? 8;
   const THREADS = wideThreads(c);
   const NR = BQ / tm; // row groups (threads per score column)
-  const nb = c.bk / CH; // score column vec4 groups per thread (and P·V chunks per tile)
+  const nb = c.bk / CH; // score column vec4 groups per thread (and second-product chunks per tile)
   const no = Math.ceil(DV / 8); // output vec4 groups per thread
   const nd = Math.ceil(DV / 8); // D chunks
   const rowsE = range(tm); // e = 4a + u
   const colsF = range(4 * nb); // f = 4c + u
   const row = (e: number) => `tr * 4u + ${4 * NR * (e >> 2) + (e & 3)}u`;
-  const s = (e: number, f: number) => `s${e}_${f}`;
+  const sc = (p: string, e: number, f: number) => `${p}${e}_${f}`;
+  const s = (e: number, f: number) => sc('s', e, f);
   const acc = (e: number, g: number) => `o${e}_${g}`;
   const gGuard = (g: number) => (8 * (g + 1) > DV ? `tc + ${8 * g}u < DV` : 'true');
-  // A stage is one D chunk of the S product (Q and K staged transposed: Qt[d][row], Kt[d][key])
-  // or one key chunk of the P·V product (Pᵀ swizzled, V as is). Its global reads go to registers
-  // (`fetch`, issued one stage ahead when pipelined) and then to workgroup memory (`store`).
+  const useRed = !sg && (fwd || gated);
+  // A stage is one D chunk of a score product (its operands staged transposed: At[d][row],
+  // Bt[d][key]) or one key chunk of the second product (weights stored transposed and swizzled,
+  // the key-side operand as is). Its global reads go to registers (`fetch`, issued one stage
+  // ahead when pipelined) and then to workgroup memory (`store`).
   const per = (units: number) => Math.ceil(units / THREADS);
   const unit = (u: number, units: number, body: string) =>
     `    {\n      let x = lid + ${u * THREADS}u;\n${units % THREADS === 0 ? body : `      if (x < ${units}u) {\n${body}\n      }`}\n    }`;
   const ngOf = (ch: number) => Math.min(8, DV - 8 * ch);
-  const qkFetch = (ch: number, j0: string) => {
+  const scoreFetch = (p: ScoreProduct, ch: number, j0: string, lam: boolean) => {
     const ng = ngOf(ch);
     return [
       ...range(per(BQ * ng)).map((u) =>
         unit(
           u,
           BQ * ng,
-          `      let t = i0 + x % ${BQ}u;\n      qr${u} = vec4<f32>(0.0);\n      if (t < P.Tq) { qr${u} = ldQ(b, t, h, ${8 * ch}u + x / ${BQ}u) * P.scale2; }`,
+          `      let t = i0 + x % ${BQ}u;\n      ar${u} = vec4<f32>(0.0);\n      if (t < P.Tq) { ar${u} = ${p.a}(b, t, h, ${8 * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`,
         ),
       ),
       ...range(per(c.bk * ng)).map((u) =>
         unit(
           u,
           c.bk * ng,
-          `      let t = ${j0} + x % BK;\n      kr${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { kr${u} = ldK(b, t, h, ${8 * ch}u + x / BK); }`,
+          `      let t = ${j0} + x % BK;\n      br${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { br${u} = ${p.b}(b, t, h, ${8 * ch}u + x / BK); }`,
         ),
       ),
-      ...(ch === 0 ? [`    if (lid < BK) { lr = lamAt(b, min(${j0} + lid, P.Tk - 1u), h); }`] : []),
+      ...(lam ? [`    if (lid < BK) { lr = lamAt(b, min(${j0} + lid, P.Tk - 1u), h); }`] : []),
     ].join('\n');
   };
-  const qkStore = (ch: number) => {
+  const scoreStore = (ch: number, lam: boolean) => {
     const ng = ngOf(ch);
     return [
       ...range(per(BQ * ng)).map((u) =>
         unit(
           u,
           BQ * ng,
-          `      let r = x % ${BQ}u;\n      let n = x / ${BQ}u;\n${lines(4, (k) => `      W[(4u * n + ${k}u) * ${BQ / 4}u + r / 4u][r % 4u] = qr${u}.${comp[k]};`)}`,
+          `      let r = x % ${BQ}u;\n      let n = x / ${BQ}u;\n${lines(4, (k) => `      W[(4u * n + ${k}u) * ${BQ / 4}u + r / 4u][r % 4u] = ar${u}.${comp[k]};`)}`,
         ),
       ),
       ...range(per(c.bk * ng)).map((u) =>
         unit(
           u,
           c.bk * ng,
-          `      let key = x % BK;\n      let g = x / BK;\n${lines(4, (k) => `      W[${qt}u + (4u * g + ${k}u) * (BK / 4u) + key / 4u][key % 4u] = kr${u}.${comp[k]};`)}`,
+          `      let key = x % BK;\n      let g = x / BK;\n${lines(4, (k) => `      W[${qt}u + (4u * g + ${k}u) * (BK / 4u) + key / 4u][key % 4u] = br${u}.${comp[k]};`)}`,
         ),
       ),
-      ...(ch === 0 ? ['    if (lid < BK) { lamK[lid] = (lr - lamRef) * LOG2E; }'] : []),
+      ...(lam ? ['    if (lid < BK) { lamK[lid] = (lr - lamRef) * LOG2E; }'] : []),
     ].join('\n');
   };
-  const qkCompute = (ch: number) => `    for (var d = 0u; d < ${4 * ngOf(ch)}u; d++) {
+  const scoreCompute = (p: ScoreProduct, ch: number) => `    for (var d = 0u; d < ${4 * ngOf(ch)}u; d++) {
 ${lines(tm / 4, (a) => `      let a${a} = W[d * ${BQ / 4}u + ${NR * a}u + tr];`)}
 ${lines(nb, (cc) => `      let b${cc} = W[${qt}u + d * (BK / 4u) + ${8 * cc}u + tc];`)}
 ${rowsE
-  .flatMap((e) => colsF.map((f) => `      ${s(e, f)} = fma(a${e >> 2}.${comp[e & 3]}, b${f >> 2}.${comp[f & 3]}, ${s(e, f)});`))
+  .flatMap((e) =>
+    colsF.map((f) => `      ${sc(p.acc, e, f)} = fma(a${e >> 2}.${comp[e & 3]}, b${f >> 2}.${comp[f & 3]}, ${sc(p.acc, e, f)});`),
+  )
   .join('\n')}
     }`;
-  const vFetch = (kc: number, j0: string) =>
+  const secondFetch = (kc: number, j0: string) =>
     range(per(CH * DV))
       .map((u) =>
         unit(
           u,
           CH * DV,
-          `      let t = ${j0} + ${CH * kc}u + x / DV;\n      vr${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { vr${u} = ldV(b, t, h, x % DV); }`,
+          `      let t = ${j0} + ${CH * kc}u + x / DV;\n      nr${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { nr${u} = ${K.second}(b, t, h, x % DV); }`,
         ),
       )
       .join('\n');
-  const vStore = (kc: number) =>
+  const secondStore = (kc: number) =>
     [
       ...range(4).flatMap((u) =>
         range(tm / 4).map(
@@ -150,9 +189,9 @@ ${rowsE
               .join(', ')});`,
         ),
       ),
-      ...range(per(CH * DV)).map((u) => unit(u, CH * DV, `      W[${pt}u + x] = vr${u};`)),
+      ...range(per(CH * DV)).map((u) => unit(u, CH * DV, `      W[${pt}u + x] = nr${u};`)),
     ].join('\n');
-  const pvCompute = () => `    for (var j = 0u; j < ${CH}u; j++) {
+  const secondCompute = () => `    for (var j = 0u; j < ${CH}u; j++) {
       let sw = (j / 4u) % 8u;
 ${lines(tm / 4, (a) => `      let w${a} = W[j * ${BQ / 4}u + ((tr + ${NR * a}u) ^ sw)];`)}
 ${lines(
@@ -164,9 +203,9 @@ ${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3
 )}
     }`;
   const regs = [
-    ...range(per(BQ * Math.min(8, DV))).map((u) => `qr${u}`),
-    ...range(per(c.bk * Math.min(8, DV))).map((u) => `kr${u}`),
-    ...range(per(CH * DV)).map((u) => `vr${u}`),
+    ...range(per(BQ * Math.min(8, DV))).map((u) => `ar${u}`),
+    ...range(per(c.bk * Math.min(8, DV))).map((u) => `br${u}`),
+    ...range(per(CH * DV)).map((u) => `nr${u}`),
   ]
     .map((r) => `  var ${r} = vec4<f32>(0.0);`)
     .concat(['  var lr = 0.0;'])
@@ -192,37 +231,134 @@ ${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3
       : `${rowsE.map((e) => indent + redPut(e, v(e)).trim()).join('\n')}\n${indent}workgroupBarrier();\n${rowsE
           .map((e) => `${indent}var ${out(e)} = 0.0;\n${indent}${redGet(e, out(e), op).trim()}`)
           .join('\n')}`;
-  // pipelined schedule: stages QK0..QK(nd-1), PV0..PV(nb-1); each fetches the next stage (the last
-  // one the next tile's QK0) before computing, then stores it between two barriers
-  const stages = [...range(nd).map((ch) => ({ kind: 'qk', i: ch })), ...range(nb).map((kc) => ({ kind: 'pv', i: kc }))];
-  const advance = (k: number) => {
-    const nx = stages[k + 1];
-    if (!nx) return { fetch: qkFetch(0, 'j0 + BK'), store: qkStore(0) };
-    return nx.kind === 'qk' ? { fetch: qkFetch(nx.i, 'j0'), store: qkStore(nx.i) } : { fetch: vFetch(nx.i, 'j0'), store: vStore(nx.i) };
-  };
-  const step = (k: number, compute: string) => {
-    const a = advance(k);
-    return `${a.fetch}\n${compute}\n    workgroupBarrier();\n${a.store}\n    workgroupBarrier();`;
-  };
-  // the last S chunk prefetches V0; P0 exists only after the softmax, so PV0 is stored there
-  const pipelinedS = range(nd)
-    .map((ch) => (ch < nd - 1 ? step(ch, qkCompute(ch)) : `${vFetch(0, 'j0')}\n${qkCompute(ch)}`))
+  // the stages of a key tile: every D chunk of every score product, then the key chunks of the
+  // second product; pipelined, each stage fetches the next one (the last: the next tile's first)
+  // before computing, then stores it between two barriers
+  const sStages = K.scores.flatMap((p, pi) => range(nd).map((ch) => ({ p, ch, lam: pi === 0 && ch === 0 })));
+  const fetchS = (k: number, j0: string) => scoreFetch(sStages[k].p, sStages[k].ch, j0, sStages[k].lam);
+  const storeS = (k: number) => scoreStore(sStages[k].ch, sStages[k].lam);
+  const computeS = (k: number) => scoreCompute(sStages[k].p, sStages[k].ch);
+  const ns = sStages.length;
+  const scorePhase = pf
+    ? range(ns)
+        .map((k) =>
+          k < ns - 1
+            ? `${fetchS(k + 1, 'j0')}\n${computeS(k)}\n    workgroupBarrier();\n${storeS(k + 1)}\n    workgroupBarrier();`
+            : // the last score stage prefetches the first key chunk; its weights exist only after `combine`
+              `${secondFetch(0, 'j0')}\n${computeS(k)}`,
+        )
+        .join('\n')
+    : range(ns)
+        .map((k) => `    workgroupBarrier();\n${fetchS(k, 'j0')}\n${storeS(k)}\n    workgroupBarrier();\n${computeS(k)}`)
+        .join('\n');
+  const secondPhase = range(nb)
+    .map((kc) => {
+      if (!pf) return `    workgroupBarrier();\n${secondFetch(kc, 'j0')}\n${secondStore(kc)}\n    workgroupBarrier();\n${secondCompute()}`;
+      const next = kc < nb - 1 ? { f: secondFetch(kc + 1, 'j0'), s: secondStore(kc + 1) } : { f: fetchS(0, 'j0 + BK'), s: storeS(0) };
+      const first = kc === 0 ? `    workgroupBarrier();\n${secondStore(0)}\n    workgroupBarrier();\n` : '';
+      return `${first}${next.f}\n${secondCompute()}\n    workgroupBarrier();\n${next.s}\n    workgroupBarrier();`;
+    })
     .join('\n');
-  const pipelinedPV = (kc: number) => {
-    const k = nd + kc;
-    if (kc === 0) return `    workgroupBarrier();\n${vStore(0)}\n    workgroupBarrier();\n${step(k, pvCompute())}`;
-    return step(k, pvCompute());
+  const lk = range(nb)
+    .map(
+      (cc) =>
+        `    let lk${cc} = vec4<f32>(${range(4)
+          .map((u) => `lamK[tc * 4u + ${32 * cc + u}u]`)
+          .join(', ')});`,
+    )
+    .join('\n');
+  const keep = (e: number, f: number) => {
+    const j = `j0 + tc * 4u + ${32 * (f >> 2) + (f & 3)}u`;
+    const lo = acp ? ` && ${j} >= ${tm === 8 ? `jf${e >> 2}` : 'jfT'}` : '';
+    return `${j} <= ir${e} + off${lo}`;
   };
+  const lkOf = (f: number) => `lk${f >> 2}.${comp[f & 3]}`;
+  // after the score products: online softmax (forward) or dS and its row sums (dQ)
+  const combine = fwd
+    ? `${rowsE.flatMap((e) => colsF.map((f) => `    ${s(e, f)} = select(NEG, ${s(e, f)} + lq${e} - ${lkOf(f)}, ${keep(e, f)});`)).join('\n')}
+${exchange(
+  (e) => colsF.map((f) => s(e, f)).reduce((a, x) => `max(${a}, ${x})`),
+  (e) => `mt${e}`,
+  'max',
+  '    ',
+)}
+${rowsE
+  .map(
+    (e) => `    let mn${e} = max(m${e}, mt${e});
+    let al${e} = exp2(m${e} - mn${e});
+    m${e} = mn${e};
+${colsF.map((f) => `    ${s(e, f)} = exp2(${s(e, f)} - mn${e});`).join('\n')}
+    l${e} = l${e} * al${e} + ${colsF.map((f) => s(e, f)).join(' + ')};
+${lines(no, (g) => `    ${acc(e, g)} *= al${e};`)}`,
+  )
+  .join('\n')}`
+    : `${rowsE
+        .flatMap((e) =>
+          colsF.map(
+            (f) =>
+              `    ${s(e, f)} = select(0.0, exp2(${s(e, f)} + lq${e} - ${lkOf(f)}) * (${sc('dp', e, f)} - dl${e}), ir${e} < P.Tq && ${keep(e, f)});`,
+          ),
+        )
+        .join('\n')}
+${rowsE.map((e) => `    rs${e} += ${colsF.map((f) => s(e, f)).join(' + ')};`).join('\n')}`;
+  const prologue = fwd
+    ? `${lines(tm, (e) => `  let ir${e} = i0 + ${row(e)};\n  let lq${e} = (lamAt(b, min(ir${e}, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
+${rowsE.map((e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`).join('\n')}`
+    : lines(
+        tm,
+        (e) => `  let ir${e} = i0 + ${row(e)};
+  let ic${e} = min(ir${e}, P.Tq - 1u);
+  let lq${e} = (lamAt(b, ic${e} + off, h) - lamRef) * LOG2E - lse2[bh * P.Tq + ic${e} + P.lse2_offset];
+  let dl${e} = delta[(b * P.Tq + ic${e}) * P.H + h + P.delta_offset];
+  var rs${e} = 0.0;`,
+      );
+  const epilogue = fwd
+    ? `${sg ? '' : '  workgroupBarrier();\n'}${exchange(
+        (e) => `l${e}`,
+        (e) => `lt${e}`,
+        'sum',
+        '  ',
+      )}
+${rowsE
+  .map(
+    (e) => `  if (ir${e} < P.Tq) {
+    let inv = 1.0 / lt${e};
+${lines(no, (g) => `    if (${gGuard(g)}) { stO(b, ir${e}, h, tc + ${8 * g}u, ${acc(e, g)} * inv); }`)}
+    if (tc == 0u) { lse2[bh * P.Tq + ir${e}] = m${e} + log2(lt${e}); }
+  }`,
+  )
+  .join('\n')}`
+    : `${rowsE
+        .map(
+          (e) => `  if (ir${e} < P.Tq) {
+${lines(no, (g) => `    if (${gGuard(g)}) { stDQ(b, ir${e}, h, tc + ${8 * g}u, ${acc(e, g)} * P.scale); }`)}
+  }`,
+        )
+        .join('\n')}
+${
+  gated
+    ? `${sg ? '' : '  workgroupBarrier();\n'}${exchange(
+        (e) => `rs${e}`,
+        (e) => `rt${e}`,
+        'sum',
+        '  ',
+      )}
+${rowsE.map((e) => `  if (tc == 0u && ir${e} < P.Tq) { rowsum[(b * P.Tq + ir${e}) * P.H + h] = rt${e}; }`).join('\n')}`
+    : ''
+}`;
+  const io = fwd
+    ? `${accessors(spec, 'o', 'P.Tq', 'stO', true)}`
+    : `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}`;
   return `${sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}const DV = ${DV}u;
 const BK = ${c.bk}u;
 const NEG = -1.0e30;
 const LOG2E = 1.4426950408889634;
 var<workgroup> W: array<vec4<f32>, ${size}>;
-${sg ? '' : `var<workgroup> red: array<vec4<f32>, ${BQ * 2}>;\n`}var<workgroup> lamK: array<f32, ${c.bk}>;
+${useRed ? `var<workgroup> red: array<vec4<f32>, ${BQ * 2}>;\n` : ''}var<workgroup> lamK: array<f32, ${c.bk}>;
 ${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
 ${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
 ${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
-${accessors(spec, 'o', 'P.Tq', 'stO', true)}
+${io}
 ${lamFn(gated)}
 
 @compute @workgroup_size(${THREADS})
@@ -239,7 +375,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let i0 = (nqt - 1u - wid.x) * ${BQ}u;
   let off = P.Tk - P.Tq;
   let lamRef = lamAt(b, i0 + off, h);
-${lines(tm, (e) => `  let ir${e} = i0 + ${row(e)};\n  let lq${e} = (lamAt(b, min(ir${e}, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
+${prologue}
   let pLast = min(i0 + ${BQ}u, P.Tq) - 1u + off;
   var kStart = 0u;
   var jf0 = 0u;
@@ -255,74 +391,18 @@ ${
 }
   let kt0 = kStart / BK;
   let kt1 = pLast / BK;
-${rowsE.map((e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`).join('\n')}
 ${rowsE.flatMap((e) => range(no).map((g) => `  var ${acc(e, g)} = vec4<f32>(0.0);`)).join('\n')}
 ${regs}
-${pf ? `${qkFetch(0, 'kt0 * BK')}\n${qkStore(0)}\n  workgroupBarrier();` : ''}
+${pf ? `${fetchS(0, 'kt0 * BK')}\n${storeS(0)}\n  workgroupBarrier();` : ''}
   for (var kt = kt0; kt <= kt1; kt++) {
     let j0 = kt * BK;
-${rowsE.flatMap((e) => colsF.map((f) => `    var ${s(e, f)} = 0.0;`)).join('\n')}
-${
-  pf
-    ? ''
-    : range(nd)
-        .map((ch) => `    workgroupBarrier();\n${qkFetch(ch, 'j0')}\n${qkStore(ch)}\n    workgroupBarrier();\n${qkCompute(ch)}`)
-        .join('\n')
-}${pf ? pipelinedS : ''}
-${range(nb)
-  .map(
-    (cc) =>
-      `    let lk${cc} = vec4<f32>(${range(4)
-        .map((u) => `lamK[tc * 4u + ${32 * cc + u}u]`)
-        .join(', ')});`,
-  )
-  .join('\n')}
-${rowsE
-  .flatMap((e) =>
-    colsF.map((f) => {
-      const j = `j0 + tc * 4u + ${32 * (f >> 2) + (f & 3)}u`;
-      const lo = acp ? ` && ${j} >= ${tm === 8 ? `jf${e >> 2}` : 'jfT'}` : '';
-      return `    ${s(e, f)} = select(NEG, ${s(e, f)} + lq${e} - lk${f >> 2}.${comp[f & 3]}, ${j} <= ir${e} + off${lo});`;
-    }),
-  )
-  .join('\n')}
-${exchange(
-  (e) => colsF.map((f) => s(e, f)).reduce((a, x) => `max(${a}, ${x})`),
-  (e) => `mt${e}`,
-  'max',
-  '    ',
-)}
-${rowsE
-  .map(
-    (e) => `    let mn${e} = max(m${e}, mt${e});
-    let al${e} = exp2(m${e} - mn${e});
-    m${e} = mn${e};
-${colsF.map((f) => `    ${s(e, f)} = exp2(${s(e, f)} - mn${e});`).join('\n')}
-    l${e} = l${e} * al${e} + ${colsF.map((f) => s(e, f)).join(' + ')};
-${lines(no, (g) => `    ${acc(e, g)} *= al${e};`)}`,
-  )
-  .join('\n')}
-${range(nb)
-  .map((kc) =>
-    pf ? pipelinedPV(kc) : `    workgroupBarrier();\n${vFetch(kc, 'j0')}\n${vStore(kc)}\n    workgroupBarrier();\n${pvCompute()}`,
-  )
-  .join('\n')}
+${K.scores.flatMap((p) => rowsE.flatMap((e) => colsF.map((f) => `    var ${sc(p.acc, e, f)} = 0.0;`))).join('\n')}
+${scorePhase}
+${lk}
+${combine}
+${secondPhase}
   }
-${sg ? '' : '  workgroupBarrier();\n'}${exchange(
-  (e) => `l${e}`,
-  (e) => `lt${e}`,
-  'sum',
-  '  ',
-)}
-${rowsE
-  .map(
-    (e) => `  if (ir${e} < P.Tq) {
-    let inv = 1.0 / lt${e};
-${lines(no, (g) => `    if (${gGuard(g)}) { stO(b, ir${e}, h, tc + ${8 * g}u, ${acc(e, g)} * inv); }`)}
-    if (tc == 0u) { lse2[bh * P.Tq + ir${e}] = m${e} + log2(lt${e}); }
-  }`,
-  )
-  .join('\n')}
+${epilogue}
 }
 `;
 }
