@@ -34,9 +34,7 @@ const configs: [string, FoxTileOverrides][] = [
       dq: { bq: 8, bk: 16, tm: 4, tn: 4, pf: true },
     },
   ],
-  ['wide forward and dQ, 64-key tiles', { wide: { bk: 64 }, wideDq: { bk: 64 } }],
   ['wide forward and dQ, 4 rows per thread, pipelined', { wide: { bk: 64, tm: 4, pf: true }, wideDq: { bk: 64, tm: 4, pf: true } }],
-  ['wide forward, 32-key tiles, 4 rows per thread', { wide: { bk: 32, tm: 4 } }],
   [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
     { fwd: { bq: 64, bk: 32, tm: 8, tn: 4 }, dkv: { bq: 32, bk: 32, tm: 8, tn: 4 }, dq: { bq: 32, bk: 32, tm: 4, tn: 8 } },
@@ -97,10 +95,12 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
   });
 
   it.each([
-    ['32-key tiles, D = 20', { bk: 32 }, 20],
-    ['64-key tiles, 4 rows per thread, D = 12', { bk: 64, tm: 4 }, 12],
-    ['pipelined, 64-key tiles, 4 rows per thread, D = 40 (two D chunks, a partial output group)', { bk: 64, tm: 4, pf: true }, 40],
-    ['pipelined, 32-key tiles, D = 12', { bk: 32, pf: true }, 12],
+    [
+      'the hardware default (64-key tiles, 4 rows per thread, pipelined) in 16-wide D chunks, D = 20 (two chunks, a partial output group)',
+      { bk: 64, tm: 4, pf: true, dch: 4 },
+      20,
+    ],
+    ['32-key tiles, 8 rows per thread, not pipelined, D = 12', { bk: 32 }, 12],
   ] as const)('the wide forward and dQ kernels over several 128-query tiles: %s', (_label, wide, D) =>
     asHardware(async () => {
       setFoxTiles({ wide, wideDq: wide });

@@ -132,7 +132,7 @@ function cached(kind: string, spec: FoxKernelSpec, gen: (s: FoxKernelSpec) => st
 }
 
 function cachedWide(kind: 'fwd' | 'dq', spec: FoxKernelSpec, c: FoxWideConfig): string {
-  const key = `wide-${kind}:${spec.D}:${spec.gated}:${spec.acp}:${c.bk}:${c.tm}:${c.pf}:${c.sg}`;
+  const key = `wide-${kind}:${spec.D}:${spec.gated}:${spec.acp}:${c.bk}:${c.tm}:${c.pf}:${c.sg}:${c.dch}`;
   let code = codeCache.get(key);
   if (!code) {
     code = kind === 'fwd' ? foxForwardWideWGSL(spec, c) : foxBwdQWideWGSL(spec, c);

@@ -27,6 +27,12 @@ export interface FoxWideConfig {
   tm?: number;
   /** Software pipelining: each stage's global reads are issued one stage ahead, into registers. */
   pf?: boolean;
+  /**
+   * vec4 groups of D staged per score stage: 8 (32 values, when not given) or 4. Smaller chunks
+   * mean more stages and barriers; the tests use 4 to reach the multi-chunk code at small D,
+   * which keeps lavapipe's compile of the unrolled loops short.
+   */
+  dch?: number;
   /** Row maxima through subgroup shuffles (needs subgroups, subgroup_id, subgroup size ≥ 8). */
   sg?: boolean;
 }
@@ -38,15 +44,23 @@ const BQ = WIDE_ROWS;
 export const wideThreads = (c: FoxWideConfig) => (BQ / (c.tm ?? 8)) * 8;
 /** Chunk of D (S product) and of the key tile (P·V product) staged at a time. */
 const CH = 32;
+const dchOf = (c: FoxWideConfig) => c.dch ?? 8;
 
 /** Whether the wide kernel takes head dim `D` with this configuration. */
 export function wideFit(D: number, c: FoxWideConfig, maxShared: number): boolean {
-  return D % 4 === 0 && D <= 64 && (c.bk === 32 || c.bk === 64) && [4, 8, undefined].includes(c.tm) && wideSmemBytes(D, c) <= maxShared;
+  return (
+    D % 4 === 0 &&
+    D <= 64 &&
+    (c.bk === 32 || c.bk === 64) &&
+    [4, 8, undefined].includes(c.tm) &&
+    [4, 8, undefined].includes(c.dch) &&
+    wideSmemBytes(D, c) <= maxShared
+  );
 }
 
 /** vec4 sizes of the staging buffer's parts: Qᵀ and Kᵀ chunks (S phase), Pᵀ and V chunks (P·V phase). */
 function parts(D: number, c: FoxWideConfig) {
-  const dRows = Math.min(CH, 4 * dv(D));
+  const dRows = Math.min(4 * dchOf(c), 4 * dv(D));
   const qt = dRows * (BQ / 4);
   const kt = dRows * (c.bk / 4);
   const pt = CH * (BQ / 4);
@@ -103,7 +117,8 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): 
   const NR = BQ / tm; // row groups (threads per score column)
   const nb = c.bk / CH; // score column vec4 groups per thread (and second-product chunks per tile)
   const no = Math.ceil(DV / 8); // output vec4 groups per thread
-  const nd = Math.ceil(DV / 8); // D chunks
+  const DCH = dchOf(c);
+  const nd = Math.ceil(DV / DCH); // D chunks
   const rowsE = range(tm); // e = 4a + u
   const colsF = range(4 * nb); // f = 4c + u
   const row = (e: number) => `tr * 4u + ${4 * NR * (e >> 2) + (e & 3)}u`;
@@ -119,7 +134,7 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): 
   const per = (units: number) => Math.ceil(units / THREADS);
   const unit = (u: number, units: number, body: string) =>
     `    {\n      let x = lid + ${u * THREADS}u;\n${units % THREADS === 0 ? body : `      if (x < ${units}u) {\n${body}\n      }`}\n    }`;
-  const ngOf = (ch: number) => Math.min(8, DV - 8 * ch);
+  const ngOf = (ch: number) => Math.min(DCH, DV - DCH * ch);
   const scoreFetch = (p: ScoreProduct, ch: number, j0: string, lam: boolean) => {
     const ng = ngOf(ch);
     return [
@@ -127,14 +142,14 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): 
         unit(
           u,
           BQ * ng,
-          `      let t = i0 + x % ${BQ}u;\n      ar${u} = vec4<f32>(0.0);\n      if (t < P.Tq) { ar${u} = ${p.a}(b, t, h, ${8 * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`,
+          `      let t = i0 + x % ${BQ}u;\n      ar${u} = vec4<f32>(0.0);\n      if (t < P.Tq) { ar${u} = ${p.a}(b, t, h, ${DCH * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`,
         ),
       ),
       ...range(per(c.bk * ng)).map((u) =>
         unit(
           u,
           c.bk * ng,
-          `      let t = ${j0} + x % BK;\n      br${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { br${u} = ${p.b}(b, t, h, ${8 * ch}u + x / BK); }`,
+          `      let t = ${j0} + x % BK;\n      br${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { br${u} = ${p.b}(b, t, h, ${DCH * ch}u + x / BK); }`,
         ),
       ),
       ...(lam ? [`    if (lid < BK) { lr = lamAt(b, min(${j0} + lid, P.Tk - 1u), h); }`] : []),
@@ -203,8 +218,8 @@ ${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3
 )}
     }`;
   const regs = [
-    ...range(per(BQ * Math.min(8, DV))).map((u) => `ar${u}`),
-    ...range(per(c.bk * Math.min(8, DV))).map((u) => `br${u}`),
+    ...range(per(BQ * Math.min(DCH, DV))).map((u) => `ar${u}`),
+    ...range(per(c.bk * Math.min(DCH, DV))).map((u) => `br${u}`),
     ...range(per(CH * DV)).map((u) => `nr${u}`),
   ]
     .map((r) => `  var ${r} = vec4<f32>(0.0);`)
