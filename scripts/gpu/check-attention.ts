@@ -28,9 +28,17 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
   const variants: [string, FoxTileOverrides][] = [
     ['', {}],
     [' [fwd sg]', { fwd: { ...def.fwd, sg: true } }],
-    [' [tiled fwd, dq]', { wide: false, wideDq: false }],
-    [' [wide 8 rows]', { wide: { bk: 64 }, wideDq: { bk: 64 } }],
-    [' [wide sg]', { wide: { bk: 64, tm: 4, sg: true, pf: true }, wideDq: { bk: 64, tm: 4, sg: true, pf: true } }],
+    [' [tiled]', { wide: false, wideDq: false, wideDkv: false }],
+    [' [wide dkv 32]', { wideDkv: { bk: 32, tm: 4, pf: true } }],
+    [' [wide 8 rows]', { wide: { bk: 64 }, wideDq: { bk: 64 }, wideDkv: { bk: 64 } }],
+    [
+      ' [wide sg]',
+      {
+        wide: { bk: 64, tm: 4, sg: true, pf: true },
+        wideDq: { bk: 64, tm: 4, sg: true, pf: true },
+        wideDkv: { bk: 64, tm: 4, sg: true, pf: true },
+      },
+    ],
     [' [no pf]', { fwd: { ...def.fwd, pf: false }, dkv: { ...def.dkv, pf: false }, dq: { ...def.dq, pf: false } }],
   ];
   let seed = 1;

@@ -34,7 +34,10 @@ const configs: [string, FoxTileOverrides][] = [
       dq: { bq: 8, bk: 16, tm: 4, tn: 4, pf: true },
     },
   ],
-  ['wide forward and dQ, 4 rows per thread, pipelined', { wide: { bk: 64, tm: 4, pf: true }, wideDq: { bk: 64, tm: 4, pf: true } }],
+  [
+    'wide forward, dQ and dK/dV, 4 rows per thread, pipelined',
+    { wide: { bk: 64, tm: 4, pf: true }, wideDq: { bk: 64, tm: 4, pf: true }, wideDkv: { bk: 64, tm: 4, pf: true } },
+  ],
   [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
     { fwd: { bq: 64, bk: 32, tm: 8, tn: 4 }, dkv: { bq: 32, bk: 32, tm: 8, tn: 4 }, dq: { bq: 32, bk: 32, tm: 4, tn: 8 } },
@@ -101,9 +104,9 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       20,
     ],
     ['32-key tiles, 8 rows per thread, not pipelined, D = 12', { bk: 32 }, 12],
-  ] as const)('the wide forward and dQ kernels over several 128-query tiles: %s', (_label, wide, D) =>
+  ] as const)('the wide kernels over several 128-query (key) tiles: %s', (_label, wide, D) =>
     asHardware(async () => {
-      setFoxTiles({ wide, wideDq: wide });
+      setFoxTiles({ wide, wideDq: wide, wideDkv: wide });
       expect(foxTilesFor(gpu as unknown as WebGPUBackend, D).wide).toEqual(wide);
       expect(foxTilesFor(gpu as unknown as WebGPUBackend, D).wideDq).toEqual(wide);
       const q = problem(1, 290, 333, 2, D, 47, [-3, 1], 0.5);
@@ -115,16 +118,18 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
     }),
   );
 
-  it('hardware defaults: the wide forward and dQ kernels where they apply, the tiled ones elsewhere or when fwd / dq tiles are set', () =>
+  it('hardware defaults: the wide kernels where they apply, the tiled ones elsewhere or when their tiles are set', () =>
     asHardware(async () => {
       const backend = gpu as unknown as WebGPUBackend;
       expect(foxTilesFor(backend, 64).wide).toEqual({ bk: 64, tm: 4, pf: true });
       expect(foxTilesFor(backend, 64).wideDq).toEqual({ bk: 64, tm: 4, pf: true });
+      expect(foxTilesFor(backend, 64).wideDkv).toEqual({ bk: 64, tm: 4, pf: true });
       expect(foxTilesFor(backend, 100).wide).toBe(false);
       expect(foxTilesFor(backend, 30).wide).toBe(false);
-      setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 }, dq: { bq: 16, bk: 16, tm: 4, tn: 4 } });
+      setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 }, dq: { bq: 16, bk: 16, tm: 4, tn: 4 }, dkv: { bq: 16, bk: 16, tm: 4, tn: 4 } });
       expect(foxTilesFor(backend, 64).wide).toBe(false);
       expect(foxTilesFor(backend, 64).wideDq).toBe(false);
+      expect(foxTilesFor(backend, 64).wideDkv).toBe(false);
     }));
 
   it('a head dim that is not a multiple of 4 (scalar loads), default tiles', () =>

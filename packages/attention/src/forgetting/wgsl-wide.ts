@@ -1,27 +1,30 @@
 import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './wgsl.js';
 
 /**
- * The wide forward kernel (hardware, head dims D ≤ 64 that are multiples of 4): a workgroup owns a
- * 128-query tile and loops over `bk`-key tiles; each thread keeps a `tm`×8 micro-tile of scores
- * and `tm` rows × 8 columns of the output in registers, so that a vec4 read from workgroup memory
- * feeds 8–16 multiply-adds (the tiled kernels of `wgsl.ts` reach 4–8: their resident query tile
- * leaves too little of the 48 KiB of workgroup memory for larger tiles).
+ * The wide kernels (hardware, head dims D ≤ 64 that are multiples of 4): forward, dQ and dK/dV on
+ * one scheme. A workgroup owns 128 rows (queries; keys in dK/dV) and loops over `bk`-column tiles
+ * (keys; queries in dK/dV); each thread keeps `tm`×8 micro-tiles of the score products and `tm`
+ * rows × 8 columns of each output in registers, so that a vec4 read from workgroup memory feeds
+ * 8–16 multiply-adds (the tiled kernels of `wgsl.ts` reach 4–8: their resident tiles leave too
+ * little of the 48 KiB of workgroup memory for larger ones).
  *
- * Per key tile both products run in the "outer" form over chunks of 32 staged in one workgroup
- * buffer: S = Q·Kᵀ over 32-wide chunks of D (Q and K stored transposed, so that a thread reads its
- * rows and columns as vec4), then P·V over 32-key chunks (P stored transposed with an XOR swizzle
- * that keeps its stores free of bank conflicts, V as is). Q is re-read from L1/L2 for every key
- * tile instead of living in workgroup memory. Thread (tr, tc) owns rows `tr·4 + 4·NR·a + u`
- * (NR = 128/tm row groups), score columns `tc·4 + 32·c + u` and output vec4 groups `tc + 8·c`
- * (u < 4). The row maximum is exchanged across the 8 threads of a row through workgroup memory (or
- * subgroup shuffles, `sg`); row sums stay per thread until the end. Masked scores are −1e30: their
- * weights underflow to 0 once the row has a kept key; before that (ACP rows whose first kept tile
- * comes after the workgroup's first) they are 1, and the rescaling by exp2(−1e30 − m) = 0 at the
- * row's first kept key erases them. ACP bounds apply per 64-query half, so the same pairs are
- * pruned as in the other kernels.
+ * Per column tile the products run in the "outer" form over chunks staged in one workgroup
+ * buffer: score products (S = Q·Kᵀ; also dP = dO·Vᵀ in the backward kernels) over chunks of D
+ * (both operands stored transposed, so that a thread reads its rows and columns as vec4), then
+ * the second products (P·V; dS·K; P·dO and dS·Q) over 32-column chunks (the weights stored
+ * transposed with an XOR swizzle that keeps their stores free of bank conflicts, the column
+ * operand as is). The row operand is re-read from L1/L2 for every column tile instead of living
+ * in workgroup memory. Thread (tr, tc) owns rows `tr·4 + 4·NR·a + u` (NR = 128/tm row groups),
+ * score columns `tc·4 + 32·c + u` and output vec4 groups `tc + 8·c` (u < 4). Row maxima (forward)
+ * and row sums of dS (backward, gated) are exchanged across the 8 threads of a row through
+ * workgroup memory (or subgroup shuffles, `sg`); the forward's row sums stay per thread until the
+ * end. Masked forward scores are −1e30: their weights underflow to 0 once the row has a kept key;
+ * before that (ACP rows whose first kept tile comes after the workgroup's first) they are 1, and
+ * the rescaling by exp2(−1e30 − m) = 0 at the row's first kept key erases them. ACP bounds apply
+ * per 64-row half, so the same pairs are pruned as in the other kernels.
  */
 export interface FoxWideConfig {
-  /** Keys per tile: 32 or 64. */
+  /** Columns (keys; queries in dK/dV) per tile: 32 or 64. */
   bk: number;
   /** Query rows per thread: 8 (128 threads, when not given) or 4 (256 threads). */
   tm?: number;
@@ -69,26 +72,53 @@ function parts(D: number, c: FoxWideConfig) {
 }
 
 export function wideSmemBytes(D: number, c: FoxWideConfig): number {
-  return parts(D, c).size * 16 + (c.sg ? 0 : BQ * 8 * 4) + c.bk * 4;
+  return parts(D, c).size * 16 + (c.sg ? 0 : BQ * 8 * 4) + 2 * c.bk * 4;
 }
+
+type Operand = 'ldQ' | 'ldDO' | 'ldK' | 'ldV';
 
 /** One product of the score phase: `acc[row][col] = A[row]·B[col]` over D. */
 interface ScoreProduct {
   acc: string;
-  /** Query-side operand (accessor) and whether it is pre-scaled by scale·log2 e. */
-  a: 'ldQ' | 'ldDO';
+  /** Row-side operand (accessor) and whether it is pre-scaled by scale·log2 e. */
+  a: Operand;
   scaled: boolean;
-  /** Key-side operand. */
-  b: 'ldK' | 'ldV';
+  /** Column-side operand. */
+  b: Operand;
 }
 
-const FWD = { scores: [{ acc: 's', a: 'ldQ', scaled: true, b: 'ldK' }] as ScoreProduct[], second: 'ldV' };
-const DQ = {
-  scores: [
-    { acc: 's', a: 'ldQ', scaled: true, b: 'ldK' },
-    { acc: 'dp', a: 'ldDO', scaled: false, b: 'ldV' },
-  ] as ScoreProduct[],
-  second: 'ldK',
+/** One product of the second phase: `acc[row] += Σ_col w[row][col]·x[col]` (x: a column-side operand). */
+interface SecondProduct {
+  w: string;
+  x: Operand;
+  acc: string;
+}
+
+interface WideKind {
+  scores: ScoreProduct[];
+  seconds: SecondProduct[];
+}
+
+// rows are queries in the forward and dQ kernels, keys in the dK/dV kernel
+const KINDS: Record<'fwd' | 'dq' | 'dkv', WideKind> = {
+  fwd: { scores: [{ acc: 's', a: 'ldQ', scaled: true, b: 'ldK' }], seconds: [{ w: 's', x: 'ldV', acc: 'o' }] },
+  dq: {
+    scores: [
+      { acc: 's', a: 'ldQ', scaled: true, b: 'ldK' },
+      { acc: 'dp', a: 'ldDO', scaled: false, b: 'ldV' },
+    ],
+    seconds: [{ w: 's', x: 'ldK', acc: 'o' }],
+  },
+  dkv: {
+    scores: [
+      { acc: 's', a: 'ldK', scaled: true, b: 'ldQ' },
+      { acc: 'dp', a: 'ldV', scaled: false, b: 'ldDO' },
+    ],
+    seconds: [
+      { w: 's', x: 'ldDO', acc: 'dv' },
+      { w: 'dp', x: 'ldQ', acc: 'dk' },
+    ],
+  },
 };
 
 /** The wide forward kernel: writes o and the base-2 log-normaliser `lse2`. */
@@ -104,10 +134,24 @@ export function foxBwdQWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): string {
   return wideKernel(spec, c, 'dq');
 }
 
-function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): string {
+/**
+ * The wide dK/dV kernel: the same scheme with keys as rows (128 per workgroup) and a loop over
+ * the query tiles that see them: Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, P and dS from the saved
+ * log-normaliser and δ of each query (staged per tile), dV += P·dO, dK += scale·dS·Q, and the
+ * per-key sums of dS (gated).
+ */
+export function foxBwdKVWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): string {
+  return wideKernel(spec, c, 'dkv');
+}
+
+function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq' | 'dkv'): string {
   const { D, gated, acp } = spec;
   const fwd = kind === 'fwd';
-  const K = fwd ? FWD : DQ;
+  const dkv = kind === 'dkv';
+  const K = KINDS[kind];
+  // row and column lengths (uniform names)
+  const RT = dkv ? 'P.Tk' : 'P.Tq';
+  const CT = dkv ? 'P.Tq' : 'P.Tk';
   const DV = dv(D);
   const sg = c.sg === true;
   const pf = c.pf === true;
@@ -124,9 +168,10 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): 
   const row = (e: number) => `tr * 4u + ${4 * NR * (e >> 2) + (e & 3)}u`;
   const sc = (p: string, e: number, f: number) => `${p}${e}_${f}`;
   const s = (e: number, f: number) => sc('s', e, f);
-  const acc = (e: number, g: number) => `o${e}_${g}`;
+  const acc = (e: number, g: number, name = 'o') => `${name}${e}_${g}`;
   const gGuard = (g: number) => (8 * (g + 1) > DV ? `tc + ${8 * g}u < DV` : 'true');
   const useRed = !sg && (fwd || gated);
+  const accs = [...new Set(K.seconds.map((sd) => sd.acc))];
   // A stage is one D chunk of a score product (its operands staged transposed: At[d][row],
   // Bt[d][key]) or one key chunk of the second product (weights stored transposed and swizzled,
   // the key-side operand as is). Its global reads go to registers (`fetch`, issued one stage
@@ -135,6 +180,20 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): 
   const unit = (u: number, units: number, body: string) =>
     `    {\n      let x = lid + ${u * THREADS}u;\n${units % THREADS === 0 ? body : `      if (x < ${units}u) {\n${body}\n      }`}\n    }`;
   const ngOf = (ch: number) => Math.min(DCH, DV - DCH * ch);
+  // per-column values staged with the first score stage: Λ of the keys (forward, dQ), or Λ − lse
+  // and δ of the queries (dK/dV)
+  const colFetch = (j0: string) =>
+    dkv
+      ? `    if (lid < BK) {
+      let t = min(${j0} + lid, P.Tq - 1u);
+      lr = lamAt(b, t + off, h);
+      lsr = lse2[bh * P.Tq + t + P.lse2_offset];
+      dlr = delta[(b * P.Tq + t) * P.H + h + P.delta_offset];
+    }`
+      : `    if (lid < BK) { lr = lamAt(b, min(${j0} + lid, P.Tk - 1u), h); }`;
+  const colStore = dkv
+    ? '    if (lid < BK) { lamK[lid] = (lr - lamRef) * LOG2E - lsr; dltC[lid] = dlr; }'
+    : '    if (lid < BK) { lamK[lid] = (lr - lamRef) * LOG2E; }';
   const scoreFetch = (p: ScoreProduct, ch: number, j0: string, lam: boolean) => {
     const ng = ngOf(ch);
     return [
@@ -142,17 +201,17 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): 
         unit(
           u,
           BQ * ng,
-          `      let t = i0 + x % ${BQ}u;\n      ar${u} = vec4<f32>(0.0);\n      if (t < P.Tq) { ar${u} = ${p.a}(b, t, h, ${DCH * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`,
+          `      let t = i0 + x % ${BQ}u;\n      ar${u} = vec4<f32>(0.0);\n      if (t < ${RT}) { ar${u} = ${p.a}(b, t, h, ${DCH * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`,
         ),
       ),
       ...range(per(c.bk * ng)).map((u) =>
         unit(
           u,
           c.bk * ng,
-          `      let t = ${j0} + x % BK;\n      br${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { br${u} = ${p.b}(b, t, h, ${DCH * ch}u + x / BK); }`,
+          `      let t = ${j0} + x % BK;\n      br${u} = vec4<f32>(0.0);\n      if (t < ${CT}) { br${u} = ${p.b}(b, t, h, ${DCH * ch}u + x / BK); }`,
         ),
       ),
-      ...(lam ? [`    if (lid < BK) { lr = lamAt(b, min(${j0} + lid, P.Tk - 1u), h); }`] : []),
+      ...(lam ? [colFetch(j0)] : []),
     ].join('\n');
   };
   const scoreStore = (ch: number, lam: boolean) => {
@@ -172,7 +231,7 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq'): 
           `      let key = x % BK;\n      let g = x / BK;\n${lines(4, (k) => `      W[${qt}u + (4u * g + ${k}u) * (BK / 4u) + key / 4u][key % 4u] = br${u}.${comp[k]};`)}`,
         ),
       ),
-      ...(lam ? ['    if (lid < BK) { lamK[lid] = (lr - lamRef) * LOG2E; }'] : []),
+      ...(lam ? [colStore] : []),
     ].join('\n');
   };
   const scoreCompute = (p: ScoreProduct, ch: number) => `    for (var d = 0u; d < ${4 * ngOf(ch)}u; d++) {
@@ -184,36 +243,37 @@ ${rowsE
   )
   .join('\n')}
     }`;
-  const secondFetch = (kc: number, j0: string) =>
+  type SStage = { kc: number; sd: SecondProduct };
+  const secondFetch = ({ kc, sd }: SStage, j0: string) =>
     range(per(CH * DV))
       .map((u) =>
         unit(
           u,
           CH * DV,
-          `      let t = ${j0} + ${CH * kc}u + x / DV;\n      nr${u} = vec4<f32>(0.0);\n      if (t < P.Tk) { nr${u} = ${K.second}(b, t, h, x % DV); }`,
+          `      let t = ${j0} + ${CH * kc}u + x / DV;\n      nr${u} = vec4<f32>(0.0);\n      if (t < ${CT}) { nr${u} = ${sd.x}(b, t, h, x % DV); }`,
         ),
       )
       .join('\n');
-  const secondStore = (kc: number) =>
+  const secondStore = ({ kc, sd }: SStage) =>
     [
       ...range(4).flatMap((u) =>
         range(tm / 4).map(
           (a) =>
             `    W[(tc * 4u + ${u}u) * ${BQ / 4}u + ((tr + ${NR * a}u) ^ tc)] = vec4<f32>(${range(4)
-              .map((uu) => s(4 * a + uu, 4 * kc + u))
+              .map((uu) => sc(sd.w, 4 * a + uu, 4 * kc + u))
               .join(', ')});`,
         ),
       ),
       ...range(per(CH * DV)).map((u) => unit(u, CH * DV, `      W[${pt}u + x] = nr${u};`)),
     ].join('\n');
-  const secondCompute = () => `    for (var j = 0u; j < ${CH}u; j++) {
+  const secondCompute = ({ sd }: SStage) => `    for (var j = 0u; j < ${CH}u; j++) {
       let sw = (j / 4u) % 8u;
 ${lines(tm / 4, (a) => `      let w${a} = W[j * ${BQ / 4}u + ((tr + ${NR * a}u) ^ sw)];`)}
 ${lines(
   no,
   (g) => `      if (${gGuard(g)}) {
         let x${g} = W[${pt}u + j * DV + tc + ${8 * g}u];
-${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3]}), x${g}, ${acc(e, g)});`)}
+${lines(tm, (e) => `        ${acc(e, g, sd.acc)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3]}), x${g}, ${acc(e, g, sd.acc)});`)}
       }`,
 )}
     }`;
@@ -223,7 +283,7 @@ ${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3
     ...range(per(CH * DV)).map((u) => `nr${u}`),
   ]
     .map((r) => `  var ${r} = vec4<f32>(0.0);`)
-    .concat(['  var lr = 0.0;'])
+    .concat([dkv ? '  var lr = 0.0;\n  var lsr = 0.0;\n  var dlr = 0.0;' : '  var lr = 0.0;'])
     .join('\n');
   const xor = (v: string, op: string) =>
     range(3)
@@ -249,6 +309,7 @@ ${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3
   // the stages of a key tile: every D chunk of every score product, then the key chunks of the
   // second product; pipelined, each stage fetches the next one (the last: the next tile's first)
   // before computing, then stores it between two barriers
+  const ss: SStage[] = range(nb).flatMap((kc) => K.seconds.map((sd) => ({ kc, sd })));
   const sStages = K.scores.flatMap((p, pi) => range(nd).map((ch) => ({ p, ch, lam: pi === 0 && ch === 0 })));
   const fetchS = (k: number, j0: string) => scoreFetch(sStages[k].p, sStages[k].ch, j0, sStages[k].lam);
   const storeS = (k: number) => scoreStore(sStages[k].ch, sStages[k].lam);
@@ -260,37 +321,54 @@ ${lines(tm, (e) => `        ${acc(e, g)} = fma(vec4<f32>(w${e >> 2}.${comp[e & 3
           k < ns - 1
             ? `${fetchS(k + 1, 'j0')}\n${computeS(k)}\n    workgroupBarrier();\n${storeS(k + 1)}\n    workgroupBarrier();`
             : // the last score stage prefetches the first key chunk; its weights exist only after `combine`
-              `${secondFetch(0, 'j0')}\n${computeS(k)}`,
+              `${secondFetch(ss[0], 'j0')}\n${computeS(k)}`,
         )
         .join('\n')
     : range(ns)
         .map((k) => `    workgroupBarrier();\n${fetchS(k, 'j0')}\n${storeS(k)}\n    workgroupBarrier();\n${computeS(k)}`)
         .join('\n');
-  const secondPhase = range(nb)
-    .map((kc) => {
-      if (!pf) return `    workgroupBarrier();\n${secondFetch(kc, 'j0')}\n${secondStore(kc)}\n    workgroupBarrier();\n${secondCompute()}`;
-      const next = kc < nb - 1 ? { f: secondFetch(kc + 1, 'j0'), s: secondStore(kc + 1) } : { f: fetchS(0, 'j0 + BK'), s: storeS(0) };
-      const first = kc === 0 ? `    workgroupBarrier();\n${secondStore(0)}\n    workgroupBarrier();\n` : '';
-      return `${first}${next.f}\n${secondCompute()}\n    workgroupBarrier();\n${next.s}\n    workgroupBarrier();`;
+  const secondPhase = ss
+    .map((st, k) => {
+      if (!pf)
+        return `    workgroupBarrier();\n${secondFetch(st, 'j0')}\n${secondStore(st)}\n    workgroupBarrier();\n${secondCompute(st)}`;
+      const nx = ss[k + 1];
+      const next = nx ? { f: secondFetch(nx, 'j0'), s: secondStore(nx) } : { f: fetchS(0, 'j0 + BK'), s: storeS(0) };
+      const first = k === 0 ? `    workgroupBarrier();\n${secondStore(st)}\n    workgroupBarrier();\n` : '';
+      return `${first}${next.f}\n${secondCompute(st)}\n    workgroupBarrier();\n${next.s}\n    workgroupBarrier();`;
     })
     .join('\n');
-  const lk = range(nb)
-    .map(
-      (cc) =>
-        `    let lk${cc} = vec4<f32>(${range(4)
-          .map((u) => `lamK[tc * 4u + ${32 * cc + u}u]`)
-          .join(', ')});`,
-    )
-    .join('\n');
+  const colVec = (name: string, arr: string) =>
+    range(nb)
+      .map(
+        (cc) =>
+          `    let ${name}${cc} = vec4<f32>(${range(4)
+            .map((u) => `${arr}[tc * 4u + ${32 * cc + u}u]`)
+            .join(', ')});`,
+      )
+      .join('\n');
+  const lk = dkv ? `${colVec('lk', 'lamK')}\n${colVec('dc', 'dltC')}` : colVec('lk', 'lamK');
+  // the ACP bound of a row's 64-row half
+  const half = (e: number, pre: string) => (tm === 8 ? `${pre}${e >> 2}` : `${pre}T`);
   const keep = (e: number, f: number) => {
     const j = `j0 + tc * 4u + ${32 * (f >> 2) + (f & 3)}u`;
-    const lo = acp ? ` && ${j} >= ${tm === 8 ? `jf${e >> 2}` : 'jfT'}` : '';
-    return `${j} <= ir${e} + off${lo}`;
+    if (dkv) return `${j} < P.Tq && ir${e} <= ${j} + off && ir${e} < P.Tk${acp ? ` && ${j} < ${half(e, 'qe')}` : ''}`;
+    return `${j} <= ir${e} + off${acp ? ` && ${j} >= ${half(e, 'jf')}` : ''}`;
   };
   const lkOf = (f: number) => `lk${f >> 2}.${comp[f & 3]}`;
-  // after the score products: online softmax (forward) or dS and its row sums (dQ)
-  const combine = fwd
-    ? `${rowsE.flatMap((e) => colsF.map((f) => `    ${s(e, f)} = select(NEG, ${s(e, f)} + lq${e} - ${lkOf(f)}, ${keep(e, f)});`)).join('\n')}
+  // after the score products: online softmax (forward), dS and its row sums (dQ), or P, dS and
+  // the per-key sums of dS (dK/dV)
+  const combine = dkv
+    ? `${rowsE
+        .flatMap((e) =>
+          colsF.map(
+            (f) => `    ${s(e, f)} = select(0.0, exp2(${s(e, f)} + ${lkOf(f)} - lr${e}), ${keep(e, f)});
+    ${sc('dp', e, f)} = ${s(e, f)} * (${sc('dp', e, f)} - dc${f >> 2}.${comp[f & 3]});`,
+          ),
+        )
+        .join('\n')}
+${rowsE.map((e) => `    cs${e} += ${colsF.map((f) => sc('dp', e, f)).join(' + ')};`).join('\n')}`
+    : fwd
+      ? `${rowsE.flatMap((e) => colsF.map((f) => `    ${s(e, f)} = select(NEG, ${s(e, f)} + lq${e} - ${lkOf(f)}, ${keep(e, f)});`)).join('\n')}
 ${exchange(
   (e) => colsF.map((f) => s(e, f)).reduce((a, x) => `max(${a}, ${x})`),
   (e) => `mt${e}`,
@@ -307,33 +385,58 @@ ${colsF.map((f) => `    ${s(e, f)} = exp2(${s(e, f)} - mn${e});`).join('\n')}
 ${lines(no, (g) => `    ${acc(e, g)} *= al${e};`)}`,
   )
   .join('\n')}`
-    : `${rowsE
-        .flatMap((e) =>
-          colsF.map(
-            (f) =>
-              `    ${s(e, f)} = select(0.0, exp2(${s(e, f)} + lq${e} - ${lkOf(f)}) * (${sc('dp', e, f)} - dl${e}), ir${e} < P.Tq && ${keep(e, f)});`,
-          ),
-        )
-        .join('\n')}
+      : `${rowsE
+          .flatMap((e) =>
+            colsF.map(
+              (f) =>
+                `    ${s(e, f)} = select(0.0, exp2(${s(e, f)} + lq${e} - ${lkOf(f)}) * (${sc('dp', e, f)} - dl${e}), ir${e} < P.Tq && ${keep(e, f)});`,
+            ),
+          )
+          .join('\n')}
 ${rowsE.map((e) => `    rs${e} += ${colsF.map((f) => s(e, f)).join(' + ')};`).join('\n')}`;
-  const prologue = fwd
-    ? `${lines(tm, (e) => `  let ir${e} = i0 + ${row(e)};\n  let lq${e} = (lamAt(b, min(ir${e}, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
-${rowsE.map((e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`).join('\n')}`
-    : lines(
+  const prologue = dkv
+    ? lines(
         tm,
-        (e) => `  let ir${e} = i0 + ${row(e)};
+        (e) =>
+          `  let ir${e} = i0 + ${row(e)};\n  let lr${e} = (lamAt(b, min(ir${e}, P.Tk - 1u), h) - lamRef) * LOG2E;\n  var cs${e} = 0.0;`,
+      )
+    : fwd
+      ? `${lines(tm, (e) => `  let ir${e} = i0 + ${row(e)};\n  let lq${e} = (lamAt(b, min(ir${e}, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
+${rowsE.map((e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`).join('\n')}`
+      : lines(
+          tm,
+          (e) => `  let ir${e} = i0 + ${row(e)};
   let ic${e} = min(ir${e}, P.Tq - 1u);
   let lq${e} = (lamAt(b, ic${e} + off, h) - lamRef) * LOG2E - lse2[bh * P.Tq + ic${e} + P.lse2_offset];
   let dl${e} = delta[(b * P.Tq + ic${e}) * P.H + h + P.delta_offset];
   var rs${e} = 0.0;`,
-      );
-  const epilogue = fwd
-    ? `${sg ? '' : '  workgroupBarrier();\n'}${exchange(
-        (e) => `l${e}`,
-        (e) => `lt${e}`,
-        'sum',
-        '  ',
-      )}
+        );
+  const rowSums = (v: string, out: (ir: string) => string) =>
+    gated
+      ? `${sg ? '' : '  workgroupBarrier();\n'}${exchange(
+          (e) => `${v}${e}`,
+          (e) => `rt${e}`,
+          'sum',
+          '  ',
+        )}
+${rowsE.map((e) => `  if (tc == 0u && ir${e} < ${RT}) { ${out(`ir${e}`)} = rt${e}; }`).join('\n')}`
+      : '';
+  const epilogue = dkv
+    ? `${rowsE
+        .map(
+          (e) => `  if (ir${e} < P.Tk) {
+${lines(no, (g) => `    if (${gGuard(g)}) {\n      stDK(b, ir${e}, h, tc + ${8 * g}u, ${acc(e, g, 'dk')} * P.scale);\n      stDV(b, ir${e}, h, tc + ${8 * g}u, ${acc(e, g, 'dv')});\n    }`)}
+  }`,
+        )
+        .join('\n')}
+${rowSums('cs', (ir) => `colsum[(b * P.Tk + ${ir}) * P.H + h]`)}`
+    : fwd
+      ? `${sg ? '' : '  workgroupBarrier();\n'}${exchange(
+          (e) => `l${e}`,
+          (e) => `lt${e}`,
+          'sum',
+          '  ',
+        )}
 ${rowsE
   .map(
     (e) => `  if (ir${e} < P.Tq) {
@@ -343,34 +446,56 @@ ${lines(no, (g) => `    if (${gGuard(g)}) { stO(b, ir${e}, h, tc + ${8 * g}u, ${
   }`,
   )
   .join('\n')}`
-    : `${rowsE
-        .map(
-          (e) => `  if (ir${e} < P.Tq) {
+      : `${rowsE
+          .map(
+            (e) => `  if (ir${e} < P.Tq) {
 ${lines(no, (g) => `    if (${gGuard(g)}) { stDQ(b, ir${e}, h, tc + ${8 * g}u, ${acc(e, g)} * P.scale); }`)}
   }`,
-        )
-        .join('\n')}
-${
-  gated
-    ? `${sg ? '' : '  workgroupBarrier();\n'}${exchange(
-        (e) => `rs${e}`,
-        (e) => `rt${e}`,
-        'sum',
-        '  ',
-      )}
-${rowsE.map((e) => `  if (tc == 0u && ir${e} < P.Tq) { rowsum[(b * P.Tq + ir${e}) * P.H + h] = rt${e}; }`).join('\n')}`
-    : ''
-}`;
+          )
+          .join('\n')}
+${rowSums('rs', (ir) => `rowsum[(b * P.Tq + ${ir}) * P.H + h]`)}`;
   const io = fwd
     ? `${accessors(spec, 'o', 'P.Tq', 'stO', true)}`
-    : `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}`;
+    : dkv
+      ? `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dk', 'P.Tk', 'stDK', true)}\n${accessors(spec, 'dv', 'P.Tk', 'stDV', true)}`
+      : `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}`;
+  // the column tiles a workgroup visits, [kt0, ktEnd)
+  const colRange = dkv
+    ? `  var kt0 = 0u;
+  if (i0 > off) { kt0 = (i0 - off) / BK; }
+  var qEnd = P.Tq;
+${
+  acp
+    ? `  let kb = bh * P.nkb64 + P.lastq_offset;
+  let t64 = i0 / 64u;
+  let qe0 = u32(max(lastq[kb + t64] + 1, 0)) * 64u;
+  let qe1 = u32(max(lastq[kb + min(t64 + 1u, P.nkb64 - 1u)] + 1, 0)) * 64u;
+  qEnd = min(qEnd, max(qe0, qe1));${tm === 8 ? '' : '\n  let qeT = select(qe0, qe1, tr >= 16u);'}`
+    : ''
+}
+  let ktEnd = (qEnd + BK - 1u) / BK;`
+    : `  let pLast = min(i0 + ${BQ}u, P.Tq) - 1u + off;
+  var kStart = 0u;
+  var jf0 = 0u;
+  var jf1 = 0u;
+${
+  acp
+    ? `  let qb = bh * P.nqb64 + P.first_offset;
+  let t64 = i0 / 64u;
+  jf0 = u32(first[qb + t64]) * 64u;
+  jf1 = u32(first[qb + min(t64 + 1u, P.nqb64 - 1u)]) * 64u;
+  kStart = min(jf0, jf1);${tm === 8 ? '' : '\n  let jfT = select(jf0, jf1, tr >= 16u);'}`
+    : ''
+}
+  let kt0 = kStart / BK;
+  let ktEnd = pLast / BK + 1u;`;
   return `${sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}const DV = ${DV}u;
 const BK = ${c.bk}u;
 const NEG = -1.0e30;
 const LOG2E = 1.4426950408889634;
 var<workgroup> W: array<vec4<f32>, ${size}>;
 ${useRed ? `var<workgroup> red: array<vec4<f32>, ${BQ * 2}>;\n` : ''}var<workgroup> lamK: array<f32, ${c.bk}>;
-${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
+${dkv ? `var<workgroup> dltC: array<f32, ${c.bk}>;\n` : ''}${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
 ${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
 ${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
 ${io}
@@ -386,30 +511,18 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let bh = wid.y;
   let b = bh / P.H;
   let h = bh % P.H;
-  let nqt = (P.Tq + ${BQ - 1}u) / ${BQ}u;
-  let i0 = (nqt - 1u - wid.x) * ${BQ}u;
   let off = P.Tk - P.Tq;
-  let lamRef = lamAt(b, i0 + off, h);
-${prologue}
-  let pLast = min(i0 + ${BQ}u, P.Tq) - 1u + off;
-  var kStart = 0u;
-  var jf0 = 0u;
-  var jf1 = 0u;
 ${
-  acp
-    ? `  let qb = bh * P.nqb64 + P.first_offset;
-  let t64 = i0 / 64u;
-  jf0 = u32(first[qb + t64]) * 64u;
-  jf1 = u32(first[qb + min(t64 + 1u, P.nqb64 - 1u)]) * 64u;
-  kStart = min(jf0, jf1);${tm === 8 ? '' : '\n  let jfT = select(jf0, jf1, tr >= 16u);'}`
-    : ''
+  dkv
+    ? `  let i0 = wid.x * ${BQ}u;\n  let lamRef = lamAt(b, i0, h);`
+    : `  let nqt = (P.Tq + ${BQ - 1}u) / ${BQ}u;\n  let i0 = (nqt - 1u - wid.x) * ${BQ}u;\n  let lamRef = lamAt(b, i0 + off, h);`
 }
-  let kt0 = kStart / BK;
-  let kt1 = pLast / BK;
-${rowsE.flatMap((e) => range(no).map((g) => `  var ${acc(e, g)} = vec4<f32>(0.0);`)).join('\n')}
+${prologue}
+${colRange}
+${accs.flatMap((a) => rowsE.flatMap((e) => range(no).map((g) => `  var ${acc(e, g, a)} = vec4<f32>(0.0);`))).join('\n')}
 ${regs}
 ${pf ? `${fetchS(0, 'kt0 * BK')}\n${storeS(0)}\n  workgroupBarrier();` : ''}
-  for (var kt = kt0; kt <= kt1; kt++) {
+  for (var kt = kt0; kt < ktEnd; kt++) {
     let j0 = kt * BK;
 ${K.scores.flatMap((p) => rowsE.flatMap((e) => colsF.map((f) => `    var ${sc(p.acc, e, f)} = 0.0;`))).join('\n')}
 ${scorePhase}
