@@ -30,6 +30,14 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
     [' [fwd sg]', { fwd: { ...def.fwd, sg: true } }],
     [' [tiled]', { wide: false, wideDq: false, wideDkv: false }],
     [' [wide dkv 32]', { wideDkv: { bk: 32, tm: 4, pf: true } }],
+    [
+      ' [wide dch 4]',
+      {
+        wide: { bk: 64, tm: 4, pf: true, dch: 4 },
+        wideDq: { bk: 64, tm: 4, pf: true, dch: 4 },
+        wideDkv: { bk: 64, tm: 4, pf: true, dch: 4 },
+      },
+    ],
     [' [wide 8 rows]', { wide: { bk: 64 }, wideDq: { bk: 64 }, wideDkv: { bk: 64 } }],
     [
       ' [wide sg]',
