@@ -37,24 +37,13 @@ export interface FoxTileOverrides {
 }
 
 /**
- * The wide forward kernel's configuration on hardware: 64-key tiles, 4 rows per thread (256
- * threads), pipelined. On an H200 at T=16k it ran the forward in 81–89 ms against 106–120 ms for
- * the tiled kernel in the same runs; 8 rows per thread, no pipelining and subgroup row maxima
- * measured the same or slower (BENCHMARKS.md).
+ * The wide kernels' configuration on hardware, the same for all three: 64-column tiles, 4 rows per
+ * thread (256 threads), pipelined. On an H200 at T=16k (BENCHMARKS.md): forward 81 ms against 105
+ * for the tiled kernel (8 rows per thread 110–125, not pipelined 87); replacing the tiled dQ kernel
+ * took fwd+bwd 442 → 403 ms (8 rows 469, 32 columns 447) and then the dK/dV kernel 404 → 377 ms
+ * (32 columns 392–398, 8 rows 461).
  */
 const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
-
-/**
- * The wide dQ kernel's configuration on hardware (T=16k fwd+bwd 442 → 403 ms on an H200 against
- * the tiled dQ kernel; 8 rows per thread 469 ms, no pipelining 418 ms, 32-key tiles 447 ms).
- */
-const DEFAULT_WIDE_DQ: FoxWideConfig = { bk: 64, tm: 4, pf: true };
-
-/**
- * The wide dK/dV kernel's configuration on hardware (T=16k fwd+bwd 404 → 377 ms on an H200 against
- * the tiled dK/dV kernel; 32-key tiles 392–398 ms, 8 rows per thread 461 ms).
- */
-const DEFAULT_WIDE_DKV: FoxWideConfig = { bk: 64, tm: 4, pf: true };
 
 let overrides: FoxTileOverrides = {};
 
@@ -80,8 +69,8 @@ export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTile
     dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
     dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
     wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : DEFAULT_WIDE)),
-    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : DEFAULT_WIDE_DQ)),
-    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : DEFAULT_WIDE_DKV)),
+    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : DEFAULT_WIDE)),
+    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : DEFAULT_WIDE)),
   };
 }
 
@@ -105,7 +94,7 @@ function subgroupRows(backend: WebGPUBackend, tiles: FoxTileConfig): boolean {
  * Subgroups with the `subgroup_id` builtin on a hardware adapter, every subgroup a multiple of the
  * `group` threads that share a row and a divisor of the workgroup's `threads`.
  */
-function subgroupsWith(backend: WebGPUBackend, group: number, threads = 128): boolean {
+function subgroupsWith(backend: WebGPUBackend, group: number, threads: number): boolean {
   const i = backend.info;
   return (
     !backend.software &&
@@ -128,26 +117,29 @@ function specOf(
   return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software, subgroups };
 }
 
+/**
+ * Generated WGSL by kernel, spec and configuration. The key holds every field of the tile or wide
+ * configuration (JSON), so that configurations differing in any option never share code.
+ */
 const codeCache = new Map<string, string>();
-function cached(kind: string, spec: FoxKernelSpec, gen: (s: FoxKernelSpec) => string): string {
-  const t = spec.tiles;
-  const key = `${kind}:${spec.D}:${spec.gated}:${spec.acp}:${spec.dynamic}:${spec.subgroups}:${t.bq},${t.bk},${t.tm},${t.tn},${t.pf}`;
+function memo(key: string, gen: () => string): string {
   let c = codeCache.get(key);
   if (!c) {
-    c = gen(spec);
+    c = gen();
     codeCache.set(key, c);
   }
   return c;
 }
 
+function cached(kind: string, spec: FoxKernelSpec, gen: (s: FoxKernelSpec) => string): string {
+  return memo(`${kind}:${spec.D}:${spec.gated}:${spec.acp}:${spec.dynamic}:${spec.subgroups}:${JSON.stringify(spec.tiles)}`, () =>
+    gen(spec),
+  );
+}
+
+const WIDE_GEN = { fwd: foxForwardWideWGSL, dq: foxBwdQWideWGSL, dkv: foxBwdKVWideWGSL };
 function cachedWide(kind: 'fwd' | 'dq' | 'dkv', spec: FoxKernelSpec, c: FoxWideConfig): string {
-  const key = `wide-${kind}:${spec.D}:${spec.gated}:${spec.acp}:${c.bk}:${c.tm}:${c.pf}:${c.sg}:${c.dch}`;
-  let code = codeCache.get(key);
-  if (!code) {
-    code = kind === 'fwd' ? foxForwardWideWGSL(spec, c) : kind === 'dq' ? foxBwdQWideWGSL(spec, c) : foxBwdKVWideWGSL(spec, c);
-    codeCache.set(key, code);
-  }
-  return code;
+  return memo(`wide-${kind}:${spec.D}:${spec.gated}:${spec.acp}:${JSON.stringify(c)}`, () => WIDE_GEN[kind](spec, c));
 }
 
 /** Inputs read as vec4 need an element offset that is a multiple of 4: copy the rare others. */

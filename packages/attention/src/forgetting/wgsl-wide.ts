@@ -26,7 +26,7 @@ import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './
 export interface FoxWideConfig {
   /** Columns (keys; queries in dK/dV) per tile: 32 or 64. */
   bk: number;
-  /** Query rows per thread: 8 (128 threads, when not given) or 4 (256 threads). */
+  /** Rows per thread: 8 (128 threads, when not given) or 4 (256 threads). */
   tm?: number;
   /** Software pipelining: each stage's global reads are issued one stage ahead, into registers. */
   pf?: boolean;
@@ -40,12 +40,12 @@ export interface FoxWideConfig {
   sg?: boolean;
 }
 
-/** Query rows per workgroup. */
+/** Rows (queries; keys in dK/dV) per workgroup. */
 export const WIDE_ROWS = 128;
 const BQ = WIDE_ROWS;
 /** Threads of a workgroup: 8 score columns × 128/tm row groups. */
 export const wideThreads = (c: FoxWideConfig) => (BQ / (c.tm ?? 8)) * 8;
-/** Chunk of D (S product) and of the key tile (P·V product) staged at a time. */
+/** Columns of a tile staged at a time for the second products (the D chunk is `dch`). */
 const CH = 32;
 const dchOf = (c: FoxWideConfig) => c.dch ?? 8;
 
@@ -71,6 +71,7 @@ function parts(D: number, c: FoxWideConfig) {
   return { dRows, qt, kt, pt, vc, size: Math.max(qt + kt, pt + vc) };
 }
 
+/** Workgroup bytes (counts the dK/dV kernel's second per-column array for all three). */
 export function wideSmemBytes(D: number, c: FoxWideConfig): number {
   return parts(D, c).size * 16 + (c.sg ? 0 : BQ * 8 * 4) + 2 * c.bk * 4;
 }
@@ -470,7 +471,7 @@ ${
   let t64 = i0 / 64u;
   let qe0 = u32(max(lastq[kb + t64] + 1, 0)) * 64u;
   let qe1 = u32(max(lastq[kb + min(t64 + 1u, P.nkb64 - 1u)] + 1, 0)) * 64u;
-  qEnd = min(qEnd, max(qe0, qe1));${tm === 8 ? '' : '\n  let qeT = select(qe0, qe1, tr >= 16u);'}`
+  qEnd = min(qEnd, max(qe0, qe1));${tm === 8 ? '' : `\n  let qeT = select(qe0, qe1, tr >= ${NR / 2}u);`}`
     : ''
 }
   let ktEnd = (qEnd + BK - 1u) / BK;`
@@ -484,7 +485,7 @@ ${
   let t64 = i0 / 64u;
   jf0 = u32(first[qb + t64]) * 64u;
   jf1 = u32(first[qb + min(t64 + 1u, P.nqb64 - 1u)]) * 64u;
-  kStart = min(jf0, jf1);${tm === 8 ? '' : '\n  let jfT = select(jf0, jf1, tr >= 16u);'}`
+  kStart = min(jf0, jf1);${tm === 8 ? '' : `\n  let jfT = select(jf0, jf1, tr >= ${NR / 2}u);`}`
     : ''
 }
   let kt0 = kStart / BK;
