@@ -279,10 +279,7 @@ ${lines(tm, (e) => `        ${acc(e, g, sd.acc)} = fma(vec4<f32>(w${e >> 2}.${co
       }`,
 )}
     }`;
-  const regs = [
-    ...range(per(c.bk * Math.min(DCH, DV))).map((u) => `br${u}`),
-    ...range(per(CH * DV)).map((u) => `nr${u}`),
-  ]
+  const regs = [...range(per(c.bk * Math.min(DCH, DV))).map((u) => `br${u}`), ...range(per(CH * DV)).map((u) => `nr${u}`)]
     .map((r) => `  var ${r} = vec4<f32>(0.0);`)
     .concat([dkv ? '  var lr = 0.0;\n  var lsr = 0.0;\n  var dlr = 0.0;' : '  var lr = 0.0;'])
     .join('\n');
