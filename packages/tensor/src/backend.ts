@@ -99,6 +99,11 @@ export interface Backend {
   /** Releases a storage (to a pool or to the system). Called exactly once per storage. */
   free(storage: Storage): void;
   memory(): BackendMemory;
+  /**
+   * Returns cached free memory (the WebGPU buffer pool) to the device; live tensors are kept.
+   * Backends without a cache leave it undefined.
+   */
+  emptyCache?(): void;
   /** Waits until all queued work is done. */
   sync(): Promise<void>;
 

@@ -27,7 +27,7 @@ export type { DType, TypedArray } from './dtype.js';
 export { DTYPES, isFloat, itemSize } from './dtype.js';
 export { FoxgateError, fail, fmtShape } from './errors.js';
 export * from './io/index.js';
-export { dispose, forEachTensor, keep, type MemoryStats, memoryStats, tidy } from './memory.js';
+export { dispose, emptyCache, forEachTensor, keep, type MemoryStats, memoryStats, tidy } from './memory.js';
 export * from './ops/index.js';
 export { getRecorder, type OpRecord, type Prim, type PrimParams, type Recorder, setRecorder } from './prims.js';
 export { defaultBackendName, getBackend, listBackends, registerBackend, setDefaultBackend } from './registry.js';

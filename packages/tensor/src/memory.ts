@@ -123,6 +123,15 @@ export function registerBackendForStats(b: Backend): void {
   knownBackends.set(b.name, b);
 }
 
+/**
+ * Returns every backend's cached free memory (the WebGPU buffer pool) to the device, like
+ * `torch.cuda.empty_cache()`: live tensors are untouched, and later allocations create buffers
+ * afresh. Useful between phases of very different sizes.
+ */
+export function emptyCache(): void {
+  for (const b of knownBackends.values()) b.emptyCache?.();
+}
+
 /** Live tensors and bytes per backend. */
 export function memoryStats(): MemoryStats {
   const backends: MemoryStats['backends'] = {};

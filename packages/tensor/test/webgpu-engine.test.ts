@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { View } from '../src/backend.js';
 import { FoxgateError } from '../src/errors.js';
-import { memoryStats, tidy } from '../src/memory.js';
+import { emptyCache, memoryStats, tidy } from '../src/memory.js';
 import { tensor } from '../src/ops/creation.js';
 import { add, exp, mul, sum } from '../src/ops/index.js';
 import { getBackend } from '../src/registry.js';
@@ -52,6 +52,28 @@ describe.skipIf(!gpu)('webgpu engine', () => {
     expect(stats.storages).toBe(after.storages);
     expect(stats.pooledBuffers).toBeGreaterThan(0);
     x.dispose();
+  });
+
+  it('emptyCache returns the pooled buffers to the device; live tensors and later work are unaffected', async () => {
+    const live = tensor([1, 2, 3, 4], [4], { backend: gpu! });
+    // free buffers into the pool, with commands that used them still unsubmitted
+    for (let i = 0; i < 5; i++) add(mul(live, i), 1).dispose();
+    const acc = add(live, 0.5);
+    expect(gpu!.memory().pooledBuffers).toBeGreaterThan(0);
+    const before = gpu!.memory();
+    emptyCache();
+    const after = gpu!.memory();
+    expect(after.pooledBuffers).toBe(0);
+    expect(after.pooledBytes).toBe(0);
+    expect(after.deviceBuffers).toBe(before.deviceBuffers - before.pooledBuffers);
+    expect(after.storages).toBe(before.storages);
+    // the pool's budget restarts from the bytes live now
+    expect(gpu!.engine.peakBytes).toBe(before.bytesInUse);
+    expect(Array.from(await acc.data())).toEqual([1.5, 2.5, 3.5, 4.5]);
+    expect(Array.from(await mul(live, 2).data())).toEqual([2, 4, 6, 8]);
+    gpu!.engine.checkError();
+    acc.dispose();
+    live.dispose();
   });
 
   it('buffers freed beyond the pool budget are destroyed only after the commands using them are submitted', async () => {

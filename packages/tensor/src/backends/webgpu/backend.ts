@@ -117,6 +117,10 @@ export class WebGPUBackend implements Backend {
     return this.engine.sync();
   }
 
+  emptyCache(): void {
+    this.engine.emptyCache();
+  }
+
   // ---- primitives --------------------------------------------------------------------------
   fill(size: number, value: number, dtype: DType): Storage {
     checkGpuDType('fill', dtype);

@@ -401,6 +401,18 @@ export class Engine {
     this.pendingDispatches++;
   }
 
+  /**
+   * Releases the pooled (free) buffers to the device and lowers the pool's budget to the bytes
+   * live now, so that a large earlier phase (say, a materialised [T,T] reference) does not keep
+   * its buffers cached for the rest of the program. Queued work is submitted first.
+   */
+  emptyCache(): void {
+    this.pool.trim();
+    this.staging.trim();
+    this.peakBytes = this.bytesInUse;
+    this.flush();
+  }
+
   /** Submits everything encoded so far. */
   flush(): void {
     this.endPass();

@@ -92,6 +92,21 @@ export class BufferPool {
     this.doomed = [];
   }
 
+  /**
+   * Hands every pooled buffer to the doomed list (destroyed after the next submit, see
+   * `destroyDoomed`), so that device memory drops to the live buffers.
+   */
+  trim(): void {
+    for (const list of this.free.values())
+      for (const b of list) {
+        this.onDestroy(b);
+        this.doomed.push(b);
+      }
+    this.free.clear();
+    this.pooledBytes = 0;
+    this.pooledBuffers = 0;
+  }
+
   /** Destroys every pooled buffer (and the doomed ones). */
   clear(): void {
     this.destroyDoomed();
