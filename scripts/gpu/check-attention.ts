@@ -40,11 +40,11 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
     ],
     [' [wide 8 rows]', { wide: { bk: 64 }, wideDq: { bk: 64 }, wideDkv: { bk: 64 } }],
     [
-      ' [wide sg]',
+      ' [wide no sg]',
       {
-        wide: { bk: 64, tm: 4, sg: true, pf: true },
-        wideDq: { bk: 64, tm: 4, sg: true, pf: true },
-        wideDkv: { bk: 64, tm: 4, sg: true, pf: true },
+        wide: { bk: 64, tm: 4, pf: true },
+        wideDq: { bk: 64, tm: 4, pf: true },
+        wideDkv: { bk: 64, tm: 4, pf: true },
       },
     ],
     [' [no pf]', { fwd: { ...def.fwd, pf: false }, dkv: { ...def.dkv, pf: false }, dq: { ...def.dq, pf: false } }],

@@ -35,8 +35,12 @@ const configs: [string, FoxTileOverrides][] = [
     },
   ],
   [
-    'wide forward, dQ and dK/dV, 4 rows per thread, pipelined',
-    { wide: { bk: 64, tm: 4, pf: true }, wideDq: { bk: 64, tm: 4, pf: true }, wideDkv: { bk: 64, tm: 4, pf: true } },
+    'wide forward, dQ and dK/dV, 4 rows per thread, pipelined, subgroup row maxima (the hardware default where subgroups allow)',
+    {
+      wide: { bk: 64, tm: 4, pf: true, sg: true },
+      wideDq: { bk: 64, tm: 4, pf: true, sg: true },
+      wideDkv: { bk: 64, tm: 4, pf: true, sg: true },
+    },
   ],
   [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
@@ -99,7 +103,7 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
 
   it.each([
     [
-      'the hardware default (64-key tiles, 4 rows per thread, pipelined) in 16-wide D chunks, D = 20 (two chunks, a partial output group)',
+      '64-key tiles, 4 rows per thread, pipelined, row maxima through workgroup memory (the default without subgroups), in 16-wide D chunks, D = 20 (two chunks, a partial output group)',
       { bk: 64, tm: 4, pf: true, dch: 4 },
       20,
     ],
@@ -121,9 +125,12 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
   it('hardware defaults: the wide kernels where they apply, the tiled ones elsewhere or when their tiles are set', () =>
     asHardware(async () => {
       const backend = gpu as unknown as WebGPUBackend;
-      expect(foxTilesFor(backend, 64).wide).toEqual({ bk: 64, tm: 4, pf: true });
-      expect(foxTilesFor(backend, 64).wideDq).toEqual({ bk: 64, tm: 4, pf: true });
-      expect(foxTilesFor(backend, 64).wideDkv).toEqual({ bk: 64, tm: 4, pf: true });
+      // lavapipe's subgroups (size 8, subgroup_id) qualify for the subgroup row maxima
+      const def = { bk: 64, tm: 4, pf: true, sg: true };
+      expect(backend.info.features).toContain('subgroups');
+      expect(foxTilesFor(backend, 64).wide).toEqual(def);
+      expect(foxTilesFor(backend, 64).wideDq).toEqual(def);
+      expect(foxTilesFor(backend, 64).wideDkv).toEqual(def);
       expect(foxTilesFor(backend, 100).wide).toBe(false);
       expect(foxTilesFor(backend, 30).wide).toBe(false);
       setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 }, dq: { bq: 16, bk: 16, tm: 4, tn: 4 }, dkv: { bq: 16, bk: 16, tm: 4, tn: 4 } });

@@ -43,10 +43,15 @@ export interface FoxTileOverrides {
  * took fwd+bwd 442 → 403 ms (8 rows 469, 32 columns 447) and then the dK/dV kernel 404 → 377 ms
  * (32 columns 392–398, 8 rows 461). Reading the row operand when it is staged rather than a stage
  * ahead then gave forward 77 ms and fwd+bwd 351–358 ms; double-buffered stages (one barrier per
- * stage) and direct column reads measured no better; subgroup row maxima (`sg`) took 1–2 ms off
- * the forward only (BENCHMARKS.md).
+ * stage) and direct column reads measured no better. Row maxima through subgroup shuffles (`sg`,
+ * taken where the adapter's subgroups allow it) took the forward 77.3 → 75.8 ms in four runs.
  */
 const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
+
+/** The default wide configuration on this adapter: with `sg` where subgroups allow it. */
+function defaultWide(backend: WebGPUBackend): FoxWideConfig {
+  return subgroupsWith(backend, 8, wideThreads(DEFAULT_WIDE)) ? { ...DEFAULT_WIDE, sg: true } : DEFAULT_WIDE;
+}
 
 let overrides: FoxTileOverrides = {};
 
@@ -71,9 +76,9 @@ export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTile
     fwd: chooseTiles('fwd', kd, lim, overrides.fwd, backend.software),
     dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
     dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
-    wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : DEFAULT_WIDE)),
-    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : DEFAULT_WIDE)),
-    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : DEFAULT_WIDE)),
+    wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : defaultWide(backend))),
+    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : defaultWide(backend))),
+    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : defaultWide(backend))),
   };
 }
 
