@@ -65,7 +65,7 @@ describe.skipIf(!gpu)('webgpu engine', () => {
     const after = gpu!.memory();
     expect(after.pooledBuffers).toBe(0);
     expect(after.pooledBytes).toBe(0);
-    expect(after.deviceBuffers).toBe(before.deviceBuffers - before.pooledBuffers);
+    expect(after.deviceBuffers).toBe((before.deviceBuffers ?? 0) - (before.pooledBuffers ?? 0));
     expect(after.storages).toBe(before.storages);
     // the pool's budget restarts from the bytes live now
     expect(gpu!.engine.peakBytes).toBe(before.bytesInUse);
