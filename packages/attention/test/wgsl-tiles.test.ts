@@ -101,18 +101,19 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
     expect(compareResults(r, c)).toEqual(ALL_CLOSE);
   });
 
+  const wide20 = { bk: 64, tm: 4, pf: true, dch: 4 };
   it.each([
     [
-      '64-key tiles, 4 rows per thread, pipelined, row maxima through workgroup memory (the default without subgroups), in 16-wide D chunks, D = 20 (two chunks, a partial output group)',
-      { bk: 64, tm: 4, pf: true, dch: 4 },
+      'forward 128-key tiles, dQ and dK/dV 64, 4 rows per thread, pipelined, row maxima through workgroup memory (the defaults without subgroups), in 16-wide D chunks, D = 20 (two chunks, a partial output group)',
+      { wide: { ...wide20, bk: 128 }, wideDq: wide20, wideDkv: wide20 },
       20,
     ],
-    ['32-key tiles, 8 rows per thread, not pipelined, D = 12', { bk: 32 }, 12],
-  ] as const)('the wide kernels over several 128-query (key) tiles: %s', (_label, wide, D) =>
+    ['32-key tiles, 8 rows per thread, not pipelined, D = 12', { wide: { bk: 32 }, wideDq: { bk: 32 }, wideDkv: { bk: 32 } }, 12],
+  ] as const)('the wide kernels over several 128-query (key) tiles: %s', (_label, tiles, D) =>
     asHardware(async () => {
-      setFoxTiles({ wide, wideDq: wide, wideDkv: wide });
-      expect(foxTilesFor(gpu as unknown as WebGPUBackend, D).wide).toEqual(wide);
-      expect(foxTilesFor(gpu as unknown as WebGPUBackend, D).wideDq).toEqual(wide);
+      setFoxTiles(tiles);
+      const used = foxTilesFor(gpu as unknown as WebGPUBackend, D);
+      expect([used.wide, used.wideDq, used.wideDkv]).toEqual([tiles.wide, tiles.wideDq, tiles.wideDkv]);
       const q = problem(1, 290, 333, 2, D, 47, [-3, 1], 0.5);
       const c = await runFox(q, 'cpu', 'float32', { acp: true, stats: true });
       expect(c.fraction).toBeLessThan(1);
@@ -131,6 +132,9 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       expect(foxTilesFor(backend, 64).wide).toEqual(def);
       expect(foxTilesFor(backend, 64).wideDq).toEqual(def);
       expect(foxTilesFor(backend, 64).wideDkv).toEqual(def);
+      // the forward takes 128-key tiles where they fit (not at D = 64 in lavapipe's 32 KiB)
+      expect(foxTilesFor(backend, 16).wide).toEqual({ ...def, bk: 128 });
+      expect(foxTilesFor(backend, 16).wideDq).toEqual(def);
       expect(foxTilesFor(backend, 100).wide).toBe(false);
       expect(foxTilesFor(backend, 30).wide).toBe(false);
       setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 }, dq: { bq: 16, bk: 16, tm: 4, tn: 4 }, dkv: { bq: 16, bk: 16, tm: 4, tn: 4 } });

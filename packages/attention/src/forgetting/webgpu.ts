@@ -37,20 +37,28 @@ export interface FoxTileOverrides {
 }
 
 /**
- * The wide kernels' configuration on hardware, the same for all three: 64-column tiles, 4 rows per
- * thread (256 threads), pipelined. On an H200 at T=16k (BENCHMARKS.md): forward 81 ms against 105
+ * The wide kernels' configuration on hardware: 64-column tiles (128 in the forward where they fit
+ * the workgroup memory), 4 rows per thread (256 threads), pipelined. On an H200 at T=16k (BENCHMARKS.md): forward 81 ms against 105
  * for the tiled kernel (8 rows per thread 110–125, not pipelined 87); replacing the tiled dQ kernel
  * took fwd+bwd 442 → 403 ms (8 rows 469, 32 columns 447) and then the dK/dV kernel 404 → 377 ms
  * (32 columns 392–398, 8 rows 461). Reading the row operand when it is staged rather than a stage
  * ahead then gave forward 77 ms and fwd+bwd 351–358 ms; double-buffered stages (one barrier per
  * stage) and direct column reads measured no better. Row maxima through subgroup shuffles (`sg`,
- * taken where the adapter's subgroups allow it) took the forward 77.3 → 75.8 ms in four runs.
+ * taken where the adapter's subgroups allow it) took the forward 77.3 → 75.8 ms in four runs, and
+ * 128-key tiles in the forward (4×16 score micro-tiles: more multiply-adds per workgroup-memory
+ * read) 75.8 → 73.0 ms; in the dQ and dK/dV kernels 128 columns measured slower (364.6 and 380.9
+ * against 357.2 ms fwd+bwd).
  */
 const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
 
-/** The default wide configuration on this adapter: with `sg` where subgroups allow it. */
-function defaultWide(backend: WebGPUBackend): FoxWideConfig {
-  return subgroupsWith(backend, 8, wideThreads(DEFAULT_WIDE)) ? { ...DEFAULT_WIDE, sg: true } : DEFAULT_WIDE;
+/**
+ * The default wide configuration on this adapter: with `sg` where subgroups allow it, and for the
+ * forward 128-key tiles where they fit (64 otherwise).
+ */
+function defaultWide(backend: WebGPUBackend, D: number, kind: 'fwd' | 'dq' | 'dkv'): FoxWideConfig {
+  const base = subgroupsWith(backend, 8, wideThreads(DEFAULT_WIDE)) ? { ...DEFAULT_WIDE, sg: true } : DEFAULT_WIDE;
+  const wide = { ...base, bk: 128 };
+  return kind === 'fwd' && wideFit(D, wide, backend.device.limits.maxComputeWorkgroupStorageSize) ? wide : base;
 }
 
 let overrides: FoxTileOverrides = {};
@@ -76,9 +84,9 @@ export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTile
     fwd: chooseTiles('fwd', kd, lim, overrides.fwd, backend.software),
     dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
     dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
-    wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : defaultWide(backend))),
-    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : defaultWide(backend))),
-    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : defaultWide(backend))),
+    wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : defaultWide(backend, D, 'fwd'))),
+    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : defaultWide(backend, D, 'dq'))),
+    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : defaultWide(backend, D, 'dkv'))),
   };
 }
 

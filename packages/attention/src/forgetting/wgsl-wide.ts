@@ -24,7 +24,7 @@ import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './
  * per 64-row half, so the same pairs are pruned as in the other kernels.
  */
 export interface FoxWideConfig {
-  /** Columns (keys; queries in dK/dV) per tile: 32 or 64. */
+  /** Columns (keys; queries in dK/dV) per tile: 32, 64 or 128. */
   bk: number;
   /** Rows per thread: 8 (128 threads, when not given) or 4 (256 threads). */
   tm?: number;
@@ -57,7 +57,7 @@ export function wideFit(D: number, c: FoxWideConfig, maxShared: number): boolean
   return (
     D % 4 === 0 &&
     D <= 64 &&
-    (c.bk === 32 || c.bk === 64) &&
+    [32, 64, 128].includes(c.bk) &&
     [4, 8, undefined].includes(c.tm) &&
     [4, 8, undefined].includes(c.dch) &&
     wideSmemBytes(D, c) <= maxShared
