@@ -7,8 +7,10 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['source', 'module', 'node', 'development|production'] } },
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // lavapipe compiles the unrolled hardware kernels of wgsl-tiles.test.ts without a shader cache
+    // in up to ~60 s per test on a 2-core machine (CI starts with no cache): 4× headroom
+    testTimeout: 240_000,
+    hookTimeout: 240_000,
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-result.json' },
   },
