@@ -32,6 +32,15 @@ describe('foxgate CLI', () => {
     expect(text).toMatch(/WebGPU (adapter: .+|: not available — .+)/);
     if (process.env.FOXGATE_REQUIRE_WEBGPU === '1') expect(text).toMatch(/WebGPU adapter: .+/);
   });
+  it('bench rejects a bad --seconds with one line and exit code 2, before loading any suite', async () => {
+    const { err } = capture();
+    expect(await main(['bench', 'attention', '--seconds', '0'])).toBe(2);
+    expect(await main(['bench', 'ops', '--seconds', 'abc'])).toBe(2);
+    expect(err).toEqual([
+      "foxgate: --seconds must be a number in (0, 600], got '0'",
+      "foxgate: --seconds must be a number in (0, 600], got 'abc'",
+    ]);
+  });
   it('bench rejects an unknown suite', async () => {
     const { err } = capture();
     expect(await main(['bench', 'nope'])).toBe(2);

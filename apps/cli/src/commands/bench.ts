@@ -3,16 +3,18 @@ import type { BenchRow } from '../bench/types.js';
 import { UsageError } from '../errors.js';
 import { formatTable } from '../table.js';
 
-const HELP = `usage: foxgate bench <suite> [--sizes a,b,c] [--json FILE] [--no-tfjs]
+const HELP = `usage: foxgate bench <suite> [--sizes a,b,c] [--seconds S] [--json FILE] [--no-tfjs]
 
 suites:
   cpu        float32 matmul on the CPU backend vs @tensorflow/tfjs-backend-cpu (GFLOP/s)
   ops        WebGPU: f32 matmul (TFLOP/s) vs tfjs-webgpu, elementwise add and row softmax (GB/s)
   attention  WebGPU: forgetting attention fwd / fwd+bwd, with and without ACP (ms)
 
-Prints a table; --json also writes the rows to FILE.`;
+--seconds: GPU time per timed case for ops and attention (default 1; longer runs average more
+iterations: a T=16k fwd+bwd case gets three per second). Prints a table; --json also writes the
+rows to FILE.`;
 
-type Suite = (opts: { sizes?: number[]; tfjs?: boolean }) => Promise<BenchRow[]>;
+type Suite = (opts: { sizes?: number[]; tfjs?: boolean; seconds?: number }) => Promise<BenchRow[]>;
 
 async function loadSuite(name: string): Promise<Suite> {
   switch (name) {
@@ -43,6 +45,7 @@ export async function runBench(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       sizes: { type: 'string' },
+      seconds: { type: 'string' },
       json: { type: 'string' },
       'no-tfjs': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -58,10 +61,16 @@ export async function runBench(args: string[]): Promise<number> {
     sizes = values.sizes.split(',').map((s) => Number(s));
     if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new UsageError(`--sizes must be positive integers, got '${values.sizes}'`);
   }
+  let seconds: number | undefined;
+  if (values.seconds !== undefined) {
+    seconds = Number(values.seconds);
+    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+      throw new UsageError(`--seconds must be a number in (0, 600], got '${values.seconds}'`);
+  }
   const rows: BenchRow[] = [];
   for (const name of positionals) {
     const suite = await loadSuite(name);
-    const r = await suite({ sizes, tfjs: !values['no-tfjs'] });
+    const r = await suite({ sizes, tfjs: !values['no-tfjs'], seconds });
     printRows(r);
     rows.push(...r);
   }
