@@ -38,10 +38,10 @@ export interface FoxTileOverrides {
 
 /**
  * The wide kernels' configuration on hardware: 64-column tiles (128 in the forward where they fit
- * the workgroup memory), 4 rows per thread (256 threads), pipelined. On an H200 at T=16k (BENCHMARKS.md): forward 81 ms against 105
- * for the tiled kernel (8 rows per thread 110–125, not pipelined 87); replacing the tiled dQ kernel
- * took fwd+bwd 442 → 403 ms (8 rows 469, 32 columns 447) and then the dK/dV kernel 404 → 377 ms
- * (32 columns 392–398, 8 rows 461). Reading the row operand when it is staged rather than a stage
+ * the workgroup memory), 4 rows per thread (256 threads), pipelined. On an H200 at T=16k
+ * (BENCHMARKS.md): forward 81 ms against 105 for the tiled kernel (8 rows per thread 110–125, not
+ * pipelined 87); replacing the tiled dQ kernel took fwd+bwd 442 → 403 ms (8 rows 469, 32 columns
+ * 447) and then the dK/dV kernel 404 → 377 ms (32 columns 392–398, 8 rows 461). Reading the row operand when it is staged rather than a stage
  * ahead then gave forward 77 ms and fwd+bwd 351–358 ms; double-buffered stages (one barrier per
  * stage) and direct column reads measured no better. Row maxima through subgroup shuffles (`sg`,
  * taken where the adapter's subgroups allow it) took the forward 77.3 → 75.8 ms in four runs, and
