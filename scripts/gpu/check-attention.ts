@@ -25,6 +25,7 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
   // the default tiles on every case; the opt-in variants (subgroup row reductions, no
   // pipelining) on the D = 64 cases
   const def = foxTilesFor(gpu, 64);
+  const wide128 = { bk: 64, tm: 4, pf: true, sg: true };
   const variants: [string, FoxTileOverrides][] = [
     ['', {}],
     [' [fwd sg]', { fwd: { ...def.fwd, sg: true } }],
@@ -48,11 +49,14 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
       },
     ],
     [' [no pf]', { fwd: { ...def.fwd, pf: false }, dkv: { ...def.dkv, pf: false }, dq: { ...def.dq, pf: false } }],
+    [' [wide set above 64]', { wide: wide128, wideDq: wide128, wideDkv: wide128 }],
   ];
+  // which head dims each variant runs on (the opt-in ones: D = 64)
+  const runsOn = (vname: string, D: number) => (vname === ' [wide set above 64]' ? D > 64 && D <= 128 : !vname || D === 64);
   let seed = 1;
   for (const [vname, tiles] of variants)
     for (const [B, Tq, Tk, H, D] of cases) {
-      if (vname && D !== 64) continue;
+      if (!runsOn(vname, D)) continue;
       setFoxTiles(tiles);
       for (const [label, opts, gate] of [
         ['gated', { gated: true }, [0, 5]],

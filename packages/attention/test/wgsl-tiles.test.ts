@@ -102,6 +102,7 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
   });
 
   const wide20 = { bk: 64, tm: 4, pf: true, dch: 4 };
+  const wideSg = { bk: 32, tm: 4, pf: true, sg: true };
   it.each([
     [
       'forward 128-key tiles, dQ and dK/dV 64, 4 rows per thread, pipelined, row maxima through workgroup memory (the defaults without subgroups), in 16-wide D chunks, D = 20 (two chunks, a partial output group)',
@@ -109,6 +110,11 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       20,
     ],
     ['32-key tiles, 8 rows per thread, not pipelined, D = 12', { wide: { bk: 32 }, wideDq: { bk: 32 }, wideDkv: { bk: 32 } }, 12],
+    [
+      'set for a head dim above 64 (not a default there): D = 68, three D chunks (the last partial), three output groups (the last partial), subgroup row maxima',
+      { wide: wideSg, wideDq: wideSg, wideDkv: wideSg },
+      68,
+    ],
   ] as const)('the wide kernels over several 128-query (key) tiles: %s', (_label, tiles, D) =>
     asHardware(async () => {
       setFoxTiles(tiles);

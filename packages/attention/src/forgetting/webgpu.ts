@@ -25,9 +25,9 @@ export interface FoxTileOverrides {
   dkv?: FoxTileConfig;
   dq?: FoxTileConfig;
   /**
-   * The wide forward kernel (`wgsl-wide.ts`), which hardware adapters use for head dims D ≤ 64
-   * that are multiples of 4, or `false` for the tiled one (`fwd`). Overriding `fwd` alone selects
-   * the tiled kernel too.
+   * The wide forward kernel (`wgsl-wide.ts`), which hardware adapters use by default for head dims
+   * D ≤ 64 that are multiples of 4 (and take when set for D ≤ 128: not measured there yet), or
+   * `false` for the tiled one (`fwd`). Overriding `fwd` alone selects the tiled kernel too.
    */
   wide?: FoxWideConfig | false;
   /** The wide dQ kernel (same scheme and head dims); overriding `dq` alone selects the tiled one. */
@@ -52,10 +52,12 @@ export interface FoxTileOverrides {
 const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
 
 /**
- * The default wide configuration on this adapter: with `sg` where subgroups allow it, and for the
- * forward 128-key tiles where they fit (64 otherwise).
+ * The default wide configuration on this adapter for head dim D (`false`: the tiled kernel): with
+ * `sg` where subgroups allow it, and for the forward 128-key tiles where they fit (64 otherwise).
  */
-function defaultWide(backend: WebGPUBackend, D: number, kind: 'fwd' | 'dq' | 'dkv'): FoxWideConfig {
+function defaultWide(backend: WebGPUBackend, D: number, kind: 'fwd' | 'dq' | 'dkv'): FoxWideConfig | false {
+  // measured on hardware up to D = 64; larger head dims keep the tiled kernels unless set
+  if (D > 64) return false;
   const base = subgroupsWith(backend, 8, wideThreads(DEFAULT_WIDE)) ? { ...DEFAULT_WIDE, sg: true } : DEFAULT_WIDE;
   const wide = { ...base, bk: 128 };
   return kind === 'fwd' && wideFit(D, wide, backend.device.limits.maxComputeWorkgroupStorageSize) ? wide : base;

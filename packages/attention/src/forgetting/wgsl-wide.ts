@@ -1,10 +1,10 @@
 import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './wgsl.js';
 
 /**
- * The wide kernels (hardware, head dims D ≤ 64 that are multiples of 4): forward, dQ and dK/dV on
- * one scheme. A workgroup owns 128 rows (queries; keys in dK/dV) and loops over `bk`-column tiles
- * (keys; queries in dK/dV); each thread keeps `tm`×8 micro-tiles of the score products and `tm`
- * rows × 8 columns of each output in registers, so that a vec4 read from workgroup memory feeds
+ * The wide kernels (hardware, head dims D ≤ 128 that are multiples of 4; the default for D ≤ 64):
+ * forward, dQ and dK/dV on one scheme. A workgroup owns 128 rows (queries; keys in dK/dV) and loops
+ * over `bk`-column tiles (keys; queries in dK/dV); each thread keeps `tm`×(bk/8) micro-tiles of the
+ * score products and `tm` rows × D/8 columns of each output in registers, so that a vec4 read from workgroup memory feeds
  * 8–16 multiply-adds (the tiled kernels of `wgsl.ts` reach 4–8: their resident tiles leave too
  * little of the 48 KiB of workgroup memory for larger ones).
  *
@@ -56,7 +56,7 @@ const dchOf = (c: FoxWideConfig) => c.dch ?? 8;
 export function wideFit(D: number, c: FoxWideConfig, maxShared: number): boolean {
   return (
     D % 4 === 0 &&
-    D <= 64 &&
+    D <= 128 &&
     [32, 64, 128].includes(c.bk) &&
     [4, 8, undefined].includes(c.tm) &&
     [4, 8, undefined].includes(c.dch) &&
