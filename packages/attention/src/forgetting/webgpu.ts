@@ -41,8 +41,8 @@ export interface FoxTileOverrides {
  * the workgroup memory), 4 rows per thread (256 threads), pipelined. On an H200 at T=16k
  * (BENCHMARKS.md): forward 81 ms against 105 for the tiled kernel (8 rows per thread 110–125, not
  * pipelined 87); replacing the tiled dQ kernel took fwd+bwd 442 → 403 ms (8 rows 469, 32 columns
- * 447) and then the dK/dV kernel 404 → 377 ms (32 columns 392–398, 8 rows 461). Reading the row operand when it is staged rather than a stage
- * ahead then gave forward 77 ms and fwd+bwd 351–358 ms; double-buffered stages (one barrier per
+ * 447) and then the dK/dV kernel 404 → 377 ms (32 columns 392–398, 8 rows 461). Reading the row
+ * operand when it is staged rather than a stage ahead then gave forward 77 ms and fwd+bwd 351–358 ms; double-buffered stages (one barrier per
  * stage) and direct column reads measured no better. Row maxima through subgroup shuffles (`sg`,
  * taken where the adapter's subgroups allow it) took the forward 77.3 → 75.8 ms in four runs, and
  * 128-key tiles in the forward (4×16 score micro-tiles: more multiply-adds per workgroup-memory
@@ -52,15 +52,15 @@ export interface FoxTileOverrides {
 const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
 
 /**
- * The default wide configuration on this adapter for head dim D (`false`: the tiled kernel): with
- * `sg` where subgroups allow it, and for the forward 128-key tiles where they fit (64 otherwise).
+ * The default wide configurations on this adapter for head dim D (`false`: the tiled kernels):
+ * with `sg` where subgroups allow it, and for the forward 128-key tiles where they fit (64
+ * otherwise). Measured on hardware up to D = 64; larger head dims keep the tiled kernels unless set.
  */
-function defaultWide(backend: WebGPUBackend, D: number, kind: 'fwd' | 'dq' | 'dkv'): FoxWideConfig | false {
-  // measured on hardware up to D = 64; larger head dims keep the tiled kernels unless set
-  if (D > 64) return false;
+function defaultWide(backend: WebGPUBackend, D: number): { fwd: FoxWideConfig | false; bwd: FoxWideConfig | false } {
+  if (D > 64) return { fwd: false, bwd: false };
   const base = subgroupsWith(backend, 8, wideThreads(DEFAULT_WIDE)) ? { ...DEFAULT_WIDE, sg: true } : DEFAULT_WIDE;
   const wide = { ...base, bk: 128 };
-  return kind === 'fwd' && wideFit(D, wide, backend.device.limits.maxComputeWorkgroupStorageSize) ? wide : base;
+  return { fwd: wideFit(D, wide, backend.device.limits.maxComputeWorkgroupStorageSize) ? wide : base, bwd: base };
 }
 
 let overrides: FoxTileOverrides = {};
@@ -82,13 +82,14 @@ function kernelD(backend: WebGPUBackend, D: number): number {
 export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTileOverrides> {
   const lim = backend.device.limits;
   const kd = kernelD(backend, D);
+  const def = defaultWide(backend, D);
   return {
     fwd: chooseTiles('fwd', kd, lim, overrides.fwd, backend.software),
     dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
     dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
-    wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : defaultWide(backend, D, 'fwd'))),
-    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : defaultWide(backend, D, 'dq'))),
-    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : defaultWide(backend, D, 'dkv'))),
+    wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : def.fwd)),
+    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : def.bwd)),
+    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : def.bwd)),
   };
 }
 

@@ -4,8 +4,8 @@ import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './
  * The wide kernels (hardware, head dims D ≤ 128 that are multiples of 4; the default for D ≤ 64):
  * forward, dQ and dK/dV on one scheme. A workgroup owns 128 rows (queries; keys in dK/dV) and loops
  * over `bk`-column tiles (keys; queries in dK/dV); each thread keeps `tm`×(bk/8) micro-tiles of the
- * score products and `tm` rows × D/8 columns of each output in registers, so that a vec4 read from workgroup memory feeds
- * 8–16 multiply-adds (the tiled kernels of `wgsl.ts` reach 4–8: their resident tiles leave too
+ * score products and `tm` rows × D/8 columns of each output in registers, so that a vec4 read from
+ * workgroup memory feeds 8–16 multiply-adds (the tiled kernels of `wgsl.ts` reach 4–8: their resident tiles leave too
  * little of the 48 KiB of workgroup memory for larger ones).
  *
  * Per column tile the products run in the "outer" form over chunks staged in one workgroup
@@ -202,7 +202,7 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq' | 
   // they hit L1) are issued with its stores, not ahead: fewer registers live across the compute
   // (H200, T = 16k: forward 81 → 77 ms)
   const rowFetch = (p: ScoreProduct, ch: number, u: number) =>
-    `      var ar${u} = vec4<f32>(0.0);\n      if (i0 + x % ${BQ}u < ${RT}) { ar${u} = ${p.a}(b, i0 + x % ${BQ}u, h, ${DCH * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`;
+    `      let t = i0 + x % ${BQ}u;\n      var ar${u} = vec4<f32>(0.0);\n      if (t < ${RT}) { ar${u} = ${p.a}(b, t, h, ${DCH * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`;
   const scoreFetch = (p: ScoreProduct, ch: number, j0: string, lam: boolean) => {
     const ng = ngOf(ch);
     return [

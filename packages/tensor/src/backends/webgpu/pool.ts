@@ -107,13 +107,9 @@ export class BufferPool {
     this.pooledBuffers = 0;
   }
 
-  /** Destroys every pooled buffer (and the doomed ones). */
+  /** Destroys every pooled buffer (and the doomed ones) now. */
   clear(): void {
+    this.trim();
     this.destroyDoomed();
-    for (const list of this.free.values()) for (const b of list) b.destroy();
-    this.deviceBuffers -= this.pooledBuffers;
-    this.free.clear();
-    this.pooledBytes = 0;
-    this.pooledBuffers = 0;
   }
 }
