@@ -16,4 +16,5 @@ bundle() {
 }
 bundle apps/cli/src/cli.ts build-gpu/foxgate.mjs   # the CLI: bench ops / attention
 bundle scripts/gpu/check.ts build-gpu/check.mjs    # hardware correctness checks
+bundle scripts/gpu/profile-attention.ts build-gpu/profile.mjs   # attention time per kernel
 ../shared/gpu/pack build-gpu

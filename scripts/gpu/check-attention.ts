@@ -50,9 +50,17 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
     ],
     [' [no pf]', { fwd: { ...def.fwd, pf: false }, dkv: { ...def.dkv, pf: false }, dq: { ...def.dq, pf: false } }],
     [' [wide set above 64]', { wide: wide128, wideDq: wide128, wideDkv: wide128 }],
+    [' [fuse dq]', { wideDkv: { ...wide128, fuseDq: true } }],
+    [' [wide set above 64, fuse dq]', { wide: wide128, wideDq: wide128, wideDkv: { ...wide128, fuseDq: true } }],
+    [' [fuse dq, 32 columns]', { wideDkv: { ...wide128, bk: 32, fuseDq: true } }],
   ];
-  // which head dims each variant runs on (the opt-in ones: D = 64)
-  const runsOn = (vname: string, D: number) => (vname === ' [wide set above 64]' ? D > 64 && D <= 128 : !vname || D === 64);
+  // which head dims each variant runs on (the opt-in ones: D = 64; dQ fused: every wide head dim)
+  const runsOn = (vname: string, D: number) =>
+    vname.startsWith(' [wide set above 64')
+      ? D > 64 && D <= 128
+      : vname.startsWith(' [fuse dq')
+        ? D <= 64 && D % 4 === 0
+        : !vname || D === 64;
   let seed = 1;
   for (const [vname, tiles] of variants)
     for (const [B, Tq, Tk, H, D] of cases) {

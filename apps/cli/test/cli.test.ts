@@ -41,6 +41,15 @@ describe('foxgate CLI', () => {
       "foxgate: --seconds must be a number in (0, 600], got 'abc'",
     ]);
   });
+  it('bench rejects a bad --head-dim, or one given to a suite without a head dim', async () => {
+    const { err } = capture();
+    expect(await main(['bench', 'attention', '--head-dim', '300'])).toBe(2);
+    expect(await main(['bench', 'ops', '--head-dim', '64'])).toBe(2);
+    expect(err).toEqual([
+      "foxgate: --head-dim must be an integer in [1, 256], got '300'",
+      "foxgate: --head-dim applies to the attention suite only, not 'ops'",
+    ]);
+  });
   it('bench rejects an unknown suite', async () => {
     const { err } = capture();
     expect(await main(['bench', 'nope'])).toBe(2);

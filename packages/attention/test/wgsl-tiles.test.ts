@@ -43,6 +43,14 @@ const configs: [string, FoxTileOverrides][] = [
     },
   ],
   [
+    'wide forward and dK/dV accumulating dQ (fuseDq: atomic adds, no dQ kernel), 32 query columns, pipelined',
+    {
+      wide: { bk: 64, tm: 4, pf: true, sg: true },
+      wideDq: { bk: 64, tm: 4, pf: true, sg: true },
+      wideDkv: { bk: 32, tm: 4, pf: true, sg: true, fuseDq: true },
+    },
+  ],
+  [
     'fwd 64x32 8x4, dkv 32x32 8x4, dq 32x32 4x8',
     { fwd: { bq: 64, bk: 32, tm: 8, tn: 4 }, dkv: { bq: 32, bk: 32, tm: 8, tn: 4 }, dq: { bq: 32, bk: 32, tm: 4, tn: 8 } },
   ],
@@ -91,6 +99,17 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
     }),
   );
 
+  it('fuseDq without forget gates (softmaxAttention: no column sums), and only on the dK/dV kernel', () =>
+    asHardware(async () => {
+      setFoxTiles({ wideDkv: { bk: 32, tm: 4, pf: true, fuseDq: true } });
+      const c = await runFox(p, 'cpu', 'float32', { gated: false });
+      const r = await runFox(p, gpu as unknown as Backend, 'float32', { gated: false });
+      expect(compareResults(r, c)).toEqual(ALL_CLOSE);
+      expect(() => setFoxTiles({ wide: { bk: 64, fuseDq: true } })).toThrow(
+        /^setFoxTiles: fuseDq applies to the dK\/dV kernel \(wideDkv\), not to wide$/,
+      );
+    }));
+
   it('the software (dynamic head dim) kernels, pipelined', async () => {
     const pf = { bq: 16, bk: 16, tm: 4, tn: 1, pf: true };
     setFoxTiles({ fwd: pf, dkv: pf, dq: pf });
@@ -110,6 +129,11 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       20,
     ],
     ['32-key tiles, 8 rows per thread, not pipelined, D = 12', { wide: { bk: 32 }, wideDq: { bk: 32 }, wideDkv: { bk: 32 } }, 12],
+    [
+      'dK/dV accumulating dQ (fuseDq), 32 query columns, 8 rows per thread, not pipelined, D = 68 (8 query groups × 17 dim groups: two per thread, the second partial)',
+      { wide: { bk: 32 }, wideDq: { bk: 32 }, wideDkv: { bk: 32, fuseDq: true } },
+      68,
+    ],
     [
       'set for a head dim above 64 (not a default there): D = 68, three D chunks (the last partial), three output groups (the last partial), subgroup row maxima',
       { wide: wideSg, wideDq: wideSg, wideDkv: wideSg },
@@ -141,12 +165,38 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       // the forward takes 128-key tiles where they fit (not at D = 64 in lavapipe's 32 KiB)
       expect(foxTilesFor(backend, 16).wide).toEqual({ ...def, bk: 128 });
       expect(foxTilesFor(backend, 16).wideDq).toEqual(def);
-      expect(foxTilesFor(backend, 100).wide).toBe(false);
+      // 64 < D ≤ 128: 64-key tiles everywhere where they fit (D = 128 needs 32.5 KiB: more than
+      // lavapipe's 32); above 128 or D not a multiple of 4: the tiled kernels
+      expect(foxTilesFor(backend, 100).wide).toEqual(def);
+      expect(foxTilesFor(backend, 100).wideDkv).toEqual(def);
+      expect(foxTilesFor(backend, 128).wide).toBe(false);
+      expect(foxTilesFor(backend, 132).wide).toBe(false);
       expect(foxTilesFor(backend, 30).wide).toBe(false);
       setFoxTiles({ fwd: { bq: 16, bk: 8, tm: 4, tn: 2 }, dq: { bq: 16, bk: 16, tm: 4, tn: 4 }, dkv: { bq: 16, bk: 16, tm: 4, tn: 4 } });
       expect(foxTilesFor(backend, 64).wide).toBe(false);
       expect(foxTilesFor(backend, 64).wideDq).toBe(false);
       expect(foxTilesFor(backend, 64).wideDkv).toBe(false);
+    }));
+
+  it('defaults with 48 KiB of workgroup memory (as on NVIDIA GPUs): dK/dV accumulates dQ unless deterministic', () =>
+    asHardware(async () => {
+      const backend = gpu as unknown as WebGPUBackend;
+      const limits = new Proxy(backend.device.limits, {
+        get: (t, k) => (k === 'maxComputeWorkgroupStorageSize' ? 49152 : Reflect.get(t, k)),
+      });
+      const big = Object.create(backend, { device: { value: { limits } } }) as WebGPUBackend;
+      const def = { bk: 64, tm: 4, pf: true, sg: true };
+      for (const D of [64, 128]) {
+        expect(foxTilesFor(big, D).wideDkv, `D = ${D}`).toEqual({ ...def, fuseDq: true });
+        expect(foxTilesFor(big, D).wideDq, `D = ${D}`).toEqual(def);
+      }
+      expect(foxTilesFor(big, 64).wide).toEqual({ ...def, bk: 128 });
+      expect(foxTilesFor(big, 128).wide).toEqual(def);
+      setFoxTiles({ deterministic: true });
+      expect(foxTilesFor(big, 64).wideDkv).toEqual(def);
+      expect(() => setFoxTiles({ deterministic: true, wideDkv: { ...def, fuseDq: true } })).toThrow(
+        /^setFoxTiles: deterministic: true excludes wideDkv.fuseDq/,
+      );
     }));
 
   it('a head dim that is not a multiple of 4 (scalar loads), default tiles', () =>

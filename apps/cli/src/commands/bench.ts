@@ -3,7 +3,7 @@ import type { BenchRow } from '../bench/types.js';
 import { UsageError } from '../errors.js';
 import { formatTable } from '../table.js';
 
-const HELP = `usage: foxgate bench <suite> [--sizes a,b,c] [--seconds S] [--json FILE] [--no-tfjs]
+const HELP = `usage: foxgate bench <suite> [--sizes a,b,c] [--seconds S] [--head-dim D] [--json FILE] [--no-tfjs]
 
 suites:
   cpu        float32 matmul on the CPU backend vs @tensorflow/tfjs-backend-cpu (GFLOP/s)
@@ -11,10 +11,10 @@ suites:
   attention  WebGPU: forgetting attention fwd / fwd+bwd, with and without ACP (ms)
 
 --seconds: GPU time per timed case for ops and attention (default 1; longer runs average more
-iterations: a T=16k fwd+bwd case gets three per second). Prints a table; --json also writes the
-rows to FILE.`;
+iterations: a T=16k fwd+bwd case gets three per second). --head-dim: attention's D (default 64).
+Prints a table; --json also writes the rows to FILE.`;
 
-type Suite = (opts: { sizes?: number[]; tfjs?: boolean; seconds?: number }) => Promise<BenchRow[]>;
+type Suite = (opts: { sizes?: number[]; tfjs?: boolean; seconds?: number; D?: number }) => Promise<BenchRow[]>;
 
 async function loadSuite(name: string): Promise<Suite> {
   switch (name) {
@@ -46,6 +46,7 @@ export async function runBench(args: string[]): Promise<number> {
     options: {
       sizes: { type: 'string' },
       seconds: { type: 'string' },
+      'head-dim': { type: 'string' },
       json: { type: 'string' },
       'no-tfjs': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -67,10 +68,18 @@ export async function runBench(args: string[]): Promise<number> {
     if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
       throw new UsageError(`--seconds must be a number in (0, 600], got '${values.seconds}'`);
   }
+  let D: number | undefined;
+  if (values['head-dim'] !== undefined) {
+    D = Number(values['head-dim']);
+    if (!Number.isInteger(D) || D <= 0 || D > 256)
+      throw new UsageError(`--head-dim must be an integer in [1, 256], got '${values['head-dim']}'`);
+    const other = positionals.find((n) => n !== 'attention');
+    if (other) throw new UsageError(`--head-dim applies to the attention suite only, not '${other}'`);
+  }
   const rows: BenchRow[] = [];
   for (const name of positionals) {
     const suite = await loadSuite(name);
-    const r = await suite({ sizes, tfjs: !values['no-tfjs'], seconds });
+    const r = await suite({ sizes, tfjs: !values['no-tfjs'], seconds, D });
     printRows(r);
     rows.push(...r);
   }

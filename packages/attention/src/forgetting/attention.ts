@@ -25,7 +25,7 @@ import { BLOCK_K, BLOCK_Q, causalBlockCount, diagKeyBlock, type FoxDims, numBloc
 import { type FloatArray, foxBackwardCpu, foxForwardCpu } from './cpu.js';
 import { foxReference } from './reference.js';
 import { checkDelta, checkImpl, checkLogEps, checkQKV, checkScale } from './validate.js';
-import { acpBoundsWebGPU, foxBackwardWebGPU, foxDlogfWebGPU, foxForwardWebGPU } from './webgpu.js';
+import { acpBoundsWebGPU, foxBackwardWebGPU, foxDeltaWebGPU, foxDlogfWebGPU, foxForwardWebGPU } from './webgpu.js';
 
 export interface AcpOptions {
   /** log ε, the bound on the attention mass pruned per row (default −10). Must be ≤ 0. */
@@ -125,10 +125,10 @@ const fusedOp = customOp<FoxAttrs>({
       const [lse2, ...rest] = saved;
       const lam = a.gated ? rest[0] : null;
       const bounds = a.acp && a.gated ? { first: rest[1], lastq: rest[2] } : null;
-      const rowD = sum(mul(outputs[0], dO), -1);
+      const rowD = foxDeltaWebGPU(backend, outputs[0], dO, dims);
       const g = foxBackwardWebGPU(backend, q, k, v, dO, lse2, rowD, lam, bounds, dims, a.scale);
       let dlogF: Tensor | null = null;
-      if (g.rowsum && g.colsum) dlogF = foxDlogfWebGPU(backend, g.rowsum, g.colsum, dims);
+      if (g.colsum) dlogF = foxDlogfWebGPU(backend, g.rowsum, g.colsum, dims);
       return [g.dq, g.dk, g.dv, ...(a.gated ? [dlogF] : []), ...(a.acp ? [null] : [])];
     }
     const g = foxBackwardCpu(arr(q), arr(k), arr(v), logF ? arr(logF) : null, arr(outputs[0]), arr(saved[0]), arr(dO), dims, {

@@ -8,6 +8,7 @@ import {
   type FoxTileConfig,
   foxBwdKVWGSL,
   foxBwdQWGSL,
+  foxDeltaWGSL,
   foxDlogfWGSL,
   foxForwardWGSL,
 } from './wgsl.js';
@@ -26,7 +27,7 @@ export interface FoxTileOverrides {
   dq?: FoxTileConfig;
   /**
    * The wide forward kernel (`wgsl-wide.ts`), which hardware adapters use by default for head dims
-   * D ≤ 64 that are multiples of 4 (and take when set for D ≤ 128: not measured there yet), or
+   * D ≤ 128 that are multiples of 4 (where it fits the workgroup memory), or
    * `false` for the tiled one (`fwd`). Overriding `fwd` alone selects the tiled kernel too.
    */
   wide?: FoxWideConfig | false;
@@ -34,6 +35,12 @@ export interface FoxTileOverrides {
   wideDq?: FoxWideConfig | false;
   /** The wide dK/dV kernel (same scheme, keys as rows); overriding `dkv` alone selects the tiled one. */
   wideDkv?: FoxWideConfig | false;
+  /**
+   * Bitwise reproducible gradients: dQ from the dQ kernel instead of atomic adds in the dK/dV
+   * kernel (`fuseDq`, the default where it fits: faster, but its float additions land in a
+   * different order on every run).
+   */
+  deterministic?: boolean;
 }
 
 /**
@@ -47,26 +54,37 @@ export interface FoxTileOverrides {
  * taken where the adapter's subgroups allow it) took the forward 77.3 → 75.8 ms in four runs, and
  * 128-key tiles in the forward (4×16 score micro-tiles: more multiply-adds per workgroup-memory
  * read) 75.8 → 73.0 ms; in the dQ and dK/dV kernels 128 columns measured slower (364.6 and 380.9
- * against 357.2 ms fwd+bwd).
+ * against 357.2 ms fwd+bwd). At D = 128 (fifth session) the wide kernels took fwd 959 → 155 ms and
+ * fwd+bwd 11.8 s → 783 ms against the tiled ones (128-key forward tiles: no faster there), and
+ * fusing dQ into the dK/dV kernel took fwd+bwd at D = 64 345 → 306 ms (ACP 184 → 173).
  */
 const DEFAULT_WIDE: FoxWideConfig = { bk: 64, tm: 4, pf: true };
 
 /**
- * The default wide configurations on this adapter for head dim D (`false`: the tiled kernels):
- * with `sg` where subgroups allow it, and for the forward 128-key tiles where they fit (64
- * otherwise). Measured on hardware up to D = 64; larger head dims keep the tiled kernels unless set.
+ * The default wide configurations on this adapter for head dim D ≤ 128 (`false` above: the tiled
+ * kernels): with `sg` where subgroups allow it, for the forward at D ≤ 64 128-key tiles where they
+ * fit (64 otherwise), and for dK/dV `fuseDq` where its dS tile fits, unless `deterministic`.
  */
-function defaultWide(backend: WebGPUBackend, D: number): { fwd: FoxWideConfig | false; bwd: FoxWideConfig | false } {
-  if (D > 64) return { fwd: false, bwd: false };
+type WideDefaults = { fwd: FoxWideConfig | false; dq: FoxWideConfig | false; dkv: FoxWideConfig | false };
+function defaultWide(backend: WebGPUBackend, D: number, deterministic: boolean): WideDefaults {
+  if (D > 128) return { fwd: false, dq: false, dkv: false };
   const base = subgroupsWith(backend, 8, wideThreads(DEFAULT_WIDE)) ? { ...DEFAULT_WIDE, sg: true } : DEFAULT_WIDE;
+  const fits = (c: FoxWideConfig) => wideFit(D, c, backend.device.limits.maxComputeWorkgroupStorageSize);
+  const fused = { ...base, fuseDq: true };
+  const dkv = !deterministic && fits(fused) ? fused : base;
   const wide = { ...base, bk: 128 };
-  return { fwd: wideFit(D, wide, backend.device.limits.maxComputeWorkgroupStorageSize) ? wide : base, bwd: base };
+  return { fwd: D <= 64 && fits(wide) ? wide : base, dq: base, dkv };
 }
 
 let overrides: FoxTileOverrides = {};
 
 /** Sets the tile configurations the WebGPU kernels use (for tuning); `{}` restores the defaults. */
 export function setFoxTiles(t: FoxTileOverrides): void {
+  const fuses = (c: FoxWideConfig | false | undefined) => c !== undefined && c !== false && c.fuseDq === true;
+  for (const k of ['wide', 'wideDq'] as const)
+    if (fuses(t[k])) fail('setFoxTiles', `fuseDq applies to the dK/dV kernel (wideDkv), not to ${k}`);
+  if (t.deterministic && fuses(t.wideDkv))
+    fail('setFoxTiles', 'deterministic: true excludes wideDkv.fuseDq (its atomic adds run in a different order every time)');
   overrides = { ...t };
 }
 
@@ -82,14 +100,16 @@ function kernelD(backend: WebGPUBackend, D: number): number {
 export function foxTilesFor(backend: WebGPUBackend, D: number): Required<FoxTileOverrides> {
   const lim = backend.device.limits;
   const kd = kernelD(backend, D);
-  const def = defaultWide(backend, D);
+  const deterministic = overrides.deterministic === true;
+  const def = defaultWide(backend, D, deterministic);
   return {
     fwd: chooseTiles('fwd', kd, lim, overrides.fwd, backend.software),
     dkv: chooseTiles('dkv', kd, lim, overrides.dkv, backend.software),
     dq: chooseTiles('dq', kd, lim, overrides.dq, backend.software),
     wide: wideFor(backend, D, overrides.wide ?? (overrides.fwd ? false : def.fwd)),
-    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : def.bwd)),
-    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : def.bwd)),
+    wideDq: wideFor(backend, D, overrides.wideDq ?? (overrides.dq ? false : def.dq)),
+    wideDkv: wideFor(backend, D, overrides.wideDkv ?? (overrides.dkv ? false : def.dkv)),
+    deterministic,
   };
 }
 
@@ -275,7 +295,7 @@ export interface FoxDeviceGrads {
   dv: Tensor;
   /** Σ_i dS_ij per key position `[B,Tk,H]` (gated only). */
   colsum: Tensor | null;
-  /** Σ_j dS_ij per query `[B,Tq,H]` (gated only). */
+  /** Σ_j dS_ij per query `[B,Tq,H]` (gated, from the dQ kernel; 0 up to rounding, so the fused path leaves it out). */
   rowsum: Tensor | null;
 }
 
@@ -309,6 +329,9 @@ export function foxBackwardWebGPU(
     { name: 'delta', data: delta },
   ];
   if (lam) common.push({ name: 'lam', data: lam });
+  // the fused dK/dV kernel adds dQ itself (atomically, into a zeroed buffer); Σ_j dS_ij = 0 for
+  // every query (softmax rows are shift invariant), so dlogF needs only the column sums
+  const fused = tiles.wideDkv !== false && tiles.wideDkv.fuseDq === true;
   const kv = backend.runKernelTensors({
     name: 'fox_backward_dkdv',
     code: tiles.wideDkv ? cachedWide('dkv', kvSpec, tiles.wideDkv) : cached('dkv', kvSpec, foxBwdKVWGSL),
@@ -317,10 +340,15 @@ export function foxBackwardWebGPU(
       { name: 'dk', shape: [B, Tk, H, D], dtype: 'float32', elem: elemOf(kvSpec) },
       { name: 'dv', shape: [B, Tk, H, D], dtype: 'float32', elem: elemOf(kvSpec) },
       ...(gated ? [{ name: 'colsum', shape: [B, Tk, H], dtype: 'float32' as const }] : []),
+      ...(fused ? [{ name: 'dq', shape: [B, Tq, H, D], dtype: 'float32' as const, zero: true, elem: 'atomic<u32>' }] : []),
     ],
     uniforms: uniforms(dims, scale, tiles.dkv),
     workgroups: [Math.ceil(Tk / (tiles.wideDkv ? WIDE_ROWS : tiles.dkv.bk)), B * H],
   });
+  if (fused) {
+    for (const t of temps) t.dispose();
+    return { dq: kv[gated ? 3 : 2], dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: null };
+  }
   const qg = backend.runKernelTensors({
     name: 'fox_backward_dq',
     code: tiles.wideDq ? cachedWide('dq', qSpec, tiles.wideDq) : cached('dq', qSpec, foxBwdQWGSL),
@@ -336,19 +364,33 @@ export function foxBackwardWebGPU(
   return { dq: qg[0], dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: gated ? qg[1] : null };
 }
 
-/** `dlogF [B,Tk,H]` from the row and column sums of dS (compensated reverse scan). */
-export function foxDlogfWebGPU(backend: WebGPUBackend, rowsum: Tensor, colsum: Tensor, dims: FoxDims): Tensor {
+/** `δ [B,Tq,H]` = Σ_d o·dO (the backward's row terms), for o and dO `[B,Tq,H,D]`. */
+export function foxDeltaWebGPU(backend: WebGPUBackend, o: Tensor, dO: Tensor, dims: FoxDims): Tensor {
+  const rows = dims.B * dims.Tq * dims.H;
+  const [delta] = backend.runKernelTensors({
+    name: 'fox_delta',
+    code: foxDeltaWGSL(),
+    inputs: [
+      { name: 'o', data: o },
+      { name: 'dout', data: dO },
+    ],
+    outputs: [{ name: 'delta', shape: [dims.B, dims.Tq, dims.H], dtype: 'float32' }],
+    uniforms: { u32: { rows, Dr: dims.D } },
+    workgroups: Math.ceil(rows / 16),
+  });
+  return delta;
+}
+
+/** `dlogF [B,Tk,H]` from the column sums of dS and, when given, the row sums (compensated reverse scan). */
+export function foxDlogfWebGPU(backend: WebGPUBackend, rowsum: Tensor | null, colsum: Tensor, dims: FoxDims): Tensor {
   const BH = dims.B * dims.H;
   const [dlogf] = backend.runKernelTensors({
     name: 'fox_dlogf',
-    code: foxDlogfWGSL(),
-    inputs: [
-      { name: 'rowsum', data: rowsum },
-      { name: 'colsum', data: colsum },
-    ],
+    code: foxDlogfWGSL(rowsum !== null),
+    inputs: [...(rowsum ? [{ name: 'rowsum', data: rowsum }] : []), { name: 'colsum', data: colsum }],
     outputs: [{ name: 'dlogf', shape: [dims.B, dims.Tk, dims.H], dtype: 'float32' }],
     uniforms: uniforms(dims, 1),
-    workgroups: [Math.ceil(BH / 64), 1],
+    workgroups: [BH, 1],
   });
   return dlogf;
 }

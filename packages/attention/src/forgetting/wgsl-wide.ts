@@ -1,7 +1,7 @@
 import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './wgsl.js';
 
 /**
- * The wide kernels (hardware, head dims D ≤ 128 that are multiples of 4; the default for D ≤ 64):
+ * The wide kernels (hardware, head dims D ≤ 128 that are multiples of 4; the default there):
  * forward, dQ and dK/dV on one scheme. A workgroup owns 128 rows (queries; keys in dK/dV) and loops
  * over `bk`-column tiles (keys; queries in dK/dV); each thread keeps `tm`×(bk/8) micro-tiles of the
  * score products and `tm` rows × D/8 columns of each output in registers, so that a vec4 read from
@@ -41,6 +41,12 @@ export interface FoxWideConfig {
   dch?: number;
   /** Row maxima through subgroup shuffles (needs subgroups, subgroup_id, subgroup size ≥ 8). */
   sg?: boolean;
+  /**
+   * dK/dV kernel only (bk ≤ 64): it also accumulates dQ = scale·dSᵀ·K per query tile, added to dQ
+   * with atomic compare-exchange loops, so the dQ kernel (which recomputes S and dP) is not run.
+   * The order of those float additions varies from run to run (results differ in the last bits).
+   */
+  fuseDq?: boolean;
 }
 
 /** Rows (queries; keys in dK/dV) per workgroup. */
@@ -60,6 +66,7 @@ export function wideFit(D: number, c: FoxWideConfig, maxShared: number): boolean
     [32, 64, 128].includes(c.bk) &&
     [4, 8, undefined].includes(c.tm) &&
     [4, 8, undefined].includes(c.dch) &&
+    !(c.fuseDq && c.bk > 64) &&
     wideSmemBytes(D, c) <= maxShared
   );
 }
@@ -71,7 +78,9 @@ function parts(D: number, c: FoxWideConfig) {
   const kt = dRows * (c.bk / 4);
   const pt = CH * (BQ / 4);
   const vc = CH * dv(D);
-  return { dRows, qt, kt, pt, vc, size: Math.max(qt + kt, pt + vc) };
+  // the fused dK/dV kernel also stages a whole dS tile (rows × bk) for its dQ product
+  const ds = c.fuseDq ? (BQ * c.bk) / 4 : 0;
+  return { dRows, qt, kt, pt, vc, size: Math.max(qt + kt, pt + vc, ds) };
 }
 
 /** Workgroup bytes (counts the dK/dV kernel's second per-column array for all three). */
@@ -142,7 +151,8 @@ export function foxBwdQWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): string {
  * The wide dK/dV kernel: the same scheme with keys as rows (128 per workgroup) and a loop over
  * the query tiles that see them: Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, P and dS from the saved
  * log-normaliser and δ of each query (staged per tile), dV += P·dO, dK += scale·dS·Q, and the
- * per-key sums of dS (gated).
+ * per-key sums of dS (gated). With `fuseDq` it also adds scale·dSᵀ·K of each query tile to dQ
+ * (atomically; the dQ kernel is then not needed).
  */
 export function foxBwdKVWideWGSL(spec: FoxKernelSpec, c: FoxWideConfig): string {
   return wideKernel(spec, c, 'dkv');
@@ -152,6 +162,7 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq' | 
   const { D, gated, acp } = spec;
   const fwd = kind === 'fwd';
   const dkv = kind === 'dkv';
+  const fuse = dkv && c.fuseDq === true;
   const K = KINDS[kind];
   // row and column lengths (uniform names)
   const RT = dkv ? 'P.Tk' : 'P.Tq';
@@ -325,15 +336,56 @@ ${lines(tm, (e) => `        ${acc(e, g, sd.acc)} = fma(vec4<f32>(w${e >> 2}.${co
     : range(ns)
         .map((k) => `    workgroupBarrier();\n${fetchS(k, 'j0')}\n${storeS(k)}\n    workgroupBarrier();\n${computeS(k)}`)
         .join('\n');
+  // fused dQ (dK/dV kernel): the tile's dS goes to workgroup memory as W[key][query vec4 group]
+  // (each thread stores its rows' vec4s of 4 queries); thread x then owns 4 queries × 4 dims
+  // (query group x / DV, dim group x % DV), sums dS·K over the 128 keys (K rows from L1) and adds
+  // the result into dQ
+  const dsStore = rowsE
+    .flatMap((e) =>
+      range(nb).map(
+        (cc) =>
+          `    W[(${row(e)}) * (BK / 4u) + tc + ${8 * cc}u] = vec4<f32>(${range(4)
+            .map((u) => sc('dp', e, 4 * cc + u))
+            .join(', ')});`,
+      ),
+    )
+    .join('\n');
+  const dqPairs = (c.bk / 4) * DV;
+  const dqCompute = range(per(dqPairs))
+    .map((n) =>
+      unit(
+        n,
+        dqPairs,
+        `      let cg = x / DV;
+      let dg = x % DV;
+${lines(4, (u) => `      var qa${u} = vec4<f32>(0.0);`)}
+      for (var r = 0u; r < ${BQ}u; r++) {
+        let w = W[r * (BK / 4u) + cg];
+        let kr = ldK(b, min(i0 + r, P.Tk - 1u), h, dg);
+${lines(4, (u) => `        qa${u} = fma(vec4<f32>(w.${comp[u]}), kr, qa${u});`)}
+      }
+      addDq4(b, j0 + cg * 4u, h, dg, qa0, qa1, qa2, qa3);`,
+      ),
+    )
+    .join('\n');
+  const dqStage = (pfNext: string, pfStore: string) =>
+    pf
+      ? `${pfNext}\n${dqCompute}\n    workgroupBarrier();\n${pfStore}\n    workgroupBarrier();`
+      : `    workgroupBarrier();\n${dsStore}\n    workgroupBarrier();\n${dqCompute}`;
   const secondPhase = ss
     .map((st, k) => {
       if (!pf)
         return `    workgroupBarrier();\n${secondFetch(st, 'j0')}\n${secondStore(st)}\n    workgroupBarrier();\n${secondCompute(st)}`;
       const nx = ss[k + 1];
-      const next = nx ? { f: secondFetch(nx, 'j0'), s: secondStore(nx) } : { f: fetchS(0, 'j0 + BK'), s: storeS(0) };
+      const next = nx
+        ? { f: secondFetch(nx, 'j0'), s: secondStore(nx) }
+        : fuse
+          ? { f: '', s: dsStore }
+          : { f: fetchS(0, 'j0 + BK'), s: storeS(0) };
       const first = k === 0 ? `    workgroupBarrier();\n${secondStore(st)}\n    workgroupBarrier();\n` : '';
       return `${first}${next.f}\n${secondCompute(st)}\n    workgroupBarrier();\n${next.s}\n    workgroupBarrier();`;
     })
+    .concat(fuse ? [dqStage(fetchS(0, 'j0 + BK'), storeS(0))] : [])
     .join('\n');
   const colVec = (name: string, arr: string) =>
     range(nb)
@@ -455,7 +507,9 @@ ${rowSums('rs', (ir) => `rowsum[(b * P.Tq + ${ir}) * P.H + h]`)}`;
   const io = fwd
     ? `${accessors(spec, 'o', 'P.Tq', 'stO', true)}`
     : dkv
-      ? `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dk', 'P.Tk', 'stDK', true)}\n${accessors(spec, 'dv', 'P.Tk', 'stDV', true)}`
+      ? `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dk', 'P.Tk', 'stDK', true)}\n${accessors(spec, 'dv', 'P.Tk', 'stDV', true)}${
+          fuse ? `\n${atomicDq(D)}` : ''
+        }`
       : `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}`;
   // the column tiles a workgroup visits, [kt0, ktEnd)
   const colRange = dkv
@@ -531,4 +585,43 @@ ${secondPhase}
 ${epilogue}
 }
 `;
+}
+
+/**
+ * `addDq4(b, t, h, g, x0..x3)`: dQ[b, t + u, h, 4g..4g+3] += scale·x_u for the queries t + u < Tq,
+ * on `dq` bound as `array<atomic<u32>>` (f32 bits; WGSL has no float atomics, so compare-exchange).
+ * For a full group of four queries the 16 loads are issued together, then the 16 exchanges (two
+ * round trips to L2 instead of 32 when nothing collides); an exchange that lost a race retries
+ * in `addF`'s loop.
+ */
+function atomicDq(D: number): string {
+  const idx = (u: number, k: number) => `i + ${u}u * P.H * ${D}u + ${k}u`;
+  const uk = range(4).flatMap((u) => range(4).map((k) => [u, k] as const));
+  const val = (u: number, k: number) => `x${u}.${comp[k]} * P.scale`;
+  return `fn addF(i: u32, x: f32) {
+  if (x == 0.0) { return; }
+  var old = atomicLoad(&dq[i]);
+  loop {
+    let r = atomicCompareExchangeWeak(&dq[i], old, bitcast<u32>(bitcast<f32>(old) + x));
+    if (r.exchanged) { break; }
+    old = r.old_value;
+  }
+}
+fn addDq4(b: u32, t: u32, h: u32, g: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>) {
+  let i = ((b * P.Tq + t) * P.H + h) * ${D}u + g * 4u;
+  if (t + 3u < P.Tq) {
+${uk.map(([u, k]) => `    let o${u}${k} = atomicLoad(&dq[${idx(u, k)}]);`).join('\n')}
+${uk.map(([u, k]) => `    let r${u}${k} = atomicCompareExchangeWeak(&dq[${idx(u, k)}], o${u}${k}, bitcast<u32>(bitcast<f32>(o${u}${k}) + ${val(u, k)}));`).join('\n')}
+${uk.map(([u, k]) => `    if (!r${u}${k}.exchanged) { addF(${idx(u, k)}, ${val(u, k)}); }`).join('\n')}
+    return;
+  }
+${range(4)
+  .map(
+    (u) =>
+      `  if (t + ${u}u < P.Tq) {\n${range(4)
+        .map((k) => `    addF(${idx(u, k)}, ${val(u, k)});`)
+        .join('\n')}\n  }`,
+  )
+  .join('\n')}
+}`;
 }

@@ -914,33 +914,90 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// δ
+
+/**
+ * `delta[row] = Σ_d o[row, d]·dO[row, d]` over the `rows = B·Tq·H` rows of length `Dr`: 16
+ * threads per row (coalesced, each summing every 16th element), then a 16-lane tree in workgroup
+ * memory; 16 rows per workgroup on a folded grid.
+ */
+export function foxDeltaWGSL(): string {
+  return `var<workgroup> sh: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wg_linear(wid, nwg) * 16u + lid / 16u;
+  let lane = lid % 16u;
+  var s = 0.0;
+  if (row < P.rows) {
+    for (var c = lane; c < P.Dr; c += 16u) {
+      s += o[row * P.Dr + c + P.o_offset] * dout[row * P.Dr + c + P.dout_offset];
+    }
+  }
+  sh[lid] = s;
+  workgroupBarrier();
+  for (var w = 8u; w > 0u; w >>= 1u) {
+    if (lane < w) { sh[lid] += sh[lid + w]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && row < P.rows) { delta[row] = sh[lid]; }
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // dlogF
 
 /**
- * One thread per (b, h): `dlogF_t = Σ_{s ≥ t} (rowsum_{s−off} − colsum_s)` as a reverse scan with
- * Kahan compensation (the sum cancels to ~0 at t = 0, so plain float32 accumulation over long
- * sequences would lose the small values). Inputs `rowsum [B,Tq,H]`, `colsum [B,Tk,H]`; output
- * `dlogf [B,Tk,H]`.
+ * `dlogF_t = Σ_{s ≥ t} (rowsum_{s−off} − colsum_s)` (rowsum left out when `rows` is false: it is 0
+ * up to rounding) as a reverse scan, one workgroup of 256 threads per (b, h): each thread sums a
+ * contiguous chunk with Kahan compensation, the chunk totals are suffix-scanned in workgroup
+ * memory, then each thread rescans its chunk from the later chunks' total (compensated again: the
+ * sum cancels to ~0 at t = 0, so plain float32 accumulation over long sequences would lose the
+ * small values). Inputs `rowsum [B,Tq,H]`, `colsum [B,Tk,H]`; output `dlogf [B,Tk,H]`; grid [B·H].
  */
-export function foxDlogfWGSL(): string {
-  return `@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let bh = gid.x;
-  if (bh >= P.BH) { return; }
+export function foxDlogfWGSL(rows: boolean): string {
+  return `var<workgroup> tot: array<f32, 256>;
+fn term(b: u32, t: u32, h: u32, off: u32) -> f32 {
+  var x = -colsum[(b * P.Tk + t) * P.H + h + P.colsum_offset];
+${rows ? '  if (t >= off) { x += rowsum[(b * P.Tq + t - off) * P.H + h + P.rowsum_offset]; }\n' : ''}  return x;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let bh = wid.x;
   let b = bh / P.H;
   let h = bh % P.H;
   let off = P.Tk - P.Tq;
+  let L = (P.Tk + 255u) / 256u;
+  let t0 = min(lid * L, P.Tk);
+  let t1 = min(t0 + L, P.Tk);
   var s = 0.0;
   var c = 0.0;
-  for (var n = 0u; n < P.Tk; n++) {
-    let t = P.Tk - 1u - n;
-    var x = -colsum[(b * P.Tk + t) * P.H + h + P.colsum_offset];
-    if (t >= off) { x += rowsum[(b * P.Tq + t - off) * P.H + h + P.rowsum_offset]; }
-    let y = x - c;
+  for (var t = t0; t < t1; t++) {
+    let y = term(b, t, h, off) - c;
     let u = s + y;
     c = (u - s) - y;
     s = u;
-    dlogf[(b * P.Tk + t) * P.H + h] = s;
+  }
+  tot[lid] = s;
+  workgroupBarrier();
+  for (var o = 1u; o < 256u; o <<= 1u) {
+    var v = 0.0;
+    if (lid + o < 256u) { v = tot[lid + o]; }
+    workgroupBarrier();
+    tot[lid] += v;
+    workgroupBarrier();
+  }
+  var acc = 0.0;
+  if (lid < 255u) { acc = tot[lid + 1u]; }
+  c = 0.0;
+  for (var n = t1; n > t0; n--) {
+    let t = n - 1u;
+    let y = term(b, t, h, off) - c;
+    let u = acc + y;
+    c = (u - acc) - y;
+    acc = u;
+    dlogf[(b * P.Tk + t) * P.H + h] = acc;
   }
 }
 `;
