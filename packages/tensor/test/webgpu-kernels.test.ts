@@ -267,6 +267,80 @@ describe.skipIf(!gpu)('webgpu reductions', () => {
     expect(Array.from(g)).toEqual(Array.from(c));
   });
 
+  it('short rows (33..1024 elements, several rows per workgroup) match the cpu', async () => {
+    const check = async (label: string, spec: ViewSpec, axes: number[], out: number, dtypes = ['float32'] as DType[]) => {
+      for (const dtype of dtypes) {
+        const sp = { ...spec, dtype, data: dtype === 'float32' ? spec.data : values(spec.data.length, dtype, out) };
+        for (const op of axes.length === 1 ? ops : ops.filter((o) => o !== 'argmax')) {
+          const outDtype: DType = op === 'argmax' ? 'int32' : dtype;
+          const [g, c] = await both(gpu!, [sp], (b, [x]) => b.reduce(op, x, axes), outDtype, out);
+          const msg = `${op} ${dtype} ${label}`;
+          if (dtype === 'float32') expect(mismatch(g, c, 1e-5, 1e-5), msg).toBeNull();
+          else expect(Array.from(g), msg).toEqual(Array.from(c));
+        }
+      }
+    };
+    // 4, 4, 4, 16, 32 lanes; 1025 is the first long row
+    for (const L of [33, 64, 100, 257, 1000, 1025]) {
+      const spec: ViewSpec = { data: values(37 * L, 'float32', L), dtype: 'float32', shape: [37, L] };
+      await check(`[37,${L}]`, spec, [1], 37, ['float32', 'int32', 'uint32']);
+    }
+    // x[1:, ::2, 5:105] of a [6, 8, 130] buffer: strided kept axes, an offset, one or two reduced axes
+    const base = values(6 * 8 * 130, 'float32', 11);
+    const sliced: ViewSpec = { data: base, dtype: 'float32', shape: [5, 4, 100], strides: [1040, 260, 1], offset: 1045 };
+    await check('sliced rows', sliced, [2], 20, ['float32', 'int32']);
+    await check('sliced, two reduced axes', sliced, [1, 2], 5);
+    // reduced elements two apart (still a row pass: the kept axis is not the inner one)
+    const stepped: ViewSpec = { data: values(12000, 'float32', 12), dtype: 'float32', shape: [40, 100], strides: [300, 2], offset: 1 };
+    await check('stepped rows', stepped, [1], 40);
+    const bools: ViewSpec = { data: values(50 * 64, 'bool', 13), dtype: 'bool', shape: [50, 64] };
+    const [g, c] = await both(gpu!, [bools], (b, [x]) => b.reduce('sum', x, [1]), 'int32', 50);
+    expect(Array.from(g)).toEqual(Array.from(c));
+  });
+
+  it('short rows: argmax ties and NaNs, max/min NaN, argmax partials of a long row', async () => {
+    const L = 64;
+    const data = new Float32Array(6 * L).fill(1);
+    data.fill(2, 0, L); // row 0: all tied → 0
+    data[L + 50] = 5; // row 1: tie at 10 (lane 2) and 50 (lane 2, later) → 10
+    data[L + 10] = 5;
+    data[2 * L + 3] = 9; // row 2: NaN beats the maximum → 40
+    data[2 * L + 40] = Number.NaN;
+    data[3 * L + 60] = Number.NaN; // row 3: first NaN → 20
+    data[3 * L + 20] = Number.NaN;
+    data[4 * L + L - 1] = 3; // row 4: the last element
+    data[5 * L + 9] = 4; // row 5: tie across lanes (9 in lane 1, 2 in lane 2) → 2
+    data[5 * L + 2] = 4;
+    const spec: ViewSpec = { data, dtype: 'float32', shape: [6, L] };
+    const [g, c] = await both(gpu!, [spec], (b, [x]) => b.reduce('argmax', x, [1]), 'int32', 6);
+    expect(Array.from(g)).toEqual([0, 10, 40, 20, L - 1, 2]);
+    expect(Array.from(g)).toEqual(Array.from(c));
+    for (const op of ['max', 'min'] as ReduceOp[]) {
+      const [gm, cm] = await both(gpu!, [spec], (b, [x]) => b.reduce(op, x, [1]), 'float32', 6);
+      expect(Number.isNaN(gm[2]) && Number.isNaN(gm[3]), op).toBe(true);
+      expect(mismatch(gm, cm, 0, 0), op).toBeNull();
+    }
+    // [2, 200000]: 49 partials per row, reduced by a short-row pass that carries the indices
+    const long = new Float32Array(400000).fill(-1);
+    long[123457] = 7;
+    long[199999] = 7;
+    long[200000 + 150001] = Number.NaN;
+    long[200000 + 5] = Number.NaN;
+    const lspec: ViewSpec = { data: long, dtype: 'float32', shape: [2, 200000] };
+    const [gl, cl] = await both(gpu!, [lspec], (b, [x]) => b.reduce('argmax', x, [1]), 'int32', 2);
+    expect(Array.from(gl)).toEqual([123457, 5]);
+    expect(Array.from(gl)).toEqual(Array.from(cl));
+  });
+
+  it('short rows over more than 65535 workgroups (folded grid)', async () => {
+    // 4.2M overlapping rows of 33 (row i starts at element i): 65625 workgroups of 64 rows
+    const O = 4_200_000;
+    const L = 33;
+    const spec: ViewSpec = { data: values(O + L - 1, 'int32', 14), dtype: 'int32', shape: [O, L], strides: [1, 1] };
+    const [g, c] = await both(gpu!, [spec], (b, [x]) => b.reduce('sum', x, [1]), 'int32', O);
+    expect(mismatch(g, c, 0, 0)).toBeNull();
+  });
+
   it('argmax: first maximum wins ties, NaN counts as the maximum', async () => {
     const data = new Float32Array(3000).fill(1);
     data[1500] = 5;
