@@ -66,7 +66,10 @@ await time('forward kernel', 10, () => {
   return [r.o, r.lse2];
 });
 const { o, lse2 } = foxForwardWebGPU(gpu, q, k, v, lam, null, dims, scale);
-await time('δ = Σ o·dO (sum(mul(o, dO), -1))', 20, () => [sum(mul(o, dO), -1)]);
+await time('δ = Σ o·dO (sum(mul(o, dO), -1))', 20, () => {
+  const m = mul(o, dO);
+  return [m, sum(m, -1)];
+});
 await time('δ = Σ o·dO (fox_delta kernel)', 20, () => [foxDeltaWebGPU(gpu, o, dO, dims)]);
 const delta = sum(mul(o, dO), -1);
 const grads = (g: ReturnType<typeof foxBackwardWebGPU>) => [
