@@ -1,17 +1,7 @@
 import { cast, contiguousStrides, fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgate/tensor';
 import type { FoxDims } from './blocks.js';
-import {
-  ACP_TILE,
-  acpBoundsWGSL,
-  chooseTiles,
-  type FoxKernelSpec,
-  type FoxTileConfig,
-  foxBwdKVWGSL,
-  foxBwdQWGSL,
-  foxDeltaWGSL,
-  foxDlogfWGSL,
-  foxForwardWGSL,
-} from './wgsl.js';
+import { ACP_TILE, chooseTiles, type FoxKernelSpec, type FoxTileConfig, foxBwdKVWGSL, foxBwdQWGSL, foxForwardWGSL } from './wgsl.js';
+import { acpBoundsWGSL, foxDeltaWGSL, foxDlogfWGSL } from './wgsl-small.js';
 import { type FoxWideConfig, foxBwdKVWideWGSL, foxBwdQWideWGSL, foxForwardWideWGSL, WIDE_ROWS, wideFit, wideThreads } from './wgsl-wide.js';
 
 /**
