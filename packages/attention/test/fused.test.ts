@@ -48,6 +48,17 @@ describe.each(shapes)('B=%i Tq=%i Tk=%i H=%i D=%i', (B, Tq, Tk, H, D, gate) => {
   });
 });
 
+describe('a long sequence on webgpu', () => {
+  // T = 3001: the dlogF scan gives each of its 256 threads a 12-element chunk (the last ones
+  // partial) and carries the later chunks' total into each; gates in [-1, 3] keep long memories
+  it.skipIf(!gpu)('fused webgpu matches the fused float64 cpu kernel, dlogF included', async () => {
+    const p = problem(1, 2990, 3001, 1, 8, 5, [-1, 3], 0.5);
+    const want = await runFox(p, 'cpu', 'float64', { impl: 'fused' });
+    const got = await runFox(p, gpu as Backend, 'float32', { impl: 'fused' });
+    expect(compareResults(got, want)).toEqual(ALL_CLOSE);
+  });
+});
+
 describe('softmax attention (no forget gate)', () => {
   const p = problem(2, 19, 40, 2, 20, 99);
   const reference = runFox(p, 'cpu', 'float64', { impl: 'reference', gated: false });
