@@ -6,6 +6,7 @@
  * profile.mjs: `node profile.mjs [T] [DIR]` writes DIR/profile.json.
  */
 import { writeFileSync } from 'node:fs';
+import { benchProblem } from '../../apps/cli/src/bench/attention.js';
 import {
   foxBackwardWebGPU,
   foxDeltaWebGPU,
@@ -14,19 +15,7 @@ import {
   foxTilesFor,
   setFoxTiles,
 } from '../../packages/attention/src/forgetting/webgpu.js';
-import {
-  add,
-  cumsum,
-  emptyCache,
-  initWebGPU,
-  logsigmoid,
-  mul,
-  randomNormal,
-  randomUniform,
-  sum,
-  type Tensor,
-  tensor,
-} from '../../packages/tensor/src/index.js';
+import { cumsum, emptyCache, initWebGPU, mul, sum, type Tensor } from '../../packages/tensor/src/index.js';
 
 const T = Number(process.argv[2] ?? 16384);
 const outDir = process.argv[3];
@@ -34,18 +23,7 @@ const [B, H, D] = [4, 16, 64];
 const gpu = await initWebGPU();
 const dims = { B, Tq: T, Tk: T, H, D };
 const scale = 1 / Math.sqrt(D);
-const shape = [B, T, H, D];
-const q = randomNormal([11, T], shape, { backend: gpu });
-const k = randomNormal([12, T], shape, { backend: gpu });
-const v = randomNormal([13, T], shape, { backend: gpu });
-const dO = randomNormal([14, T], shape, { backend: gpu });
-const u = randomUniform([15, T], [B, T, H], { backend: gpu, low: 0, high: 5 });
-const offsets = tensor(
-  Float32Array.from({ length: H }, (_, h) => (h < H / 2 ? 5 : 0)),
-  [H],
-  { backend: gpu },
-);
-const logF = logsigmoid(add(u, offsets));
+const { q, k, v, dO, logF } = benchProblem(gpu, B, T, H, D);
 const rows: { piece: string; ms: number }[] = [];
 
 async function time(piece: string, n: number, run: () => Tensor[]): Promise<void> {

@@ -110,6 +110,28 @@ function deviceName(gpu: WebGPUBackend): string {
   return [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(' / ');
 }
 
+/**
+ * The benchmark's problem: q, k, v, dO ~ N(0,1) `[B,T,H,D]` (seeded by T), and logF = logsigmoid of
+ * logits ~U(5,10) for the first half of the heads and ~U(0,5) for the rest (as a trained model's).
+ */
+export function benchProblem(gpu: WebGPUBackend, B: number, T: number, H: number, D: number) {
+  const shape = [B, T, H, D];
+  const q = randomNormal([11, T], shape, { backend: gpu });
+  const k = randomNormal([12, T], shape, { backend: gpu });
+  const v = randomNormal([13, T], shape, { backend: gpu });
+  const dO = randomNormal([14, T], shape, { backend: gpu });
+  const u = randomUniform([15, T], [B, T, H], { backend: gpu, low: 0, high: 5 });
+  const offsets = tensor(
+    Float32Array.from({ length: H }, (_, h) => (h < H / 2 ? 5 : 0)),
+    [H],
+    { backend: gpu },
+  );
+  const logits = add(u, offsets);
+  const logF = logsigmoid(logits);
+  for (const t of [u, offsets, logits]) t.dispose();
+  return { q, k, v, dO, logF };
+}
+
 export async function benchAttention(opts: AttentionBenchOptions = {}): Promise<BenchRow[]> {
   const sizes = opts.sizes ?? [2048, 8192, 16384];
   const B = opts.B ?? 4;
@@ -132,20 +154,7 @@ export async function benchAttention(opts: AttentionBenchOptions = {}): Promise<
   const variants: [string, FoxTileOverrides][] = [['auto', {}], ...Object.entries(extra)];
 
   for (const T of sizes) {
-    const shape = [B, T, H, D];
-    const q = randomNormal([11, T], shape, { backend: gpu });
-    const k = randomNormal([12, T], shape, { backend: gpu });
-    const v = randomNormal([13, T], shape, { backend: gpu });
-    const dO = randomNormal([14, T], shape, { backend: gpu });
-    const u = randomUniform([15, T], [B, T, H], { backend: gpu, low: 0, high: 5 });
-    const offsets = tensor(
-      Float32Array.from({ length: H }, (_, h) => (h < H / 2 ? 5 : 0)),
-      [H],
-      { backend: gpu },
-    );
-    const logits = add(u, offsets);
-    const logF = logsigmoid(logits);
-    for (const t of [u, offsets, logits]) t.dispose();
+    const { q, k, v, dO, logF } = benchProblem(gpu, B, T, H, D);
     const params = { q, k, v, logF };
     // forward flops of causal attention (QKᵀ and PV on the causal half of the square)
     const fwdFlops = 2 * 2 * B * H * D * ((T * (T + 1)) / 2);

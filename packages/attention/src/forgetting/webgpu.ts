@@ -335,23 +335,22 @@ export function foxBackwardWebGPU(
     uniforms: uniforms(dims, scale, tiles.dkv),
     workgroups: [Math.ceil(Tk / (tiles.wideDkv ? WIDE_ROWS : tiles.dkv.bk)), B * H],
   });
-  if (fused) {
-    for (const t of temps) t.dispose();
-    return { dq: kv[gated ? 3 : 2], dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: null };
-  }
-  const qg = backend.runKernelTensors({
-    name: 'fox_backward_dq',
-    code: tiles.wideDq ? cachedWide('dq', qSpec, tiles.wideDq) : cached('dq', qSpec, foxBwdQWGSL),
-    inputs: bounds ? [...common, { name: 'first', data: bounds.first }] : common,
-    outputs: [
-      { name: 'dq', shape: [B, Tq, H, D], dtype: 'float32', elem: elemOf(qSpec) },
-      ...(gated ? [{ name: 'rowsum', shape: [B, Tq, H], dtype: 'float32' as const }] : []),
-    ],
-    uniforms: uniforms(dims, scale, tiles.dq),
-    workgroups: [Math.ceil(Tq / (tiles.wideDq ? WIDE_ROWS : tiles.dq.bq)), B * H],
-  });
+  const qg = fused
+    ? null
+    : backend.runKernelTensors({
+        name: 'fox_backward_dq',
+        code: tiles.wideDq ? cachedWide('dq', qSpec, tiles.wideDq) : cached('dq', qSpec, foxBwdQWGSL),
+        inputs: bounds ? [...common, { name: 'first', data: bounds.first }] : common,
+        outputs: [
+          { name: 'dq', shape: [B, Tq, H, D], dtype: 'float32', elem: elemOf(qSpec) },
+          ...(gated ? [{ name: 'rowsum', shape: [B, Tq, H], dtype: 'float32' as const }] : []),
+        ],
+        uniforms: uniforms(dims, scale, tiles.dq),
+        workgroups: [Math.ceil(Tq / (tiles.wideDq ? WIDE_ROWS : tiles.dq.bq)), B * H],
+      });
   for (const t of temps) t.dispose();
-  return { dq: qg[0], dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: gated ? qg[1] : null };
+  const dq = qg ? qg[0] : kv[gated ? 3 : 2];
+  return { dq, dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: gated && qg ? qg[1] : null };
 }
 
 /** `δ [B,Tq,H]` = Σ_d o·dO (the backward's row terms), for o and dO `[B,Tq,H,D]`. */
