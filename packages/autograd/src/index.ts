@@ -9,5 +9,5 @@ export { type AuxOf, type GradOptions, grad, type LossOutput, type ValueAndGrad,
 export { type GradcheckInputReport, type GradcheckOptions, type GradcheckReport, gradcheck } from './gradcheck.js';
 export { noGrad, stopGradient } from './nograd.js';
 export { type NodeValues, type Rule, rules, type Save } from './rules.js';
-export { mapTree, type Params, treeLeaves } from './tree.js';
+export { flattenTree, mapTree, type Params, treeLeaves, unflattenTree } from './tree.js';
 export { unbroadcast } from './unbroadcast.js';
