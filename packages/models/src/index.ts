@@ -1,16 +1,43 @@
 /**
- * @foxgate/models — layers and models as pure functions of parameter trees: `initX(key, …)`
- * returns a plain record of tensors, `x(params, input)` applies it.
+ * @foxgate/models — the FoX paper's models (Transformer++, FoX, FoX-Pro, Transformer-Pro) and
+ * their layers as pure functions of parameter trees: `initX(key, …)` returns a plain record of
+ * tensors, `x(params, input)` applies it. Parameter trees flatten to the official state_dict
+ * names, so checkpoints are safetensors files that the official code and ours read alike.
  */
 
 export const PACKAGE = '@foxgate/models';
 
+export { type AttentionParams, attentionLayer, DOC_RESET_LOGF, type LayerContext, QK_NORM_EPS } from './attention-layer.js';
 export {
-  type InitOptions,
-  initLinear,
-  type LinearInitOptions,
-  type LinearParams,
-  linear,
-} from './layers/linear.js';
-export { initRMSNorm, RMS_NORM_EPS, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
-export { initSwiGLU, type SwiGLUInitOptions, type SwiGLUParams, swiglu } from './layers/swiglu.js';
+  type ConfigInput,
+  headDim,
+  intermediateSize,
+  MODEL_DEFAULTS,
+  MODEL_NAMES,
+  type ModelConfig,
+  type ModelName,
+  modelConfig,
+  officialConfigJson,
+  PRESET_NAMES,
+  PRESETS,
+  type PresetName,
+} from './config.js';
+export { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
+export { type InitOptions, initLinear, type LinearInitOptions, type LinearParams, linear } from './layers/linear.js';
+export { headRmsNorm, initRMSNorm, RMS_NORM_EPS, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
+export { ROPE_BASE, type RopeOptions, rope, ropeTables } from './layers/rope.js';
+export { initShiftLinear, type ShiftLinearParams, shiftLinear } from './layers/shift.js';
+export { initSwiGLU, mlpHidden, type SwiGLUInitOptions, type SwiGLUParams, swiglu } from './layers/swiglu.js';
+export {
+  createModel,
+  type ForwardOptions,
+  type ForwardStats,
+  type InitModelOptions,
+  type LayerParams,
+  type LossOptions,
+  type Model,
+  type ModelParams,
+} from './model.js';
+export { fox, foxPro, transformer, transformerPro } from './models.js';
+export { countParams, paramShapes } from './shapes.js';
+export { checkParams, paramProblems } from './tree-check.js';

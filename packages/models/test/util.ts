@@ -60,3 +60,5 @@ export function stats(xs: ArrayLike<number>): { mean: number; std: number } {
   for (let i = 0; i < xs.length; i++) v += (xs[i] - mean) ** 2;
   return { mean, std: Math.sqrt(v / xs.length) };
 }
+
+export { repoRoot } from '../../attention/test/util/golden.js';

@@ -1,43 +1,65 @@
-import { fail, fmtShape, ones, rmsNorm, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, mul, ones, reshape, rmsNorm, type Tensor } from '@foxgate/tensor';
 import { checkDim, checkFloat, checkTensor, fmtTensor } from '../check.js';
 import type { InitOptions } from './linear.js';
 
-/** Parameters of an RMSNorm layer: a learned per-feature gain. */
+/** Parameters of an RMSNorm layer: a learned per-feature gain (PyTorch name `weight`). */
 export interface RMSNormParams {
   /** Gain `[dim]`, initialised to ones. */
-  g: Tensor;
+  weight: Tensor;
 }
 
 /** Default epsilon of RMSNorm layers (the Transformer++/FoX blocks and final norm use 1e-6). */
 export const RMS_NORM_EPS = 1e-6;
 
-/** Initialises an RMSNorm layer over the last `dim` features: `g = 1`. */
+/** Initialises an RMSNorm layer over `dim` features: `weight = 1`. */
 export function initRMSNorm(dim: number, opts: InitOptions = {}): RMSNormParams {
   checkDim('initRMSNorm', 'dim', dim);
   const dtype = opts.dtype ?? 'float32';
   checkFloat('initRMSNorm', 'dtype', dtype);
-  return { g: ones([dim], { dtype, backend: opts.backend }) };
+  return { weight: ones([dim], { dtype, backend: opts.backend }) };
+}
+
+function checkNorm(op: string, p: RMSNormParams, x: Tensor, eps: number): void {
+  if (p === null || typeof p !== 'object') fail(op, `p must be {weight}, got ${p === null ? 'null' : typeof p}`);
+  checkTensor(op, 'p.weight', p.weight);
+  checkTensor(op, 'x', x);
+  if (p.weight.rank !== 1) fail(op, `p.weight must be [dim], got ${fmtShape(p.weight.shape)}`);
+  checkFloat(op, 'x', x.dtype);
+  if (x.dtype !== p.weight.dtype) fail(op, `dtypes differ: x ${fmtTensor(x)} and p.weight ${fmtTensor(p.weight)}`);
+  if (x.backend !== p.weight.backend) fail(op, `x lives on ${x.backend.name} but p.weight on ${p.weight.backend.name}; move one with toBackend()`);
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) fail(op, `eps must be a finite number >= 0, got ${String(eps)}`);
 }
 
 /**
- * `x / √(mean(x², -1) + eps) · g` over the last axis of `x` `[..., dim]` (tensor's `rmsNorm`
- * composite, differentiable in both `x` and `g`). `eps` defaults to `RMS_NORM_EPS` (1e-6).
+ * `x / √(mean(x², -1) + eps) · weight` over the last axis of `x` `[..., dim]` (tensor's `rmsNorm`
+ * composite, differentiable in `x` and `weight`). `eps` defaults to `RMS_NORM_EPS` (1e-6).
  */
 export function rmsNormLayer(p: RMSNormParams, x: Tensor, eps: number = RMS_NORM_EPS): Tensor {
   const op = 'rmsNormLayer';
-  if (p === null || typeof p !== 'object') fail(op, `p must be {g}, got ${p === null ? 'null' : typeof p}`);
-  checkTensor(op, 'p.g', p.g);
-  checkTensor(op, 'x', x);
-  if (p.g.rank !== 1) fail(op, `p.g must be [dim], got ${fmtShape(p.g.shape)}`);
-  if (x.rank < 1 || x.shape[x.rank - 1] !== p.g.shape[0]) {
-    fail(
-      op,
-      `x ${fmtShape(x.shape)} has last dim ${x.rank < 1 ? 'none' : x.shape[x.rank - 1]} but p.g ${fmtShape(p.g.shape)} expects ${p.g.shape[0]}`,
-    );
+  checkNorm(op, p, x, eps);
+  if (x.rank < 1 || x.shape[x.rank - 1] !== p.weight.shape[0]) {
+    fail(op, `x ${fmtShape(x.shape)} has last dim ${x.rank < 1 ? 'none' : x.shape[x.rank - 1]} but p.weight ${fmtShape(p.weight.shape)} expects ${p.weight.shape[0]}`);
   }
-  checkFloat(op, 'x', x.dtype);
-  if (x.dtype !== p.g.dtype) fail(op, `dtypes differ: x ${fmtTensor(x)} and p.g ${fmtTensor(p.g)}`);
-  if (x.backend !== p.g.backend) fail(op, `x lives on ${x.backend.name} but p.g on ${p.g.backend.name}; move one with toBackend()`);
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) fail(op, `eps must be a finite number >= 0, got ${String(eps)}`);
-  return rmsNorm(x, p.g, eps);
+  return rmsNorm(x, p.weight, eps);
+}
+
+/**
+ * Per-head RMSNorm of `x` `[..., H, D]`: each head's `D` features are normalised on their own,
+ * then scaled by `weight`, which is `[H·D]` (a gain per head and feature, the official
+ * `qk_norm` / `output_norm` layout) or `[D]` (shared across heads:
+ * `qk_norm_share_param_across_head`).
+ */
+export function headRmsNorm(p: RMSNormParams, x: Tensor, eps: number): Tensor {
+  const op = 'headRmsNorm';
+  checkNorm(op, p, x, eps);
+  if (x.rank < 2) fail(op, `x must be [..., H, D], got ${fmtShape(x.shape)}`);
+  const [H, D] = x.shape.slice(-2);
+  const n = p.weight.shape[0];
+  if (n !== H * D && n !== D) fail(op, `p.weight ${fmtShape(p.weight.shape)} must be [${H * D}] (per head) or [${D}] (shared) for x ${fmtShape(x.shape)}`);
+  const normed = rmsNorm(x, null, eps);
+  const w = n === D ? p.weight : reshape(p.weight, [H, D]);
+  const out = mul(normed, w);
+  normed.dispose();
+  if (w !== p.weight) w.dispose();
+  return out;
 }

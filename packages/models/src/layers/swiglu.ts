@@ -1,63 +1,63 @@
-import { fail, fmtShape, mul, type RngKeyLike, silu, split, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, mul, narrow, type RngKeyLike, silu, split, type Tensor } from '@foxgate/tensor';
 import { checkDim, fmtTensor } from '../check.js';
 import { applyLinear, checkLinear, checkLinearParams, type InitOptions, initLinear, type LinearParams } from './linear.js';
 
-/** Parameters of the Transformer++ (LLaMA) MLP: three bias-free projections. */
+/**
+ * Parameters of the Transformer++ (LLaMA) MLP in the official FoX layout: `gate_proj` fuses
+ * the gate and the up projection (`[2·hidden, dim]`: rows `0..hidden` gate, the rest up).
+ */
 export interface SwiGLUParams {
+  /** `[2·hidden, dim]`. */
+  gate_proj: LinearParams;
   /** `[dim, hidden]`. */
-  gate: LinearParams;
-  /** `[dim, hidden]`. */
-  up: LinearParams;
-  /** `[hidden, dim]`. */
-  down: LinearParams;
+  down_proj: LinearParams;
 }
 
 export interface SwiGLUInitOptions extends InitOptions {
-  /** Standard deviation of every projection; default `1/√fanIn` (`1/√dim` for gate/up, `1/√hidden` for down). */
+  /** Standard deviation of the weights; default 0.02. */
   std?: number;
 }
 
 /**
- * Initialises a SwiGLU MLP `dim → hidden → dim` without biases. `key` is split into three
- * (gate, up, down, in that order); each weight is `N(0, std²)` as in `initLinear`.
+ * The MLP width the official code derives from `dim` and the ratio r (4 for LLaMA blocks, 3.5
+ * for Pro blocks): `256·ceil(int(dim·r·2/3)/256)`.
  */
+export function mlpHidden(dim: number, ratio: number): number {
+  return 256 * Math.ceil(Math.trunc((dim * ratio * 2) / 3) / 256);
+}
+
+/** Initialises a bias-free SwiGLU MLP `dim → hidden → dim`; `key` is split into (gate_proj, down_proj). */
 export function initSwiGLU(key: RngKeyLike, dim: number, hidden: number, opts: SwiGLUInitOptions = {}): SwiGLUParams {
   checkDim('initSwiGLU', 'dim', dim);
   checkDim('initSwiGLU', 'hidden', hidden);
-  const [kGate, kUp, kDown] = split(key, 3);
+  const [kGate, kDown] = split(key, 2);
   const o = { dtype: opts.dtype, backend: opts.backend, std: opts.std };
-  return {
-    gate: initLinear(kGate, dim, hidden, o),
-    up: initLinear(kUp, dim, hidden, o),
-    down: initLinear(kDown, hidden, dim, o),
-  };
+  return { gate_proj: initLinear(kGate, dim, 2 * hidden, o), down_proj: initLinear(kDown, hidden, dim, o) };
 }
 
 /**
- * The Transformer++ MLP: `down(silu(x·W_gate) ⊙ (x·W_up))` for `x` `[..., dim]` → `[..., dim]`.
- * Biases are added when the projections have them.
+ * `down(silu(gate) ⊙ up)` with `[gate, up] = x·gate_projᵀ` split in halves, for `x` `[..., dim]`
+ * → `[..., dim]`.
  */
 export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
-  if (p === null || typeof p !== 'object') fail('swiglu', `p must be {gate, up, down}, got ${p === null ? 'null' : typeof p}`);
-  checkLinear('swiglu', 'p.gate', p.gate, x);
-  checkLinear('swiglu', 'p.up', p.up, x);
-  const hidden = p.gate.w.shape[1];
-  if (p.up.w.shape[1] !== hidden) fail('swiglu', `p.gate.w ${fmtShape(p.gate.w.shape)} and p.up.w ${fmtShape(p.up.w.shape)} differ`);
-  const dim = p.gate.w.shape[0];
-  const [downIn, downOut] = checkLinearParams('swiglu', 'p.down', p.down);
+  const op = 'swiglu';
+  if (p === null || typeof p !== 'object') fail(op, `p must be {gate_proj, down_proj}, got ${p === null ? 'null' : typeof p}`);
+  checkLinear(op, 'p.gate_proj', p.gate_proj, x);
+  const [two, dim] = p.gate_proj.weight.shape;
+  if (two % 2 !== 0) fail(op, `p.gate_proj.weight ${fmtShape(p.gate_proj.weight.shape)} must have an even first dim (gate and up halves)`);
+  const hidden = two / 2;
+  const [downIn, downOut] = checkLinearParams(op, 'p.down_proj', p.down_proj);
   if (downIn !== hidden || downOut !== dim) {
-    fail('swiglu', `p.down.w must be [${hidden},${dim}] for p.gate.w ${fmtShape(p.gate.w.shape)}, got ${fmtShape(p.down.w.shape)}`);
+    fail(op, `p.down_proj.weight must be [${dim},${hidden}] for p.gate_proj.weight ${fmtShape(p.gate_proj.weight.shape)}, got ${fmtShape(p.down_proj.weight.shape)}`);
   }
-  if (p.down.w.dtype !== x.dtype) fail('swiglu', `dtypes differ: x ${fmtTensor(x)} and p.down.w ${fmtTensor(p.down.w)}`);
-  if (p.down.w.backend !== x.backend) fail('swiglu', `x lives on ${x.backend.name} but p.down.w on ${p.down.w.backend.name}`);
-  const g = applyLinear(p.gate, x);
+  if (p.down_proj.weight.dtype !== x.dtype) fail(op, `dtypes differ: x ${fmtTensor(x)} and p.down_proj.weight ${fmtTensor(p.down_proj.weight)}`);
+  if (p.down_proj.weight.backend !== x.backend) fail(op, `x lives on ${x.backend.name} but p.down_proj.weight on ${p.down_proj.weight.backend.name}`);
+  const gu = applyLinear(p.gate_proj, x);
+  const g = narrow(gu, -1, 0, hidden);
+  const u = narrow(gu, -1, hidden, hidden);
   const a = silu(g);
-  g.dispose();
-  const u = applyLinear(p.up, x);
   const h = mul(a, u);
-  a.dispose();
-  u.dispose();
-  const out = applyLinear(p.down, h);
-  h.dispose();
+  const out = applyLinear(p.down_proj, h);
+  for (const t of [gu, g, u, a, h]) t.dispose();
   return out;
 }

@@ -1,0 +1,114 @@
+import { type AcpOptions, forgettingAttention, softmaxAttention } from '@foxgate/attention';
+import { cast, logsigmoid, mul, reshape, sigmoid, type Tensor, unsqueeze, where } from '@foxgate/tensor';
+import { headDim, type ModelConfig } from './config.js';
+import { applyLinear, type LinearParams } from './layers/linear.js';
+import { headRmsNorm, type RMSNormParams } from './layers/norm.js';
+import { rope } from './layers/rope.js';
+import { type ShiftLinearParams, shiftLinear } from './layers/shift.js';
+
+/** The attention sub-layer's parameters, by the official names (optional members per config). */
+export interface AttentionParams {
+  q_proj: LinearParams;
+  k_proj: LinearParams | ShiftLinearParams;
+  v_proj: LinearParams | ShiftLinearParams;
+  o_proj: LinearParams;
+  fgate_proj?: LinearParams;
+  ogate_proj?: LinearParams;
+  output_norm?: RMSNormParams;
+  q_norm?: RMSNormParams;
+  k_norm?: RMSNormParams;
+}
+
+/** QK-norm epsilon of the official FoX-Pro/Transformer-Pro blocks. */
+export const QK_NORM_EPS = 1e-5;
+
+/**
+ * The logF forced at a document start (`docStarts`): Λ drops by 100 there, so a query's weight
+ * on an earlier document's key is at most e^(2U − 100) of its own document's (U bounds the scaled
+ * q·k), and ACP prunes those tiles. Small enough in magnitude that Λ keeps f32 precision over many
+ * documents in a row.
+ */
+export const DOC_RESET_LOGF = -100;
+
+/** State a decoder hands to one attention layer (prefix keys/values; see the generation API). */
+export interface LayerContext {
+  acp?: boolean | AcpOptions;
+  impl?: 'fused' | 'reference';
+  /** bool `[B,T]`: true at a document start. */
+  docStarts?: Tensor | null;
+  /** The same as x's dtype (1 at a document start), for the token shift. */
+  docReset?: Tensor | null;
+  /** Position of the first row (RoPE offset). */
+  offset?: number;
+  stats?: boolean;
+}
+
+export interface LayerOutput {
+  out: Tensor;
+  /** logF `[B,T,H]` (FoX models), returned when stats are on. */
+  logF?: Tensor;
+  /** Fraction of the 64×64 tiles that ACP pruned (a float32 scalar), when stats are on. */
+  pruned?: Tensor;
+}
+
+function isShift(p: LinearParams | ShiftLinearParams): p is ShiftLinearParams {
+  return (p as ShiftLinearParams).shift_proj !== undefined;
+}
+
+function project(p: LinearParams | ShiftLinearParams, x: Tensor, H: number, reset: Tensor | null): Tensor {
+  if (!isShift(p)) return applyLinear(p, x);
+  const { out, raw } = shiftLinear(p, x, H, { reset });
+  raw.dispose();
+  return out;
+}
+
+/**
+ * One attention sub-layer on the normed hidden state `x` `[B,T,h]`: q/k/v projections (with the
+ * token shift where configured), QK-norm, RoPE, forgetting or softmax attention, output norm and
+ * gate, output projection.
+ */
+export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ctx: LayerContext): LayerOutput {
+  const [B, T] = x.shape;
+  const H = c.num_heads;
+  const D = headDim(c);
+  const reset = ctx.docReset ?? null;
+  const q0 = reshape(applyLinear(p.q_proj, x), [B, T, H, D]);
+  const k0 = reshape(project(p.k_proj, x, H, reset), [B, T, H, D]);
+  const v = reshape(project(p.v_proj, x, H, reset), [B, T, H, D]);
+  let q = q0;
+  let k = k0;
+  if (p.q_norm && p.k_norm) {
+    q = headRmsNorm(p.q_norm, q0, QK_NORM_EPS);
+    k = headRmsNorm(p.k_norm, k0, QK_NORM_EPS);
+  }
+  if (c.use_rope) {
+    const opts = { base: c.rope_base, offset: ctx.offset ?? 0 };
+    q = rope(q, opts);
+    k = rope(k, opts);
+  }
+  let o: Tensor;
+  let logF: Tensor | undefined;
+  let pruned: Tensor | undefined;
+  if (p.fgate_proj) {
+    const lf = logsigmoid(applyLinear(p.fgate_proj, x)); // [B,T,H]
+    logF = ctx.docStarts ? where(unsqueeze(ctx.docStarts, -1), DOC_RESET_LOGF, lf) : lf;
+    const opts = { acp: ctx.acp ?? false, impl: ctx.impl };
+    if (ctx.stats) {
+      const r = forgettingAttention(q, k, v, logF, { ...opts, stats: true });
+      o = r.out;
+      pruned = mul(r.stats.fraction, -1).add(1);
+    } else o = forgettingAttention(q, k, v, logF, opts);
+  } else {
+    o = softmaxAttention(q, k, v, { impl: ctx.impl });
+  }
+  if (p.output_norm) o = headRmsNorm(p.output_norm, o, c.norm_eps);
+  let flat = reshape(o, [B, T, H * D]);
+  if (p.ogate_proj) flat = mul(flat, sigmoid(applyLinear(p.ogate_proj, x)));
+  const out = applyLinear(p.o_proj, flat);
+  return { out, logF: ctx.stats ? logF : undefined, pruned };
+}
+
+/** docStarts as the float mask the token shift takes. */
+export function docResetOf(docStarts: Tensor, like: Tensor): Tensor {
+  return cast(docStarts, like.dtype);
+}

@@ -1,0 +1,59 @@
+import { concat, fail, fmtShape, mul, add, narrow, neg, type Tensor, tensor } from '@foxgate/tensor';
+import { checkTensor } from '../check.js';
+
+/** RoPE options: `base` (default 500000, the FoX models'), the position of the first row (`offset`, for decoding). */
+export interface RopeOptions {
+  base?: number;
+  offset?: number;
+}
+
+export const ROPE_BASE = 500000;
+
+/**
+ * The cos/sin tables `[T, D]` of rotate-half RoPE: angle(t, i) = (offset + t)·base^(−2i/D) for
+ * `i < D/2`, repeated for the second half. Computed in float64 on the host.
+ */
+export function ropeTables(T: number, D: number, opts: RopeOptions = {}): { cos: Float64Array; sin: Float64Array } {
+  const base = opts.base ?? ROPE_BASE;
+  const offset = opts.offset ?? 0;
+  const half = D / 2;
+  const cos = new Float64Array(T * D);
+  const sin = new Float64Array(T * D);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < half; i++) {
+      const a = (offset + t) * base ** (-(2 * i) / D);
+      cos[t * D + i] = cos[t * D + half + i] = Math.cos(a);
+      sin[t * D + i] = sin[t * D + half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * Rotate-half RoPE on `x` `[B, T, H, D]` (D even): `x·cos + rotate_half(x)·sin` with
+ * `rotate_half([x₁, x₂]) = [−x₂, x₁]` over the two halves of each head.
+ */
+export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
+  const op = 'rope';
+  checkTensor(op, 'x', x);
+  if (x.rank !== 4) fail(op, `x must be [B,T,H,D], got ${fmtShape(x.shape)}`);
+  const [, T, , D] = x.shape;
+  if (D % 2 !== 0) fail(op, `the head dim must be even, got ${D}`);
+  const base = opts.base ?? ROPE_BASE;
+  const offset = opts.offset ?? 0;
+  if (!(base > 0) || !Number.isFinite(base)) fail(op, `base must be a finite number > 0, got ${String(base)}`);
+  if (!Number.isInteger(offset) || offset < 0) fail(op, `offset must be an integer >= 0, got ${String(offset)}`);
+  const { cos, sin } = ropeTables(T, D, { base, offset });
+  const create = { dtype: x.dtype, backend: x.backend };
+  const c = tensor(x.dtype === 'float64' ? cos : Float32Array.from(cos), [T, 1, D], create);
+  const s = tensor(x.dtype === 'float64' ? sin : Float32Array.from(sin), [T, 1, D], create);
+  const x1 = narrow(x, -1, 0, D / 2);
+  const x2 = narrow(x, -1, D / 2, D / 2);
+  const n2 = neg(x2);
+  const rot = concat([n2, x1], -1);
+  const a = mul(x, c);
+  const b = mul(rot, s);
+  const out = add(a, b);
+  for (const t of [c, s, x1, x2, n2, rot, a, b]) t.dispose();
+  return out;
+}
