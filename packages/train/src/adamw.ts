@@ -1,6 +1,8 @@
-import { noGrad, stopGradient } from '@foxgate/autograd';
-import { add, dispose, div, fail, isFloat, mul, sqrt, sub, type Tensor, tidy, zerosLike } from '@foxgate/tensor';
-import { checkSameTree, zipMap } from './tree.js';
+import { mapTree, noGrad, stopGradient } from '@foxgate/autograd';
+import { dispose, fail, isFloat, type Tensor, tidy, zerosLike } from '@foxgate/tensor';
+import { type AdamWImpl, type AdamWStepCoefficients, adamwStep } from './optim/adamw-step.js';
+import { defaultDecayMask } from './optim/decay.js';
+import { checkSameTree, dottedPath, type PathSegment, zipMap } from './tree.js';
 
 /** Options of {@link adamw}. */
 export interface AdamWOptions {
@@ -11,12 +13,25 @@ export interface AdamWOptions {
   lr: number | ((step: number) => number);
   /** Decay rate of the first-moment average, in [0, 1). Default 0.9. */
   beta1?: number;
-  /** Decay rate of the second-moment average, in [0, 1). Default 0.999. */
+  /** Decay rate of the second-moment average, in [0, 1). Default 0.95 (LM training). */
   beta2?: number;
   /** Added to √v̂ in the denominator, > 0. Default 1e-8. */
   eps?: number;
-  /** Decoupled weight decay (`p ← p·(1 − lr·weightDecay)`), ≥ 0. Default 0.01. */
+  /** Decoupled weight decay (`p ← p·(1 − lr·weightDecay)`), ≥ 0. Default 0.1. */
   weightDecay?: number;
+  /**
+   * Which float leaves get weight decay: called with the leaf's dotted path
+   * (`model.layers.0.attn.fgate_proj.bias`; array indices and Map keys are path parts) and the
+   * parameter tensor, it returns `true` to decay. Default {@link defaultDecayMask}: rank ≥ 2 only
+   * (no decay on norm weights and biases).
+   */
+  decay?: (path: string, t: Tensor) => boolean;
+  /**
+   * `'fused'` (default): one pass per leaf — a typed-array loop on the CPU, one WGSL dispatch on
+   * WebGPU (float32); `'composed'`: elementwise tensor ops (the reference the tests hold the fused
+   * step to).
+   */
+  impl?: AdamWImpl;
 }
 
 /**
@@ -47,7 +62,7 @@ export interface AdamW<P> {
   updateAndDispose(params: P, grads: P, state: AdamWState<P>): { params: P; state: AdamWState<P> };
 }
 
-const OPTION_NAMES = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const;
+const OPTION_NAMES = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'decay', 'impl'] as const;
 
 function fmtValue(v: unknown): string {
   if (typeof v === 'number' || v === undefined) return String(v);
@@ -66,7 +81,7 @@ function resolveOptions(opts: AdamWOptions): Required<AdamWOptions> {
       fail('adamw', `unknown option ${JSON.stringify(key)} (the options are ${OPTION_NAMES.join(', ')})`);
     }
   }
-  const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01 } = opts;
+  const { lr, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1, decay = defaultDecayMask, impl = 'fused' } = opts;
   if (typeof lr !== 'function' && !(typeof lr === 'number' && Number.isFinite(lr) && lr > 0)) {
     fail('adamw', `lr must be a finite number > 0 or a schedule function, got ${fmtValue(lr)}`);
   }
@@ -80,13 +95,16 @@ function resolveOptions(opts: AdamWOptions): Required<AdamWOptions> {
   if (!(typeof weightDecay === 'number' && Number.isFinite(weightDecay) && weightDecay >= 0)) {
     fail('adamw', `weightDecay must be a finite number ≥ 0, got ${fmtValue(weightDecay)}`);
   }
-  return { lr, beta1, beta2, eps, weightDecay };
+  if (typeof decay !== 'function') fail('adamw', `decay must be a function (path, tensor) => boolean, got ${fmtValue(decay)}`);
+  if (impl !== 'fused' && impl !== 'composed') fail('adamw', `impl must be 'fused' or 'composed', got ${fmtValue(impl)}`);
+  return { lr, beta1, beta2, eps, weightDecay, decay, impl };
 }
 
 /**
  * The AdamW optimizer (Loshchilov & Hutter; PyTorch `torch.optim.AdamW` semantics) over a
  * parameter tree `P`: tensors nested in arrays, plain records and Maps, as taken and returned
- * by `valueAndGrad` from `@foxgate/autograd`. Per float tensor leaf, with `t = state.step + 1`:
+ * by `valueAndGrad` from `@foxgate/autograd`. Per float tensor leaf, with `t = state.step + 1`
+ * and `wd = weightDecay` where `decay(path, p)` holds, else 0:
  *
  * ```
  * m ← β1·m + (1 − β1)·g
@@ -94,9 +112,11 @@ function resolveOptions(opts: AdamWOptions): Required<AdamWOptions> {
  * p ← p·(1 − lr·wd) − lr · (m / (1 − β1ᵗ)) / (√(v / (1 − β2ᵗ)) + eps)
  * ```
  *
- * The update is composed from tensor ops on the parameters' backend (no readbacks; only the
- * step counter lives on the host), with autograd recording off and every temporary freed:
- * after `update` only the returned tensors are new. Non-float tensor leaves (int32, uint32,
+ * Defaults are those of LM training: β1 0.9, β2 0.95, weight decay 0.1 on rank ≥ 2 leaves only.
+ * The update of one leaf is one fused pass on the parameters' backend (a CPU loop, or one WGSL
+ * dispatch on WebGPU; `impl: 'composed'` uses elementwise ops), with no readbacks (only the
+ * step counter and the scalar coefficients live on the host), autograd recording off and every
+ * temporary freed: after `update` only the returned tensors are new. Non-float tensor leaves (int32, uint32,
  * bool) are not optimised: the new tree holds an alias of the same data (a new tensor object
  * over the same storage, no copy), and so does the new state. Non-tensor leaves (numbers,
  * strings, null, ...) are copied as they are. A tensor that appears at several positions is
@@ -108,7 +128,7 @@ function resolveOptions(opts: AdamWOptions): Required<AdamWOptions> {
  */
 export function adamw<P>(opts: AdamWOptions): AdamW<P> {
   const options = resolveOptions(opts);
-  const { lr, beta1, beta2, eps, weightDecay } = options;
+  const { lr, beta1, beta2, eps, weightDecay, decay, impl } = options;
 
   const lrAt = (t: number): number => {
     if (typeof lr === 'number') return lr;
@@ -121,10 +141,7 @@ export function adamw<P>(opts: AdamWOptions): AdamW<P> {
 
   const init = (params: P): AdamWState<P> => {
     checkSameTree('adamw', params, 'params', params, 'params');
-    return tidy(() => {
-      const [m, v] = zipMap([params], [0, 0], ([p]) => [zerosLike(p), zerosLike(p)]);
-      return { step: 0, m: m as P, v: v as P };
-    });
+    return tidy(() => ({ step: 0, m: mapTree(params, zerosLike) as P, v: mapTree(params, zerosLike) as P }));
   };
 
   const update = (params: P, grads: P, state: AdamWState<P>): { params: P; state: AdamWState<P> } => {
@@ -139,22 +156,21 @@ export function adamw<P>(opts: AdamWOptions): AdamW<P> {
     const t = step + 1;
     const rate = lrAt(t);
     const bc1 = 1 - beta1 ** t;
-    const bc2 = 1 - beta2 ** t;
-    const stepSize = rate / bc1;
-    const sqrtBc2 = Math.sqrt(bc2);
-    const decay = 1 - rate * weightDecay;
+    const base = { beta1, beta2, eps, stepSize: rate / bc1, sqrtBc2: Math.sqrt(1 - beta2 ** t) };
+    const decayed = { ...base, lrWd: rate * weightDecay };
+    const plain = { ...base, lrWd: 0 };
 
-    const leaf = ([p, g, m, v]: Tensor[]): Tensor[] => {
+    const coefficientsAt = (p: Tensor, path: string): AdamWStepCoefficients => {
+      if (weightDecay === 0) return plain;
+      const yes = decay(path, p);
+      if (typeof yes !== 'boolean') fail('adamw', `decay(${JSON.stringify(path)}) returned ${fmtValue(yes)}; it must return a boolean`);
+      return yes ? decayed : plain;
+    };
+
+    const leaf = ([p, g, m, v]: Tensor[], path: readonly PathSegment[]): Tensor[] => {
       if (!isFloat(p.dtype)) return [stopGradient(p), stopGradient(m), stopGradient(v)];
-      // One scope per leaf: a leaf's temporaries are freed before the next leaf is updated.
-      return tidy(() => {
-        const m1 = add(mul(m, beta1), mul(g, 1 - beta1));
-        const v1 = add(mul(v, beta2), mul(mul(g, g), 1 - beta2));
-        const denom = add(div(sqrt(v1), sqrtBc2), eps); // √v̂ + eps
-        const decayed = weightDecay === 0 ? p : mul(p, decay);
-        const p1 = sub(decayed, mul(div(m1, denom), stepSize));
-        return [p1, m1, v1];
-      });
+      // each leaf's temporaries are freed before the next leaf is updated
+      return adamwStep(p, g, m, v, coefficientsAt(p, dottedPath(path)), impl);
     };
 
     return noGrad(() =>

@@ -4,6 +4,9 @@ import { fail, fmtShape, type Tensor } from '@foxgate/tensor';
  * Walking several parameter trees of one structure at once (params, grads, optimizer state):
  * tensors nested in arrays, plain records and Maps, the structures `valueAndGrad` produces.
  * Other leaves (numbers, strings, booleans, null, undefined) are carried along unchanged.
+ * Single-tree walks (`mapTree`, `treeLeaves`, `flattenTree`) come from `@foxgate/autograd`;
+ * this file holds what that lacks: structure checks whose errors name both paths, and a map over
+ * several trees at once that hands each leaf its path.
  */
 
 export function isTensor(v: unknown): v is Tensor {
@@ -49,6 +52,14 @@ export function fmtPath(root: string, path: readonly PathSegment[]): string {
     else s += `.get(${typeof seg.mapKey === 'string' ? JSON.stringify(seg.mapKey) : String(seg.mapKey)})`;
   }
   return s;
+}
+
+/**
+ * The dotted name of a path, as checkpoints name tensors (`model.layers.0.attn.q_proj.weight`):
+ * record keys, array indices and Map keys (as `String(key)`) joined with dots.
+ */
+export function dottedPath(path: readonly PathSegment[]): string {
+  return path.map((seg) => ('index' in seg ? String(seg.index) : 'key' in seg ? seg.key : String(seg.mapKey))).join('.');
 }
 
 /**
@@ -118,22 +129,31 @@ export function checkSameTree(op: string, ref: unknown, refName: string, other: 
 
 /**
  * Maps `trees` (all of the structure of `trees[0]`, checked beforehand) to `outputs.length` new
- * trees of that structure: at each tensor position `fn(leaves)` gives the output tensors; at
- * each non-tensor leaf, output `k` copies the leaf of `trees[outputs[k]]`. Arrays stay arrays,
- * Maps stay Maps, other objects become plain records with the same own enumerable keys.
+ * trees of that structure: at each tensor position `fn(leaves, path)` gives the output tensors;
+ * at each non-tensor leaf, output `k` copies the leaf of `trees[outputs[k]]`. Arrays stay
+ * arrays, Maps stay Maps, other objects become plain records with the same own enumerable keys.
+ * `path` is the leaf's position, valid during the call only (format it with `fmtPath` or
+ * `dottedPath` there).
  */
-export function zipMap(trees: readonly unknown[], outputs: readonly number[], fn: (leaves: Tensor[]) => Tensor[]): unknown[] {
+export function zipMap(
+  trees: readonly unknown[],
+  outputs: readonly number[],
+  fn: (leaves: Tensor[], path: readonly PathSegment[]) => Tensor[],
+): unknown[] {
+  const path: PathSegment[] = [];
   const walk = (nodes: unknown[]): unknown[] => {
     const first = nodes[0];
     switch (kindOf(first)) {
       case 'tensor':
-        return fn(nodes as Tensor[]);
+        return fn(nodes as Tensor[], path);
       case 'leaf':
         return outputs.map((k) => nodes[k]);
       case 'array': {
         const outs = outputs.map(() => [] as unknown[]);
         for (let i = 0; i < (first as unknown[]).length; i++) {
+          path.push({ index: i });
           const r = walk(nodes.map((n) => (n as unknown[])[i]));
+          path.pop();
           for (let k = 0; k < r.length; k++) outs[k].push(r[k]);
         }
         return outs;
@@ -141,7 +161,9 @@ export function zipMap(trees: readonly unknown[], outputs: readonly number[], fn
       case 'map': {
         const outs = outputs.map(() => new Map<unknown, unknown>());
         for (const key of (first as Map<unknown, unknown>).keys()) {
+          path.push({ mapKey: key });
           const r = walk(nodes.map((n) => (n as Map<unknown, unknown>).get(key)));
+          path.pop();
           for (let k = 0; k < r.length; k++) outs[k].set(key, r[k]);
         }
         return outs;
@@ -149,7 +171,9 @@ export function zipMap(trees: readonly unknown[], outputs: readonly number[], fn
       default: {
         const outs = outputs.map(() => ({}) as Record<string, unknown>);
         for (const key of Object.keys(first as object)) {
+          path.push({ key });
           const r = walk(nodes.map((n) => (n as Record<string, unknown>)[key]));
+          path.pop();
           for (let k = 0; k < r.length; k++) outs[k][key] = r[k];
         }
         return outs;

@@ -16,7 +16,7 @@ import {
 } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
-import { type AdamWOptions, type AdamWState, adamw } from '../src/index.js';
+import { type AdamWOptions, type AdamWState, adamw, defaultDecayMask } from '../src/index.js';
 
 const gpu = (await testWebGPU()) as unknown as Backend | null;
 afterAll(destroyTestWebGPU);
@@ -42,10 +42,10 @@ function values(n: number, seed: number, lo = 0.5, hi = 1.5): number[] {
 
 /** The leaves of the test tree: name, shape, and the scale of their gradients. */
 const LEAVES = [
-  { name: 'layers[0].w', shape: [2, 3], gradScale: 1 },
-  { name: 'layers[0].b', shape: [3], gradScale: 1e-3 }, // small gradients: eps matters
-  { name: 'layers[1].w', shape: [3, 2], gradScale: 10 },
-  { name: 'scale', shape: [1], gradScale: 0.1 },
+  { name: 'layers[0].w', path: 'layers.0.w', shape: [2, 3], gradScale: 1 },
+  { name: 'layers[0].b', path: 'layers.0.b', shape: [3], gradScale: 1e-3 }, // small gradients: eps matters
+  { name: 'layers[1].w', path: 'layers.1.w', shape: [3, 2], gradScale: 10 },
+  { name: 'scale', path: 'scale', shape: [1], gradScale: 0.1 },
 ] as const;
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -66,9 +66,13 @@ function makeNet(data: number[][], dtype: DType, backend: string | Backend = 'cp
 }
 const leavesOf = (n: Net): Tensor[] => [n.layers[0].w, n.layers[0].b, n.layers[1].w, n.scale];
 
-/** The formula of the brief, one element at a time, in float64. */
+/** Whether leaf `l` is decayed under `opts` (the default mask: rank ≥ 2), asked with a stand-in tensor. */
+const decays = (opts: AdamWOptions, l: (typeof LEAVES)[number]) =>
+  (opts.decay ?? defaultDecayMask)(l.path, { rank: l.shape.length, shape: l.shape } as unknown as Tensor);
+
+/** The formula of the brief, one element at a time, in float64 (weight decay only where `decays`). */
 function reference(opts: AdamWOptions, steps: number) {
-  const { beta1: b1 = 0.9, beta2: b2 = 0.999, eps = 1e-8, weightDecay: wd = 0.01 } = opts;
+  const { beta1: b1 = 0.9, beta2: b2 = 0.95, eps = 1e-8, weightDecay } = opts;
   const p = paramData.map((a) => [...a]);
   const m = p.map((a) => a.map(() => 0));
   const v = p.map((a) => a.map(() => 0));
@@ -77,6 +81,7 @@ function reference(opts: AdamWOptions, steps: number) {
     const lr = typeof opts.lr === 'number' ? opts.lr : opts.lr(t);
     const g = gradData(step);
     for (let l = 0; l < p.length; l++) {
+      const wd = decays(opts, LEAVES[l]) ? (weightDecay ?? 0.1) : 0;
       for (let i = 0; i < p[l].length; i++) {
         m[l][i] = b1 * m[l][i] + (1 - b1) * g[l][i];
         v[l][i] = b2 * v[l][i] + (1 - b2) * g[l][i] * g[l][i];
@@ -120,9 +125,13 @@ function maxRel(actual: number[][], expected: number[][], floor = 1): number {
 
 const schedule = (t: number) => 0.05 * Math.min(1, t / 2) * (1 + 0.1 * Math.cos(t)); // warmup + wobble
 const CASES: [string, AdamWOptions][] = [
-  ['defaults (lr 1e-3, weight decay 0.01)', { lr: 1e-3 }],
-  ['a schedule, weight decay 0.1, eps 1e-3', { lr: schedule, beta1: 0.8, beta2: 0.95, eps: 1e-3, weightDecay: 0.1 }],
+  ['defaults (lr 1e-3, betas 0.9/0.95, weight decay 0.1 on matrices)', { lr: 1e-3 }],
+  [
+    'a schedule, weight decay 0.3 on every leaf, eps 1e-3',
+    { lr: schedule, beta1: 0.8, beta2: 0.999, eps: 1e-3, weightDecay: 0.3, decay: () => true },
+  ],
   ['no weight decay, beta1 0', { lr: 0.02, beta1: 0, weightDecay: 0 }],
+  ['decay by path (only layers.1.w), composed ops', { lr: 0.01, decay: (path) => path === 'layers.1.w', impl: 'composed' }],
 ];
 
 // ---- tests --------------------------------------------------------------------------------------
@@ -299,8 +308,10 @@ describe('adamw: errors', () => {
       [{ lr: 1e-3, weightDecay: -0.01 }, 'adamw: weightDecay must be a finite number ≥ 0, got -0.01'],
       [
         { lr: 1e-3, weight_decay: 0.1 } as AdamWOptions,
-        'adamw: unknown option "weight_decay" (the options are lr, beta1, beta2, eps, weightDecay)',
+        'adamw: unknown option "weight_decay" (the options are lr, beta1, beta2, eps, weightDecay, decay, impl)',
       ],
+      [{ lr: 1e-3, decay: true as unknown as () => boolean }, 'adamw: decay must be a function (path, tensor) => boolean, got true'],
+      [{ lr: 1e-3, impl: 'gpu' as 'fused' }, "adamw: impl must be 'fused' or 'composed', got \"gpu\""],
     ];
     for (const [opts, msg] of bad) expect(message(() => adamw(opts))).toBe(msg);
     // the edges that are allowed

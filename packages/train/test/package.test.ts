@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { adamw, PACKAGE } from '../src/index.js';
+import { adamw, defaultDecayMask, PACKAGE } from '../src/index.js';
 
 describe('@foxgate/train', () => {
   it('is wired into the workspace and resolves its dependencies from source', async () => {
@@ -12,6 +12,14 @@ describe('@foxgate/train', () => {
 
   it('exports adamw', () => {
     expect(typeof adamw).toBe('function');
-    expect(adamw({ lr: 1e-3 }).options).toEqual({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
+    expect(adamw({ lr: 1e-3 }).options).toEqual({
+      lr: 1e-3,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      decay: defaultDecayMask,
+      impl: 'fused',
+    });
   });
 });
