@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { reportError } from './errors.js';
 import { main } from './main.js';
 
 main(process.argv.slice(2)).then(
@@ -6,7 +7,6 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e) => {
-    console.error(e);
-    process.exitCode = 70;
+    process.exitCode = reportError(e);
   },
 );

@@ -1,18 +1,8 @@
-import { parseArgs } from 'node:util';
+import { checkAllocation, defineCommand, flag } from '../args.js';
 import type { BenchRow } from '../bench/types.js';
 import { UsageError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { formatTable } from '../table.js';
-
-const HELP = `usage: foxgate bench <suite> [--sizes a,b,c] [--seconds S] [--head-dim D] [--json FILE] [--no-tfjs]
-
-suites:
-  cpu        float32 matmul on the CPU backend vs @tensorflow/tfjs-backend-cpu (GFLOP/s)
-  ops        WebGPU: f32 matmul (TFLOP/s) vs tfjs-webgpu, elementwise add and row softmax (GB/s)
-  attention  WebGPU: forgetting attention fwd / fwd+bwd, with and without ACP (ms)
-
---seconds: GPU time per timed case for ops and attention (default 1; longer runs average more
-iterations: a T=16k fwd+bwd case gets three per second). --head-dim: attention's D (default 64).
-Prints a table; --json also writes the rows to FILE.`;
 
 type Suite = (opts: { sizes?: number[]; tfjs?: boolean; seconds?: number; D?: number }) => Promise<BenchRow[]>;
 
@@ -39,55 +29,58 @@ export function printRows(rows: readonly BenchRow[]): void {
   );
 }
 
-export async function runBench(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      sizes: { type: 'string' },
-      seconds: { type: 'string' },
-      'head-dim': { type: 'string' },
-      json: { type: 'string' },
-      'no-tfjs': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+const SUITES = ['cpu', 'ops', 'attention'] as const;
+/** The largest buffer WebGPU binds (2 GiB); the CPU suite is held to the same. */
+const MAX_BUFFER = 2 ** 31;
+
+export const benchCommand = defineCommand(
+  {
+    name: 'bench',
+    summary: 'benchmarks: `bench ops`, `bench attention`, `bench cpu` (prints a table)',
+    args: {
+      name: 'suite',
+      help: 'cpu: float32 matmul on the CPU vs tfjs-cpu (GFLOP/s); ops: WebGPU matmul (TFLOP/s), elementwise and softmax (GB/s) vs tfjs-webgpu; attention: WebGPU forgetting attention fwd / fwd+bwd, ACP on and off (ms)',
+      min: 1,
+      max: SUITES.length,
+      choices: SUITES,
     },
-    strict: true,
-  });
-  if (values.help || positionals.length === 0) {
-    console.log(HELP);
-    return values.help ? 0 : 2;
-  }
-  let sizes: number[] | undefined;
-  if (values.sizes !== undefined) {
-    sizes = values.sizes.split(',').map((s) => Number(s));
-    if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new UsageError(`--sizes must be positive integers, got '${values.sizes}'`);
-  }
-  let seconds: number | undefined;
-  if (values.seconds !== undefined) {
-    seconds = Number(values.seconds);
-    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
-      throw new UsageError(`--seconds must be a number in (0, 600], got '${values.seconds}'`);
-  }
-  let D: number | undefined;
-  if (values['head-dim'] !== undefined) {
-    D = Number(values['head-dim']);
-    if (!Number.isInteger(D) || D <= 0 || D > 256)
-      throw new UsageError(`--head-dim must be an integer in [1, 256], got '${values['head-dim']}'`);
-    const other = positionals.find((n) => n !== 'attention');
-    if (other) throw new UsageError(`--head-dim applies to the attention suite only, not '${other}'`);
-  }
-  const rows: BenchRow[] = [];
-  for (const name of positionals) {
-    const suite = await loadSuite(name);
-    const r = await suite({ sizes, tfjs: !values['no-tfjs'], seconds, D });
-    printRows(r);
-    rows.push(...r);
-  }
-  if (values.json) {
-    const { writeFile, rename } = await import('node:fs/promises');
-    const tmp = `${values.json}.tmp-${process.pid}`;
-    await writeFile(tmp, `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
-    await rename(tmp, values.json);
-  }
-  return 0;
-}
+    flags: {
+      sizes: flag.intList({ help: 'matrix sizes n (cpu, ops) or sequence lengths T (attention)', min: 1, max: 2 ** 17 }),
+      seconds: flag.float({ help: 'GPU time per timed case of ops and attention', min: 0, minExclusive: true, max: 600, default: 1 }),
+      'head-dim': flag.positiveInt({ help: "attention's head dim D (default 64)", max: 256 }),
+      json: flag.file({ help: 'also write the rows to PATH (checked before any benchmark runs)', writable: true }),
+      'no-tfjs': flag.bool({ help: 'skip the tfjs comparison rows' }),
+    },
+    notes:
+      'Longer --seconds average more iterations (a T=16k fwd+bwd case gets three per second). Without the tfjs\npackages installed, bench prints a notice and times foxgate alone.',
+    examples: ['foxgate bench cpu --sizes 256,512', 'foxgate bench attention --seconds 2 --head-dim 128 --json bench.json'],
+  },
+  async ({ flags, args }) => {
+    const suites = [...new Set(args)];
+    if (flags.headDim !== undefined) {
+      const other = suites.find((n) => n !== 'attention');
+      if (other) throw new UsageError(`bench: --head-dim applies to the attention suite only, not '${other}'`);
+    }
+    for (const n of flags.sizes ?? []) {
+      for (const s of suites) {
+        if (s === 'attention')
+          checkAllocation(
+            `bench attention: --sizes ${n} (B=4, H=16, D=${flags.headDim ?? 64})`,
+            4 * 16 * (flags.headDim ?? 64) * n,
+            4,
+            MAX_BUFFER,
+          );
+        else checkAllocation(`bench ${s}: --sizes ${n} (an ${n}×${n} float32 matrix)`, n * n, 4, MAX_BUFFER);
+      }
+    }
+    const rows: BenchRow[] = [];
+    for (const name of suites) {
+      const suite = await loadSuite(name);
+      const r = await suite({ sizes: flags.sizes as number[] | undefined, tfjs: !flags.noTfjs, seconds: flags.seconds, D: flags.headDim });
+      printRows(r);
+      rows.push(...r);
+    }
+    if (flags.json) writeFileAtomic(flags.json, `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
+    return 0;
+  },
+);
