@@ -15,3 +15,8 @@ export { defaultDecayMask } from './optim/decay.js';
 export { constantLr, type TokenSchedule, type WarmupCosineOptions, warmupCosine } from './optim/schedule.js';
 export { adamwStateFromTensors, adamwStateTensors } from './optim/state.js';
 // ---- end optimisation
+
+// ---- data: tokenizers, text/dialog sources, LM and dialog batching by context length, synthetic tasks, dialog PPL
+export * from './data/index.js';
+export * from './tokenizers/index.js';
+// ---- end data

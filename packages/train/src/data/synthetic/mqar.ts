@@ -1,0 +1,100 @@
+/**
+ * Multi-query associative recall (MQAR). A row is
+ *   BOS, k1 v1 … kP vP, (gap filler tokens), q1 a1 … qQ aQ, PAD…
+ * with P distinct keys, values drawn with replacement, and the queries a random order of Q of
+ * the keys, each followed by its value. The target at a query key's position is its value
+ * (nothing else has a loss). The key–query distance (query position − key position) is set by
+ * `gap`: it lies in [gap + 2, gap + 2P + 2Q − 2].
+ */
+import { fail } from '@foxgate/tensor';
+import { checkKeys, checkPositiveInt } from '../batch.js';
+import type { Rng } from '../random.js';
+import { checkNonNegInt, makeTask, names, type RowInfo, type SyntheticTask } from './task.js';
+
+export interface MqarOptions {
+  /** Row length (default 256). */
+  T?: number;
+  /** Rows per batch (default 16). */
+  B?: number;
+  /** Key–value pairs per row (default 8). */
+  pairs?: number;
+  /** Key vocabulary (default 16). */
+  keys?: number;
+  /** Value vocabulary (default 16); chance is 1/values. */
+  values?: number;
+  /** Queries per row, ≤ pairs (default: pairs). */
+  queries?: number;
+  /** Filler tokens between the pairs and the queries (default 0); 'max' fills the row. */
+  gap?: number | 'max';
+  /** Filler vocabulary (default 16). */
+  fillerTokens?: number;
+}
+
+export type ResolvedMqarOptions = Required<Omit<MqarOptions, 'gap'>> & { gap: number };
+
+const KEYS = ['T', 'B', 'pairs', 'keys', 'values', 'queries', 'gap', 'fillerTokens'];
+
+export function mqarTask(opts: MqarOptions = {}): SyntheticTask<ResolvedMqarOptions> {
+  const op = 'createTask(mqar)';
+  checkKeys(op, opts, KEYS);
+  const T = checkPositiveInt(op, 'T', opts.T ?? 256);
+  const B = checkPositiveInt(op, 'B', opts.B ?? 16);
+  const pairs = checkPositiveInt(op, 'pairs', opts.pairs ?? 8);
+  const keys = checkPositiveInt(op, 'keys', opts.keys ?? 16, 1 << 20);
+  const values = checkPositiveInt(op, 'values', opts.values ?? 16, 1 << 20);
+  const queries = checkPositiveInt(op, 'queries', opts.queries ?? pairs);
+  const fillerTokens = checkPositiveInt(op, 'fillerTokens', opts.fillerTokens ?? 16, 1 << 20);
+  if (pairs > keys) fail(op, `pairs = ${pairs} needs as many distinct keys, but keys = ${keys}`);
+  if (queries > pairs) fail(op, `queries = ${queries} must be ≤ pairs = ${pairs}`);
+  const used = 1 + 2 * pairs + 2 * queries;
+  const gap = opts.gap === 'max' ? Math.max(0, T - used) : checkNonNegInt(op, 'gap', opts.gap ?? 0);
+  if (used + gap > T) fail(op, `a row needs 1 + 2·pairs + gap + 2·queries = ${used + gap} tokens but T = ${T}`);
+
+  const PAD = 0;
+  const BOS = 1;
+  const K0 = 2;
+  const V0 = K0 + keys;
+  const F0 = V0 + values;
+  const vocabSize = F0 + fillerTokens;
+  const tokenNames = ['<pad>', '<bos>', ...names('k', keys), ...names('v', values), ...names('f', fillerTokens)];
+  const options: ResolvedMqarOptions = { T, B, pairs, keys, values, queries, gap, fillerTokens };
+
+  const row = (rng: Rng, _index: number, _evaluation: boolean, tokens: Int32Array, targets: Int32Array, base: number): RowInfo => {
+    const ks = rng.sample(keys, pairs);
+    const vs = ks.map(() => rng.below(values));
+    let t = base;
+    tokens[t++] = BOS;
+    for (let j = 0; j < pairs; j++) {
+      tokens[t++] = K0 + ks[j];
+      tokens[t++] = V0 + vs[j];
+    }
+    for (let g = 0; g < gap; g++) tokens[t++] = F0 + rng.below(fillerTokens);
+    const order = rng.sample(pairs, queries);
+    const info: RowInfo = { answers: [], groups: [] };
+    for (const j of order) {
+      const at = t - base;
+      tokens[t] = K0 + ks[j];
+      targets[t++] = V0 + vs[j];
+      tokens[t++] = V0 + vs[j];
+      info.answers.push(at);
+      info.groups.push(at - (1 + 2 * j));
+    }
+    return info;
+  };
+
+  return makeTask({
+    name: 'mqar',
+    salt: 0x6d716172,
+    options,
+    vocabSize,
+    chance: 1 / values,
+    groupName: 'distance',
+    names: tokenNames,
+    pad: PAD,
+    describe:
+      `mqar: ${pairs} key–value pairs (keys of ${keys}, values of ${values}), ${queries} queries, gap ${gap}: ` +
+      `key–query distance ${gap + 2}..${gap + 2 * pairs + 2 * queries - 2}; ${used + gap} of T = ${T} tokens used; ` +
+      `vocab ${vocabSize}; chance ${(1 / values).toFixed(4)}`,
+    row,
+  });
+}
