@@ -163,11 +163,7 @@ function checkField(name: keyof ModelConfig, v: unknown, where: string): void {
 function inferModel(raw: Record<string, unknown>): ModelName {
   const type = raw.model_type;
   const gated =
-    raw.fgate_type !== undefined
-      ? raw.fgate_type !== 'none'
-      : typeof type === 'string'
-        ? type.startsWith('forgetting_transformer')
-        : true;
+    raw.fgate_type !== undefined ? raw.fgate_type !== 'none' : typeof type === 'string' ? type.startsWith('forgetting_transformer') : true;
   const pro = raw.qk_norm === true || raw.use_k_shift === true || raw.use_output_gate === true;
   if (gated) return pro ? 'foxPro' : 'fox';
   return pro ? 'transformerPro' : 'transformer';

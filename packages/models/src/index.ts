@@ -8,6 +8,7 @@
 export const PACKAGE = '@foxgate/models';
 
 export { type AttentionParams, attentionLayer, DOC_RESET_LOGF, type LayerContext, QK_NORM_EPS } from './attention-layer.js';
+export { cleanCheckpointTemps, type LoadCheckpointOptions, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 export {
   type ConfigInput,
   headDim,

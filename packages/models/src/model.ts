@@ -13,16 +13,16 @@ import {
   narrow,
   ne,
   type RngKeyLike,
+  split,
   type Tensor,
   tidy,
   transpose,
   where,
-  split,
   zeros,
 } from '@foxgate/tensor';
 import { type AttentionParams, attentionLayer, docResetOf } from './attention-layer.js';
-import { type ConfigInput, headDim, intermediateSize, type ModelConfig, modelConfig } from './config.js';
 import { checkTensor } from './check.js';
+import { type ConfigInput, headDim, intermediateSize, type ModelConfig, modelConfig } from './config.js';
 import { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 import { applyLinear, initLinear, type LinearParams } from './layers/linear.js';
 import { initRMSNorm, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
@@ -145,7 +145,10 @@ function checkForwardOptions(op: string, c: ModelConfig, opts: ForwardOptions, B
   if (opts.acp && c.fgate_type === 'none') fail(op, `opts.acp needs forget gates, but model '${c.model}' has fgate_type 'none'`);
   if (opts.docStarts) {
     if (c.fgate_type === 'none') {
-      fail(op, `opts.docStarts is not supported by softmax-attention models ('${c.model}'): pack without document resets or use a FoX model`);
+      fail(
+        op,
+        `opts.docStarts is not supported by softmax-attention models ('${c.model}'): pack without document resets or use a FoX model`,
+      );
     }
     checkTensor(op, 'opts.docStarts', opts.docStarts);
     const d = opts.docStarts;
@@ -217,7 +220,9 @@ export function createModel(input: ConfigInput | ModelConfig): Model {
     const { logits } = run(c, params, tokens, opts, false, op);
     const red = opts.reduction ?? 'mean';
     if (red !== 'mean' && red !== 'sum' && red !== 'none') fail(op, `opts.reduction must be 'mean', 'sum' or 'none', got ${String(red)}`);
-    const loss = scoped(() => crossEntropy(logits, targetsFor(op, tokens, targets, opts), { ignoreIndex: opts.ignoreIndex ?? -100, reduction: red }));
+    const loss = scoped(() =>
+      crossEntropy(logits, targetsFor(op, tokens, targets, opts), { ignoreIndex: opts.ignoreIndex ?? -100, reduction: red }),
+    );
     return { loss, logits };
   };
   return {

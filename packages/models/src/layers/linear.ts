@@ -1,4 +1,16 @@
-import { add, type Backend, type DType, fail, fmtShape, matmul, type RngKeyLike, randomNormal, type Tensor, transpose, zeros } from '@foxgate/tensor';
+import {
+  add,
+  type Backend,
+  type DType,
+  fail,
+  fmtShape,
+  matmul,
+  type RngKeyLike,
+  randomNormal,
+  type Tensor,
+  transpose,
+  zeros,
+} from '@foxgate/tensor';
 import { checkDim, checkFloat, checkTensor, fmtTensor } from '../check.js';
 
 /** Parameters of a linear layer: `y = x·weightᵀ + bias` (PyTorch's `nn.Linear` layout and names). */
@@ -57,8 +69,10 @@ export function checkLinearParams(op: string, name: string, p: LinearParams): [n
     if (p.bias.rank !== 1 || p.bias.shape[0] !== outDim) {
       fail(op, `${name}.bias must be [${outDim}] for ${name}.weight ${fmtShape(p.weight.shape)}, got ${fmtShape(p.bias.shape)}`);
     }
-    if (p.bias.dtype !== p.weight.dtype) fail(op, `dtypes differ: ${name}.weight ${fmtTensor(p.weight)} and ${name}.bias ${fmtTensor(p.bias)}`);
-    if (p.bias.backend !== p.weight.backend) fail(op, `${name}.weight lives on ${p.weight.backend.name} but ${name}.bias on ${p.bias.backend.name}`);
+    if (p.bias.dtype !== p.weight.dtype)
+      fail(op, `dtypes differ: ${name}.weight ${fmtTensor(p.weight)} and ${name}.bias ${fmtTensor(p.bias)}`);
+    if (p.bias.backend !== p.weight.backend)
+      fail(op, `${name}.weight lives on ${p.weight.backend.name} but ${name}.bias on ${p.bias.backend.name}`);
   }
   return [inDim, outDim];
 }
@@ -69,9 +83,11 @@ export function checkLinear(op: string, name: string, p: LinearParams, x: Tensor
   checkTensor(op, 'x', x);
   if (x.rank < 1) fail(op, `x must be [...,${inDim}], got a scalar ${fmtShape(x.shape)}`);
   const last = x.shape[x.rank - 1];
-  if (last !== inDim) fail(op, `x ${fmtShape(x.shape)} has last dim ${last} but ${name}.weight ${fmtShape(p.weight.shape)} expects ${inDim}`);
+  if (last !== inDim)
+    fail(op, `x ${fmtShape(x.shape)} has last dim ${last} but ${name}.weight ${fmtShape(p.weight.shape)} expects ${inDim}`);
   if (x.dtype !== p.weight.dtype) fail(op, `dtypes differ: x ${fmtTensor(x)} and ${name}.weight ${fmtTensor(p.weight)}`);
-  if (x.backend !== p.weight.backend) fail(op, `x lives on ${x.backend.name} but ${name}.weight on ${p.weight.backend.name}; move one with toBackend()`);
+  if (x.backend !== p.weight.backend)
+    fail(op, `x lives on ${x.backend.name} but ${name}.weight on ${p.weight.backend.name}; move one with toBackend()`);
 }
 
 /** Applies the layer without checks (callers have run `checkLinear`). */

@@ -26,7 +26,8 @@ function checkNorm(op: string, p: RMSNormParams, x: Tensor, eps: number): void {
   if (p.weight.rank !== 1) fail(op, `p.weight must be [dim], got ${fmtShape(p.weight.shape)}`);
   checkFloat(op, 'x', x.dtype);
   if (x.dtype !== p.weight.dtype) fail(op, `dtypes differ: x ${fmtTensor(x)} and p.weight ${fmtTensor(p.weight)}`);
-  if (x.backend !== p.weight.backend) fail(op, `x lives on ${x.backend.name} but p.weight on ${p.weight.backend.name}; move one with toBackend()`);
+  if (x.backend !== p.weight.backend)
+    fail(op, `x lives on ${x.backend.name} but p.weight on ${p.weight.backend.name}; move one with toBackend()`);
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) fail(op, `eps must be a finite number >= 0, got ${String(eps)}`);
 }
 
@@ -38,7 +39,10 @@ export function rmsNormLayer(p: RMSNormParams, x: Tensor, eps: number = RMS_NORM
   const op = 'rmsNormLayer';
   checkNorm(op, p, x, eps);
   if (x.rank < 1 || x.shape[x.rank - 1] !== p.weight.shape[0]) {
-    fail(op, `x ${fmtShape(x.shape)} has last dim ${x.rank < 1 ? 'none' : x.shape[x.rank - 1]} but p.weight ${fmtShape(p.weight.shape)} expects ${p.weight.shape[0]}`);
+    fail(
+      op,
+      `x ${fmtShape(x.shape)} has last dim ${x.rank < 1 ? 'none' : x.shape[x.rank - 1]} but p.weight ${fmtShape(p.weight.shape)} expects ${p.weight.shape[0]}`,
+    );
   }
   return rmsNorm(x, p.weight, eps);
 }
@@ -55,7 +59,8 @@ export function headRmsNorm(p: RMSNormParams, x: Tensor, eps: number): Tensor {
   if (x.rank < 2) fail(op, `x must be [..., H, D], got ${fmtShape(x.shape)}`);
   const [H, D] = x.shape.slice(-2);
   const n = p.weight.shape[0];
-  if (n !== H * D && n !== D) fail(op, `p.weight ${fmtShape(p.weight.shape)} must be [${H * D}] (per head) or [${D}] (shared) for x ${fmtShape(x.shape)}`);
+  if (n !== H * D && n !== D)
+    fail(op, `p.weight ${fmtShape(p.weight.shape)} must be [${H * D}] (per head) or [${D}] (shared) for x ${fmtShape(x.shape)}`);
   const normed = rmsNorm(x, null, eps);
   const w = n === D ? p.weight : reshape(p.weight, [H, D]);
   const out = mul(normed, w);

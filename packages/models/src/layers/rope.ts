@@ -1,4 +1,4 @@
-import { concat, fail, fmtShape, mul, add, narrow, neg, type Tensor, tensor } from '@foxgate/tensor';
+import { add, concat, fail, fmtShape, mul, narrow, neg, type Tensor, tensor } from '@foxgate/tensor';
 import { checkTensor } from '../check.js';
 
 /** RoPE options: `base` (default 500000, the FoX models'), the position of the first row (`offset`, for decoding). */

@@ -1,4 +1,20 @@
-import { add, concat, fail, fmtShape, mul, narrow, type RngKeyLike, reshape, sigmoid, split, sub, type Tensor, unsqueeze, zeros } from '@foxgate/tensor';
+import {
+  add,
+  concat,
+  fail,
+  fmtShape,
+  mul,
+  narrow,
+  type RngKeyLike,
+  reshape,
+  sigmoid,
+  split,
+  sub,
+  type Tensor,
+  unsqueeze,
+  zeros,
+} from '@foxgate/tensor';
+import { checkTensor, fmtTensor } from '../check.js';
 import { applyLinear, checkLinear, type InitOptions, initLinear, type LinearParams } from './linear.js';
 
 /** A data-dependent token shift (the official `ShiftLinear`): a projection and its per-head mixing gate. */
@@ -35,12 +51,22 @@ export function shiftLinear(
   if (p.shift_proj.weight.shape[0] !== heads || h % heads !== 0) {
     fail(op, `p.shift_proj.weight ${fmtShape(p.shift_proj.weight.shape)} must be [${heads},${h}] with ${heads} dividing ${h}`);
   }
+  for (const [name, t, want] of [
+    ['prev', opts.prev, [B, h]],
+    ['reset', opts.reset, [B, T]],
+  ] as const) {
+    if (!t) continue;
+    checkTensor(op, name, t);
+    if (t.dtype !== x.dtype || t.rank !== 2 || t.shape[0] !== want[0] || t.shape[1] !== want[1]) {
+      fail(op, `${name} must be ${x.dtype}[${want.join(',')}] for x ${fmtTensor(x)}, got ${fmtTensor(t)}`);
+    }
+    if (t.backend !== x.backend) fail(op, `${name} lives on ${t.backend.name} but x on ${x.backend.name}`);
+  }
   const kh = applyLinear(p.linear, x);
   const first = opts.prev ? reshape(opts.prev, [B, 1, h]) : zeros([B, 1, h], { dtype: x.dtype, backend: x.backend });
   const body = narrow(kh, 1, 0, T - 1);
   let prev = concat([first, body], 1);
   if (opts.reset) {
-    if (opts.reset.dtype !== x.dtype || opts.reset.rank !== 2) fail(op, `reset must be ${x.dtype}[B,T], got ${opts.reset.dtype}${fmtShape(opts.reset.shape)}`);
     const keep = sub(1, opts.reset);
     const k3 = unsqueeze(keep, -1);
     const masked = mul(prev, k3);

@@ -48,10 +48,15 @@ export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
   const hidden = two / 2;
   const [downIn, downOut] = checkLinearParams(op, 'p.down_proj', p.down_proj);
   if (downIn !== hidden || downOut !== dim) {
-    fail(op, `p.down_proj.weight must be [${dim},${hidden}] for p.gate_proj.weight ${fmtShape(p.gate_proj.weight.shape)}, got ${fmtShape(p.down_proj.weight.shape)}`);
+    fail(
+      op,
+      `p.down_proj.weight must be [${dim},${hidden}] for p.gate_proj.weight ${fmtShape(p.gate_proj.weight.shape)}, got ${fmtShape(p.down_proj.weight.shape)}`,
+    );
   }
-  if (p.down_proj.weight.dtype !== x.dtype) fail(op, `dtypes differ: x ${fmtTensor(x)} and p.down_proj.weight ${fmtTensor(p.down_proj.weight)}`);
-  if (p.down_proj.weight.backend !== x.backend) fail(op, `x lives on ${x.backend.name} but p.down_proj.weight on ${p.down_proj.weight.backend.name}`);
+  if (p.down_proj.weight.dtype !== x.dtype)
+    fail(op, `dtypes differ: x ${fmtTensor(x)} and p.down_proj.weight ${fmtTensor(p.down_proj.weight)}`);
+  if (p.down_proj.weight.backend !== x.backend)
+    fail(op, `x lives on ${x.backend.name} but p.down_proj.weight on ${p.down_proj.weight.backend.name}`);
   const gu = applyLinear(p.gate_proj, x);
   const g = narrow(gu, -1, 0, hidden);
   const u = narrow(gu, -1, hidden, hidden);
