@@ -4,11 +4,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { forgettingAttention } from '../src/index.js';
 import { type GoldenCase, goldenFile, loadGolden, mismatch } from './util/golden.js';
+import { runSparsekGolden } from './util/sparsek-golden.js';
 
 /**
  * Every case of the fixture file (env FOXGATE_GOLDEN_FILE, default the public one), dispatched
  * on `kind`, for every implementation: o and all four gradients within |a−b| ≤ 1e-4 + 1e-3·|b|.
- * Kinds not implemented yet are skipped by name.
+ * `sparsek` cases check p and dz (util/sparsek-golden.ts). Kinds not implemented yet are skipped by name.
  */
 const cases = loadGolden(goldenFile());
 const gpu = await testWebGPU();
@@ -58,6 +59,7 @@ for (const im of impls) {
   describe(im.name, () => {
     for (const c of cases) {
       if (c.kind === 'forgetting_attention') it(c.name, () => runForgetting(c, im));
+      else if (c.kind === 'sparsek') it(c.name, () => runSparsekGolden(c, im.backend(), im.impl));
       else it.skip(c.name, () => {});
     }
   });
