@@ -18,3 +18,6 @@ export { MAX_HEAD_DIM } from './forgetting/validate.js';
 export { type FoxTileOverrides, foxTilesFor, setFoxTiles } from './forgetting/webgpu.js';
 export type { FoxTileConfig } from './forgetting/wgsl.js';
 export type { FoxWideConfig } from './forgetting/wgsl-wide.js';
+// SPARSEK (issue 18)
+export { type SparsekOptions, sparsek } from './sparsek/op.js';
+export type { SparsekBudget } from './sparsek/validate.js';
