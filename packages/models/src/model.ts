@@ -130,7 +130,7 @@ function initParams(c: ModelConfig, key: RngKeyLike, opts: InitModelOptions): Mo
   return params;
 }
 
-function checkTokens(op: string, tokens: Tensor, c: ModelConfig, params: ModelParams): [number, number] {
+function checkTokens(op: string, tokens: Tensor, params: ModelParams): [number, number] {
   checkTensor(op, 'tokens', tokens);
   if (tokens.dtype !== 'int32' || tokens.rank !== 2) fail(op, `tokens must be int32 [B,T], got ${tokens.dtype}${fmtShape(tokens.shape)}`);
   const w = params?.model?.embeddings?.weight;
@@ -159,7 +159,7 @@ function checkForwardOptions(op: string, c: ModelConfig, opts: ForwardOptions, B
 }
 
 function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardOptions, stats: boolean, op: string) {
-  const [B, T] = checkTokens(op, tokens, c, params);
+  const [B, T] = checkTokens(op, tokens, params);
   checkForwardOptions(op, c, opts, B, T);
   checkParams(op, params, c);
   return scoped(() => {

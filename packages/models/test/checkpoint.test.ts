@@ -27,11 +27,10 @@ describe('saveCheckpoint → loadCheckpoint', () => {
       const a = flattenTree(p);
       const b = flattenTree(back.params);
       expect([...b.keys()]).toEqual([...a.keys()]);
-      for (const [n, t] of a)
-        expect(
-          Buffer.from((b.get(n)?.dataSync() as Float32Array).buffer).equals(Buffer.from((t.dataSync() as Float32Array).buffer)),
-          n,
-        ).toBe(true);
+      for (const [n, t] of a) {
+        const got = b.get(n)?.dataSync() as Float32Array;
+        expect(Buffer.from(got.buffer).equals(Buffer.from((t.dataSync() as Float32Array).buffer)), n).toBe(true);
+      }
       dispose([p, back.params]);
     });
   }

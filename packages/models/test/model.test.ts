@@ -147,7 +147,7 @@ describe('lossAndLogits', () => {
     const per = m.loss(p, x, tok(y, B, T), { reduction: 'none' });
     expect(per.shape).toEqual([B, T]);
     const mean = m.loss(p, x, tok(y, B, T));
-    const d = per.dataSync();
+    const d = Array.from(per.dataSync());
     expect(Math.abs(d.reduce((a, v) => a + v, 0) / d.length - mean.dataSync()[0])).toBeLessThan(1e-12);
   });
 
