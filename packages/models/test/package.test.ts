@@ -11,9 +11,56 @@ describe('@foxgate/models', () => {
   });
 
   it('exports the layer API', () => {
-    for (const name of ['initLinear', 'linear', 'initSwiGLU', 'swiglu', 'initRMSNorm', 'rmsNormLayer']) {
-      expect(typeof (models as Record<string, unknown>)[name], name).toBe('function');
-    }
+    const layers = [
+      'initLinear',
+      'linear',
+      'initSwiGLU',
+      'swiglu',
+      'mlpHidden',
+      'initRMSNorm',
+      'rmsNormLayer',
+      'headRmsNorm',
+      'initEmbedding',
+      'embedding',
+      'rope',
+      'ropeTables',
+      'initShiftLinear',
+      'shiftLinear',
+    ];
+    for (const name of layers) expect(typeof (models as Record<string, unknown>)[name], name).toBe('function');
     expect(models.RMS_NORM_EPS).toBe(1e-6);
+    expect(models.ROPE_BASE).toBe(500000);
+  });
+
+  it('exports the model API', () => {
+    const fns = [
+      'attentionLayer',
+      'modelConfig',
+      'headDim',
+      'intermediateSize',
+      'officialConfigJson',
+      'createModel',
+      'transformer',
+      'fox',
+      'foxPro',
+      'transformerPro',
+      'countParams',
+      'paramShapes',
+      'checkParams',
+      'paramProblems',
+    ];
+    for (const name of fns) expect(typeof (models as Record<string, unknown>)[name], name).toBe('function');
+    expect(models.QK_NORM_EPS).toBe(1e-5);
+    expect(models.DOC_RESET_LOGF).toBe(-100);
+    expect([...models.MODEL_NAMES]).toEqual(['transformer', 'fox', 'foxPro', 'transformerPro']);
+    expect(models.PRESET_NAMES.length).toBeGreaterThan(0);
+    for (const name of models.PRESET_NAMES) expect(models.PRESETS[name], name).toBeTypeOf('object');
+    expect(models.MODEL_DEFAULTS).toBeTypeOf('object');
+  });
+
+  it('keeps the unchecked helpers internal', () => {
+    for (const name of ['applyLinear', 'checkLinear', 'checkLinearParams', 'checkTensor', 'checkDim', 'docResetOf']) {
+      expect(name in models, name).toBe(false);
+    }
   });
 });
