@@ -2,7 +2,7 @@ import { mapTree, noGrad, stopGradient } from '@foxgate/autograd';
 import { dispose, fail, isFloat, type Tensor, tidy, zerosLike } from '@foxgate/tensor';
 import { type AdamWImpl, type AdamWStepCoefficients, adamwStep } from './optim/adamw-step.js';
 import { defaultDecayMask } from './optim/decay.js';
-import { checkSameTree, dottedPath, type PathSegment, zipMap } from './tree.js';
+import { checkSameTree, dottedPath, fmtPath, isTensor, type PathSegment, zipMap } from './tree.js';
 
 /** Options of {@link adamw}. */
 export interface AdamWOptions {
@@ -44,6 +44,17 @@ export interface AdamWState<P> {
   v: P;
 }
 
+/** Per-update options of {@link AdamW.update}. */
+export interface AdamWUpdateOptions {
+  /**
+   * A one-element float tensor on the parameters' backend that multiplies every gradient before
+   * the step, inside the fused loop or kernel: the clip factor of `clipFactor(globalNorm(grads))`
+   * (global-norm clipping without another pass over the gradients), or 1/n for a sum of n
+   * micro-batch gradients. It is not read back on WebGPU.
+   */
+  gradScale?: Tensor;
+}
+
 /** An AdamW optimizer over parameter trees of type `P` (see {@link adamw}). */
 export interface AdamW<P> {
   /** The resolved options (defaults filled in). */
@@ -54,12 +65,12 @@ export interface AdamW<P> {
    * One AdamW step. Returns new parameters and a new state (new tensors the caller owns); the
    * inputs `params`, `grads` and `state` are neither modified nor disposed.
    */
-  update(params: P, grads: P, state: AdamWState<P>): { params: P; state: AdamWState<P> };
+  update(params: P, grads: P, state: AdamWState<P>, opts?: AdamWUpdateOptions): { params: P; state: AdamWState<P> };
   /**
    * `update`, then disposes the old `params` and the old `state.m` / `state.v` (not `grads`):
    * for loops of the form `({ params, state } = opt.updateAndDispose(params, grads, state))`.
    */
-  updateAndDispose(params: P, grads: P, state: AdamWState<P>): { params: P; state: AdamWState<P> };
+  updateAndDispose(params: P, grads: P, state: AdamWState<P>, opts?: AdamWUpdateOptions): { params: P; state: AdamWState<P> };
 }
 
 const OPTION_NAMES = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'decay', 'impl'] as const;
@@ -98,6 +109,20 @@ function resolveOptions(opts: AdamWOptions): Required<AdamWOptions> {
   if (typeof decay !== 'function') fail('adamw', `decay must be a function (path, tensor) => boolean, got ${fmtValue(decay)}`);
   if (impl !== 'fused' && impl !== 'composed') fail('adamw', `impl must be 'fused' or 'composed', got ${fmtValue(impl)}`);
   return { lr, beta1, beta2, eps, weightDecay, decay, impl };
+}
+
+function checkGradScale(opts: AdamWUpdateOptions): Tensor | undefined {
+  if (opts === null || typeof opts !== 'object') fail('adamw', `update options must be an object, got ${fmtValue(opts)}`);
+  for (const key of Object.keys(opts)) {
+    if (key !== 'gradScale') fail('adamw', `unknown update option ${JSON.stringify(key)} (the option is gradScale)`);
+  }
+  const s = opts.gradScale;
+  if (s === undefined) return undefined;
+  if (!isTensor(s)) fail('adamw', `gradScale must be a one-element float tensor, got ${fmtValue(s)}`);
+  if (s.isDisposed) fail('adamw', 'gradScale has been disposed');
+  if (s.size !== 1 || !isFloat(s.dtype))
+    fail('adamw', `gradScale must be a one-element float tensor, got ${s.dtype}[${s.shape.join(',')}]`);
+  return s;
 }
 
 /**
@@ -144,7 +169,7 @@ export function adamw<P>(opts: AdamWOptions): AdamW<P> {
     return tidy(() => ({ step: 0, m: mapTree(params, zerosLike) as P, v: mapTree(params, zerosLike) as P }));
   };
 
-  const update = (params: P, grads: P, state: AdamWState<P>): { params: P; state: AdamWState<P> } => {
+  const update = (params: P, grads: P, state: AdamWState<P>, opts: AdamWUpdateOptions = {}): { params: P; state: AdamWState<P> } => {
     if (state === null || typeof state !== 'object') fail('adamw', `state must be the object init() returned, got ${fmtValue(state)}`);
     const step = state.step;
     if (!(Number.isInteger(step) && step >= 0)) fail('adamw', `state.step must be an integer ≥ 0, got ${fmtValue(step)}`);
@@ -152,6 +177,7 @@ export function adamw<P>(opts: AdamWOptions): AdamW<P> {
     checkSameTree('adamw', params, 'params', grads, 'grads');
     checkSameTree('adamw', params, 'params', state.m, 'state.m');
     checkSameTree('adamw', params, 'params', state.v, 'state.v');
+    const gradScale = checkGradScale(opts);
 
     const t = step + 1;
     const rate = lrAt(t);
@@ -169,8 +195,11 @@ export function adamw<P>(opts: AdamWOptions): AdamW<P> {
 
     const leaf = ([p, g, m, v]: Tensor[], path: readonly PathSegment[]): Tensor[] => {
       if (!isFloat(p.dtype)) return [stopGradient(p), stopGradient(m), stopGradient(v)];
+      if (gradScale && gradScale.backend !== p.backend) {
+        fail('adamw', `gradScale lives on ${gradScale.backend.name} but ${fmtPath('params', path)} on ${p.backend.name}`);
+      }
       // each leaf's temporaries are freed before the next leaf is updated
-      return adamwStep(p, g, m, v, coefficientsAt(p, dottedPath(path)), impl);
+      return adamwStep(p, g, m, v, coefficientsAt(p, dottedPath(path)), impl, gradScale);
     };
 
     return noGrad(() =>
@@ -181,8 +210,8 @@ export function adamw<P>(opts: AdamWOptions): AdamW<P> {
     );
   };
 
-  const updateAndDispose = (params: P, grads: P, state: AdamWState<P>): { params: P; state: AdamWState<P> } => {
-    const out = update(params, grads, state);
+  const updateAndDispose = (params: P, grads: P, state: AdamWState<P>, opts?: AdamWUpdateOptions): { params: P; state: AdamWState<P> } => {
+    const out = update(params, grads, state, opts);
     dispose([params, state.m, state.v]);
     return out;
   };

@@ -7,10 +7,10 @@ export const PACKAGE = '@foxgate/train';
 
 export { flattenTree, unflattenTree } from '@foxgate/autograd';
 // ---- optimisation: AdamW (fused step), weight-decay mask, state ↔ tensors, clipping, accumulation, schedules, trees
-export { type AdamW, type AdamWOptions, type AdamWState, adamw } from './adamw.js';
+export { type AdamW, type AdamWOptions, type AdamWState, type AdamWUpdateOptions, adamw } from './adamw.js';
 export { accumulateGrads, addTrees, scaleTree } from './optim/accumulate.js';
 export { type AdamWImpl, type AdamWStepCoefficients, adamwStep } from './optim/adamw-step.js';
-export { clipGradNorm, globalNorm } from './optim/clip.js';
+export { clipFactor, clipGradNorm, globalNorm } from './optim/clip.js';
 export { defaultDecayMask } from './optim/decay.js';
 export { constantLr, type TokenSchedule, type WarmupCosineOptions, warmupCosine } from './optim/schedule.js';
 export { adamwStateFromTensors, adamwStateTensors } from './optim/state.js';

@@ -16,7 +16,7 @@ import {
 } from '@foxgate/tensor';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
-import { accumulateGrads, addTrees, clipGradNorm, globalNorm, scaleTree } from '../src/index.js';
+import { accumulateGrads, addTrees, clipFactor, clipGradNorm, globalNorm, scaleTree } from '../src/index.js';
 
 const gpu = (await testWebGPU()) as unknown as WebGPUBackend | null;
 const gpuB = gpu as unknown as Backend;
@@ -119,6 +119,68 @@ describe('globalNorm', () => {
     expect(norm.backend).toBe(gpuB);
     expect(Math.abs((await norm.item()) - want) / want).toBeLessThan(1e-6);
     dispose([g, norm]);
+  });
+});
+
+describe('globalNorm on WebGPU: one dispatch per leaf plus one', () => {
+  it.skipIf(!gpu)('large leaves (grid-stride loops), offset views, empty and int leaves', async () => {
+    const f32 = { dtype: 'float32', backend: gpuB } as const;
+    const big = values(70_001, 7, 2); // > 64 workgroups · 256 threads: five rounds of the loop
+    const base = tensor(values(50, 8), [50], f32);
+    const g = {
+      big: tensor(big, [70_001], f32),
+      view: narrow(base, 0, 13, 30), // element offset 13
+      empty: tensor(new Float32Array(0), [0, 4], f32),
+      small: tensor([3], [1], f32),
+      ids: tensor([9], [1], { dtype: 'int32', backend: gpuB }),
+    };
+    base.dispose();
+    let want = 9;
+    for (const x of big) want += x * x;
+    for (const x of values(50, 8).subarray(13, 43)) want += x * x;
+    want = Math.sqrt(want);
+    await gpu!.sync();
+    const before = gpu!.engine.dispatches;
+    const norm = globalNorm(g);
+    expect(gpu!.engine.dispatches - before).toBe(3 + 1); // big, view, small; then the final sum
+    expect(Math.abs((await norm.item()) - want) / want).toBeLessThan(1e-6);
+    dispose([g, norm]);
+  });
+
+  it.skipIf(!gpu)('leaves nothing behind but the norm', async () => {
+    const g = grads(6, 'float32', gpuB);
+    await gpu!.sync();
+    const stats = () => memoryStats().backends.webgpu;
+    const before = stats();
+    const norm = globalNorm(g);
+    expect(stats().tensors - before.tensors).toBe(1);
+    expect(stats().storages - before.storages).toBe(1);
+    norm.dispose();
+    dispose(g);
+  });
+});
+
+describe('clipFactor', () => {
+  it('hand-computed: min(1, maxNorm / (norm + 1e-6))', () => {
+    const n = tensor([13], [], { dtype: 'float64' });
+    const f = clipFactor(n);
+    expect(f.shape).toEqual([]);
+    expect(f.itemSync()).toBe(1 / (13 + 1e-6));
+    const f2 = clipFactor(n, 26);
+    expect(f2.itemSync()).toBe(1);
+    const f3 = clipFactor(n, 6.5);
+    expect(f3.itemSync()).toBe(6.5 / (13 + 1e-6));
+    dispose([n, f, f2, f3]);
+  });
+
+  it('names a bad norm or maxNorm', () => {
+    const two = tensor([1, 2], [2]);
+    expect(message(() => clipFactor(two))).toBe('clipFactor: norm must be a one-element tensor, got shape [2]');
+    const n = tensor([1], [1]);
+    expect(message(() => clipFactor(n, -1))).toBe('clipFactor: maxNorm must be a finite number > 0, got -1');
+    const i = tensor([1], [1], { dtype: 'int32' });
+    expect(message(() => clipFactor(i))).toBe('clipFactor: norm must be a float tensor, got int32');
+    dispose([two, n, i]);
   });
 });
 

@@ -23,9 +23,12 @@ import {
   adamw,
   adamwStateFromTensors,
   adamwStateTensors,
+  clipFactor,
   clipGradNorm,
   defaultDecayMask,
   flattenTree,
+  globalNorm,
+  scaleTree,
   unflattenTree,
 } from '../src/index.js';
 
@@ -223,6 +226,126 @@ describe('adamw fused step vs the composed ops', () => {
     );
     expect(maxRel([[...(await out.params.c.data())]], [[...cpuOut.params.c.dataSync()]], 0)).toBeLessThan(1e-6);
     dispose([params, grads, state, out, cpuOut]);
+  });
+});
+
+// ---- gradScale: clipping inside the step ---------------------------------------------------------
+
+describe('adamw gradScale (the clip factor applied inside the step)', () => {
+  /** `steps` updates where each step's gradients are scaled by `s(step)`: inside the step, or before it. */
+  const scaledRun = async (dtype: DType, backend: string | Backend, impl: 'fused' | 'composed', inside: boolean) => {
+    const opt = adamw<Net>({ ...OPTS, impl });
+    let params = makeNet(paramData, dtype, backend);
+    let state = opt.init(params);
+    for (let s = 0; s < 3; s++) {
+      const grads = makeNet(gradData(s), dtype, backend);
+      const factor = tensor([0.25 + 0.5 * s], [], { dtype, backend });
+      if (inside) ({ params, state } = opt.updateAndDispose(params, grads, state, { gradScale: factor }));
+      else {
+        const scaled = scaleTree(grads, factor);
+        ({ params, state } = opt.updateAndDispose(params, scaled, state));
+        dispose(scaled);
+      }
+      dispose([grads, factor]);
+    }
+    const out = { p: await read(params), m: await read(state.m), v: await read(state.v) };
+    dispose([params, state]);
+    return out;
+  };
+
+  it('on the CPU: scaling inside the fused step equals scaling the gradients first', async () => {
+    const want = await scaledRun('float64', 'cpu', 'composed', false);
+    for (const impl of ['fused', 'composed'] as const) {
+      const got = await scaledRun('float64', 'cpu', impl, true);
+      expect(maxRel(got.p, want.p, 0)).toBeLessThan(1e-13);
+      expect(maxRel(got.m, want.m, 0)).toBeLessThan(1e-13);
+    }
+    const f32 = await scaledRun('float32', 'cpu', 'fused', true);
+    expect(maxRel(f32.p, want.p, 0)).toBeLessThan(1e-6);
+  });
+
+  it.skipIf(!gpu)('on WebGPU: the same within 1e-6 of the float64 math', async () => {
+    const want = await scaledRun('float64', 'cpu', 'composed', false);
+    const got = await scaledRun('float32', gpuB, 'fused', true);
+    expect(maxRel(got.p, want.p, 0)).toBeLessThan(1e-6);
+    expect(maxRel(got.m, want.m, 1)).toBeLessThan(1e-6);
+    expect(maxRel(got.v, want.v, 1)).toBeLessThan(1e-6);
+  });
+
+  it.skipIf(!gpu)('a WebGPU step with clipping: norm (leaves + 1), factor, AdamW (one per leaf), no readback', async () => {
+    type Flat = { a: Tensor; b: Tensor; c: Tensor };
+    const f32 = { dtype: 'float32', backend: gpuB } as const;
+    const make = (seed: number, scale = 1): Flat => ({
+      a: tensor(values(3000, seed, scale), [30, 100], f32),
+      b: tensor(values(7, seed + 1, scale), [7], f32),
+      c: tensor(values(12, seed + 2, scale), [3, 4], f32),
+    });
+    const params = make(1);
+    const grads = make(2, 10); // norm ≈ 550: clipped to 1
+    const opt = adamw<Flat>({ lr: 1e-3 });
+    const state = opt.init(params);
+    await gpu!.sync();
+    const reads = [vi.spyOn(gpu!, 'read'), vi.spyOn(gpu!.engine, 'read')];
+    const d0 = gpu!.engine.dispatches;
+    const norm = globalNorm(grads);
+    const d1 = gpu!.engine.dispatches;
+    const factor = clipFactor(norm, 1);
+    const d2 = gpu!.engine.dispatches;
+    const out = opt.update(params, grads, state, { gradScale: factor });
+    const d3 = gpu!.engine.dispatches;
+    for (const r of reads) expect(r).not.toHaveBeenCalled();
+    for (const r of reads) r.mockRestore();
+    expect(d1 - d0).toBe(3 + 1);
+    expect(d2 - d1).toBeLessThanOrEqual(6); // add, div, minimum and their scalar fills
+    expect(d3 - d2).toBe(3);
+    // the same step on the CPU
+    const host = async (t: Flat): Promise<Flat> => ({
+      a: tensor(await t.a.data(), [30, 100], { dtype: 'float32' }),
+      b: tensor(await t.b.data(), [7], { dtype: 'float32' }),
+      c: tensor(await t.c.data(), [3, 4], { dtype: 'float32' }),
+    });
+    const [hp, hg] = [await host(params), await host(grads)];
+    const hn = globalNorm(hg);
+    const hf = clipFactor(hn, 1);
+    expect(hf.itemSync()).toBeLessThan(0.01);
+    const hs = opt.init(hp);
+    const ref = opt.update(hp, hg, hs, { gradScale: hf });
+    const got = await host(out.params);
+    for (const k of ['a', 'b', 'c'] as const) {
+      expect(maxRel([[...got[k].dataSync()]], [[...ref.params[k].dataSync()]], 0), k).toBeLessThan(1e-6);
+    }
+    dispose([params, grads, state, norm, factor, out, hp, hg, hn, hf, hs, ref, got]);
+  });
+
+  it('names a bad gradScale', () => {
+    const opt = adamw<{ w: Tensor }>({ lr: 1e-3 });
+    const p = { w: zeros([2]) };
+    const s = opt.init(p);
+    const msg = (o: unknown) => {
+      try {
+        opt.update(p, p, s, o as { gradScale: Tensor });
+      } catch (e) {
+        expect(e).toBeInstanceOf(FoxgateError);
+        return (e as Error).message;
+      }
+      throw new Error('expected an error');
+    };
+    const two = zeros([2]);
+    const ints = zeros([1], { dtype: 'int32' });
+    expect(msg({ gradScale: 0.5 })).toBe('adamw: gradScale must be a one-element float tensor, got 0.5');
+    expect(msg({ gradScale: two })).toBe('adamw: gradScale must be a one-element float tensor, got float32[2]');
+    expect(msg({ gradScale: ints })).toBe('adamw: gradScale must be a one-element float tensor, got int32[1]');
+    expect(msg({ scale: two })).toBe('adamw: unknown update option "scale" (the option is gradScale)');
+    dispose([p, s, two, ints]);
+  });
+
+  it.skipIf(!gpu)('names a gradScale on another backend than a parameter', () => {
+    const opt = adamw<{ layers: { w: Tensor }[] }>({ lr: 1e-3 });
+    const p = { layers: [{ w: zeros([2]) }] };
+    const s = opt.init(p);
+    const gs = zeros([], { backend: gpuB });
+    expect(() => opt.update(p, p, s, { gradScale: gs })).toThrow('adamw: gradScale lives on webgpu but params.layers[0].w on cpu');
+    dispose([p, s, gs]);
   });
 });
 
@@ -437,7 +560,7 @@ describe('adamw state as named tensors', () => {
 
 // ---- memory -----------------------------------------------------------------------------------------
 
-describe('memory over 200 training updates (accumulate two micro-batches, clip, AdamW)', () => {
+describe('memory over 200 training updates (accumulate two micro-batches, clip, norm, AdamW with gradScale)', () => {
   const loop = async (backend: string | Backend) => {
     const name = typeof backend === 'string' ? backend : backend.name;
     const opt = adamw<Net>({ lr, eps: 1e-6 });
@@ -455,8 +578,11 @@ describe('memory over 200 training updates (accumulate two micro-batches, clip, 
       let acc: Net | undefined;
       for (const g of [g1, g2]) acc = accumulateGrads(acc, clone(g));
       const { grads, norm } = clipGradNorm(acc as Net, 1);
-      ({ params, state } = opt.updateAndDispose(params, grads, state));
-      dispose([acc, grads, norm]);
+      // and clipping inside the step (a no-op here: the clipped norm is 1)
+      const norm2 = globalNorm(grads);
+      const factor = clipFactor(norm2, 2);
+      ({ params, state } = opt.updateAndDispose(params, grads, state, { gradScale: factor }));
+      dispose([acc, grads, norm, norm2, factor]);
     };
     // warm-up: the pool's buffers settle after the second step (the first frees init's moments)
     for (let i = 0; i < 3; i++) stepOnce();
