@@ -20,4 +20,5 @@ export type { FoxTileConfig } from './forgetting/wgsl.js';
 export type { FoxWideConfig } from './forgetting/wgsl-wide.js';
 // SPARSEK (issue 18)
 export { type SparsekOptions, sparsek } from './sparsek/op.js';
+export { type SparsekAttentionOptions, type SparsekGate, sparsekAttention } from './sparsek/attention.js';
 export type { SparsekBudget } from './sparsek/validate.js';
