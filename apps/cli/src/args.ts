@@ -19,6 +19,8 @@ export interface Flag<T, Present extends boolean = boolean> {
   readonly default: T | undefined;
   /** Parses the raw text; throws a `UsageError` whose message starts with `--name`. */
   parse(raw: string, name: string): T;
+  /** Shown as the default in `--help` when `default` is undefined. */
+  readonly defaultHint?: string;
   /** Checks run once every flag has parsed (e.g. a writable file); throws a `UsageError`. */
   check?(value: T, name: string): void;
   /** Phantom: whether the value is always present (required or defaulted). */
@@ -40,6 +42,8 @@ interface Common<T> {
   default?: T;
   /** Overrides the value name shown in `--help`. */
   valueName?: string;
+  /** The default as `--help` shows it, when the value stays undefined (the work picks it later). */
+  defaultHint?: string;
 }
 type Present<O> = O extends { required: true } ? true : O extends { default: NonNullable<unknown> } ? true : false;
 
@@ -59,6 +63,7 @@ function make<T, O extends Common<T>>(
     short: o.short,
     required: o.required ?? false,
     default: o.default,
+    defaultHint: o.defaultHint,
     ...rest,
     valueName: o.valueName ?? rest.valueName,
   };
@@ -338,15 +343,17 @@ export function helpText(spec: CommandSpec<Flags>): string {
   const lines = [`usage: ${usageLine(spec)}`, '', spec.summary];
   if (spec.args) {
     const a = spec.args;
-    lines.push('', 'arguments:', `  ${a.name}  ${a.help}${a.choices ? ` (${a.choices.join(', ')})` : ''}`);
+    const help = a.help.includes('\n') || !a.choices ? a.help : `${a.help} (${a.choices.join(', ')})`;
+    lines.push('', 'arguments:', `  ${a.name}  ${help.split('\n').join(`\n  ${' '.repeat(a.name.length)}  `)}`);
   }
   const rows: [string, string][] = Object.entries(spec.flags).map(([name, f]) => {
     const left = `${f.short ? `-${f.short}, ` : ''}--${name}${f.valueName ? ` ${f.valueName}` : ''}`;
     const extra: string[] = [];
-    if (f.valueName && !f.valueName.includes('|') && !['text', 'a path'].includes(f.accepts)) extra.push(f.accepts);
+    if (f.valueName && !f.valueName.includes('|') && !['text', 'a path', 'a file path to write'].includes(f.accepts)) extra.push(f.accepts);
     if (f.required) extra.push('required');
     else if (f.default !== undefined && f.default !== false)
       extra.push(`default ${Array.isArray(f.default) ? f.default.join(',') : f.default}`);
+    else if (f.defaultHint !== undefined) extra.push(`default ${f.defaultHint}`);
     return [left, `${f.help}${extra.length ? ` (${extra.join('; ')})` : ''}`];
   });
   rows.push(['-h, --help', 'show this help']);

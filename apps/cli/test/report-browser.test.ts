@@ -25,7 +25,13 @@ interface PageCheck {
   screenshot: string;
 }
 
-describe.skipIf(SKIP)('report page in headless chromium', () => {
+describe.runIf(CI && !HAVE)('report page in headless chromium (CI)', () => {
+  it('needs chromium', () => {
+    expect.fail(`CI: the report browser test needs chromium at ${CHROMIUM} (Debian's chromium package; .ci/run installs it)`);
+  });
+});
+
+describe.skipIf(!HAVE)('report page in headless chromium', () => {
   let browser: Browser;
   const tmp = mkdtempSync(join(tmpdir(), 'fg-browser-'));
 

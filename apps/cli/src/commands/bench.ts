@@ -39,7 +39,12 @@ export const benchCommand = defineCommand(
     summary: 'benchmarks: `bench ops`, `bench attention`, `bench cpu` (prints a table)',
     args: {
       name: 'suite',
-      help: 'cpu: float32 matmul on the CPU vs tfjs-cpu (GFLOP/s); ops: WebGPU matmul (TFLOP/s), elementwise and softmax (GB/s) vs tfjs-webgpu; attention: WebGPU forgetting attention fwd / fwd+bwd, ACP on and off (ms)',
+      help: [
+        'one or more of:',
+        'cpu        float32 matmul on the CPU vs tfjs-cpu (GFLOP/s)',
+        'ops        WebGPU: f32 matmul (TFLOP/s) vs tfjs-webgpu, elementwise add and row softmax (GB/s)',
+        'attention  WebGPU: forgetting attention fwd / fwd+bwd, with and without ACP (ms)',
+      ].join('\n'),
       min: 1,
       max: SUITES.length,
       choices: SUITES,
@@ -47,7 +52,7 @@ export const benchCommand = defineCommand(
     flags: {
       sizes: flag.intList({ help: 'matrix sizes n (cpu, ops) or sequence lengths T (attention)', min: 1, max: 2 ** 17 }),
       seconds: flag.float({ help: 'GPU time per timed case of ops and attention', min: 0, minExclusive: true, max: 600, default: 1 }),
-      'head-dim': flag.positiveInt({ help: "attention's head dim D (default 64)", max: 256 }),
+      'head-dim': flag.positiveInt({ help: "attention's head dim D", max: 256, defaultHint: '64' }),
       json: flag.file({ help: 'also write the rows to PATH (checked before any benchmark runs)', writable: true }),
       'no-tfjs': flag.bool({ help: 'skip the tfjs comparison rows' }),
     },
