@@ -260,6 +260,12 @@ export const flag = {
   bool,
 };
 
+/** `--quiet` and `--json`, the same on every command that reports progress or a result. */
+export const outputFlags = {
+  quiet: bool({ help: 'no progress output, only the result', short: 'q' }),
+  json: bool({ help: 'print one JSON object at the end and nothing else on stdout' }),
+};
+
 /** Positional arguments of a command: a name for help and errors, how many, optional choices. */
 export interface ArgsSpec {
   /** As shown in usage and errors: `RUN_DIR`, `suite`. */

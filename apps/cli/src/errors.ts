@@ -27,7 +27,10 @@ function oneLine(message: string): string {
  * with the stack only when `FOXGATE_DEBUG=1`; anything else is a bug: its stack, exit 70.
  */
 export function reportError(e: unknown): number {
-  if (e instanceof UsageError || e instanceof FoxgateError || isParseArgsError(e)) {
+  // by name too: a second copy of @foxgate/tensor (two installed versions) has its own class
+  const user =
+    e instanceof UsageError || e instanceof FoxgateError || (e instanceof Error && e.name === 'FoxgateError') || isParseArgsError(e);
+  if (user) {
     console.error(`foxgate: ${oneLine(e.message)}`);
     if (debug() && e.stack) console.error(e.stack);
     return EXIT.usage;

@@ -10,6 +10,7 @@ export {
   flag,
   formatBytes,
   helpText,
+  outputFlags,
   type Parsed,
   parseCommand,
 } from './args.js';

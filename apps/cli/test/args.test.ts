@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { checkAllocation, closest, defineCommand, editDistance, flag, helpText, parseCommand } from '../src/args.js';
+import { checkAllocation, closest, defineCommand, editDistance, flag, helpText, outputFlags, parseCommand } from '../src/args.js';
 import { UsageError } from '../src/errors.js';
 
 const spec = {
@@ -144,6 +144,16 @@ describe('parseCommand: every mistake is a one-line UsageError naming the comman
     );
     const none = { name: 'info', summary: 's', flags: {} };
     expect(() => parseCommand(none, ['x'])).toThrow("info: unexpected argument 'x' (info takes no positional arguments)");
+  });
+});
+
+describe('outputFlags', () => {
+  it('spreads into a command: --quiet / -q and --json, typed boolean', () => {
+    const s = { name: 'eval', summary: 's', flags: { ...outputFlags, context: flag.positiveInt({ help: 'c', default: 256 }) } };
+    const p = parseCommand(s, ['-q', '--json']);
+    expect(p.flags).toEqual({ quiet: true, json: true, context: 256 });
+    expectTypeOf(p.flags.json).toEqualTypeOf<boolean>();
+    expectTypeOf(p.flags.context).toEqualTypeOf<number>();
   });
 });
 

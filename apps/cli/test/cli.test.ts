@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,18 @@ describe('foxgate CLI', () => {
     expect(text).toContain('CPU backend: cpu');
     expect(text).toMatch(/WebGPU (adapter: .+|: not available — .+)/);
     if (process.env.FOXGATE_REQUIRE_WEBGPU === '1') expect(text).toMatch(/WebGPU adapter: .+/);
+  });
+});
+
+describe('bench --json PATH', () => {
+  it('writes the rows to the file (a tiny CPU run)', async () => {
+    const f = join(mkdtempSync(join(tmpdir(), 'fg-cli-')), 'bench.json');
+    const { out } = capture();
+    expect(await main(['bench', 'cpu', '--sizes', '8', '--no-tfjs', '--json', f])).toBe(0);
+    const j = JSON.parse(readFileSync(f, 'utf8'));
+    expect(j.rows.length).toBeGreaterThan(0);
+    expect(j.rows.every((r: { bench: string; case: string }) => r.bench === 'cpu-matmul' && r.case === 'f32 8x8x8')).toBe(true);
+    expect(out.join('\n')).toContain('cpu-matmul');
   });
 });
 
@@ -128,6 +140,12 @@ describe('reportError', () => {
     expect(err[0]).toBe("foxgate: Unknown option '--x'");
     expect(err[1]).toBe('foxgate: internal error (please report it):');
     expect(err[2]).toMatch(/TypeError: undefined is not a function\n\s+at /);
+  });
+  it('an error named FoxgateError from another copy of the library is a user error too', () => {
+    const { err } = capture();
+    const e = Object.assign(new Error('load: no such file x.safetensors'), { name: 'FoxgateError' });
+    expect(reportError(e)).toBe(2);
+    expect(err).toEqual(['foxgate: load: no such file x.safetensors']);
   });
   it('a multi-line message prints its first line only', () => {
     const { err } = capture();

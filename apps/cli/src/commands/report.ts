@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { defineCommand, flag } from '../args.js';
+import { defineCommand, flag, outputFlags } from '../args.js';
 import { checkWritableFile, writeFileAtomic } from '../files.js';
 import { renderReport } from '../report/html.js';
 import { loadRun } from '../report/run.js';
@@ -13,7 +13,7 @@ export const reportCommand = defineCommand(
     args: { name: 'RUN_DIR', help: 'a run folder made by foxgate train (config.json, metrics.jsonl, eval.json)', min: 1, max: 1 },
     flags: {
       quiet: flag.bool({ help: 'print only the path of the report', short: 'q' }),
-      json: flag.bool({ help: 'print one JSON object (report path, plots drawn, notes) and nothing else' }),
+      json: outputFlags.json,
     },
     notes:
       'Plots: loss vs tokens (train and validation), loss by position, length extrapolation, forget-gate\ndecay per layer and head, ACP pruned fraction per layer. A plot whose data the run lacks is a note.',
