@@ -1,4 +1,4 @@
-import { stopGradient } from '@foxgate/autograd';
+import { stopGradient, treeLeaves } from '@foxgate/autograd';
 import { fail, fmtShape, type Tensor, tensor, tidy } from '@foxgate/tensor';
 import type { AdamWState } from '../adamw.js';
 import { checkSameTree, dottedPath, isTensor, zipMap } from '../tree.js';
@@ -22,16 +22,6 @@ function names(op: string, tree: unknown, prefix: string): string[] {
   return out;
 }
 
-/** The tensor leaves of `tree` in tree order. */
-function leaves(tree: unknown): Tensor[] {
-  const out: Tensor[] = [];
-  zipMap([tree], [], ([t]) => {
-    out.push(t);
-    return [];
-  });
-  return out;
-}
-
 /**
  * The moments of an AdamW state by name: `${prefix}m.<path>` and `${prefix}v.<path>` for every
  * tensor leaf, where `<path>` is the leaf's dotted path in the parameter tree
@@ -49,7 +39,7 @@ export function adamwStateTensors<P>(state: AdamWState<P>, prefix = ''): Map<str
     ['m', state.m],
     ['v', state.v],
   ] as const) {
-    const ts = leaves(tree);
+    const ts = treeLeaves(tree);
     names(op, tree, `${prefix}${which}.`).forEach((name, i) => {
       out.set(name, ts[i]);
     });
