@@ -1,7 +1,8 @@
 import { gradcheck, valueAndGrad } from '@foxgate/autograd';
-import { FoxgateError, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { FoxgateError, memoryStats, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
 import { type SparsekAttentionOptions, type SparsekGate, sparsekAttention } from '../src/sparsek/attention.js';
+import { sparsek } from '../src/sparsek/op.js';
 import { normals } from './util/sparsek-data.js';
 
 /**
@@ -35,11 +36,16 @@ function problem(B: number, T: number, H: number, D: number, seed: number, uScal
 }
 
 function run(p: Problem, opts: SparsekAttentionOptions) {
-  const { aux, grads } = valueAndGrad((x: { q: Tensor; k: Tensor; v: Tensor; u: Tensor }) => {
+  const { value, aux, grads } = valueAndGrad((x: { q: Tensor; k: Tensor; v: Tensor; u: Tensor }) => {
     const o = sparsekAttention(x.q, x.k, x.v, x.u, opts);
     return { loss: sum(mul(o, p.w)), aux: o };
   })({ q: p.q, k: p.k, v: p.v, u: p.u });
-  const d = (t: Tensor) => Float64Array.from(t.dataSync());
+  const d = (t: Tensor) => {
+    const a = Float64Array.from(t.dataSync());
+    t.dispose();
+    return a;
+  };
+  value.dispose();
   return { o: d(aux), dq: d(grads.q), dk: d(grads.k), dv: d(grads.v), du: d(grads.u) };
 }
 
@@ -234,4 +240,20 @@ describe('errors', () => {
       expect((err as Error).message).not.toContain('\n');
     });
   }
+});
+
+describe('memory', () => {
+  it('sparsek and sparsekAttention, forward and backward, leave no live tensors behind (cpu)', () => {
+    const count = () => memoryStats().backends.cpu?.tensors ?? 0;
+    const p = problem(1, 9, 2, 3, 41);
+    const before = count();
+    for (const impl of ['fused', 'reference'] as const) {
+      sparsekAttention(p.q, p.k, p.v, p.u, { k: 2, window: 2, impl }).dispose();
+      const r = run(p, { k: 2, window: 2, impl });
+      expect(r.o.length).toBe(54);
+      const { value, grads } = valueAndGrad((x: Tensor) => sum(mul(sparsek(x, 2, { impl }), p.u)))(p.u);
+      for (const x of [sparsek(p.u, 3, { impl }), value, grads]) x.dispose();
+    }
+    expect(count()).toBe(before);
+  });
 });

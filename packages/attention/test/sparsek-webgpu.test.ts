@@ -1,5 +1,5 @@
 import { valueAndGrad } from '@foxgate/autograd';
-import { type Backend, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { type Backend, memoryStats, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { sparsek } from '../src/sparsek/op.js';
@@ -91,5 +91,22 @@ describe.skipIf(!gpu)('sparsek on WebGPU', () => {
     const c = await sparsek(view.contiguous(), 5).data();
     expect(Array.from(a)).toEqual(Array.from(c));
     base.dispose();
+  });
+
+  it('forward and backward leave no live tensors behind (fused and reference)', async () => {
+    const count = () => memoryStats().backends.webgpu?.tensors ?? 0;
+    const z = tensor(Float32Array.from(normals(6 * 30, 4)), [6, 30], { backend: b });
+    const g = tensor(Float32Array.from(normals(6 * 30, 5)), [6, 30], { backend: b });
+    const before = count();
+    for (const impl of ['fused', 'reference'] as const) {
+      const p = sparsek(z, 4, { impl });
+      await p.data();
+      const { value, grads } = valueAndGrad((x: Tensor) => sum(mul(sparsek(x, [1, 2, 3, 4, 5, 6], { impl }), g)))(z);
+      await grads.data();
+      for (const x of [p, value, grads]) x.dispose();
+    }
+    expect(count()).toBe(before);
+    z.dispose();
+    g.dispose();
   });
 });
