@@ -41,6 +41,22 @@ export interface LayerContext {
   /** Position of the first row (RoPE offset). */
   offset?: number;
   stats?: boolean;
+  /** A decoder's KV cache for this layer (generation): the token shift and attention go through it. */
+  cache?: AttentionCacheHook | null;
+}
+
+/**
+ * What a KV cache offers one attention layer (implemented in `generate/cache.ts`): the token
+ * shift's previous k̂/v̂ row, and attention of this call's queries over the cached keys plus
+ * this call's (which the cache appends).
+ */
+export interface AttentionCacheHook {
+  /** The last k̂ (or v̂) row `[B,h]` before this call's tokens, or null before the first token. */
+  shiftPrev(which: 'k' | 'v'): Tensor | null;
+  /** This call's k̂ (or v̂) `[B,T,h]`: the cache keeps its last row (the layer disposes `raw`). */
+  shiftRaw(which: 'k' | 'v', raw: Tensor): void;
+  /** Appends k, v `[B,T,H,D]` (after QK-norm and RoPE) and logF `[B,T,H]` (FoX), attends q over the cache. */
+  attend(q: Tensor, k: Tensor, v: Tensor, logF: Tensor | null): Tensor;
 }
 
 export interface LayerOutput {
@@ -55,9 +71,17 @@ function isShift(p: LinearParams | ShiftLinearParams): p is ShiftLinearParams {
   return (p as ShiftLinearParams).shift_proj !== undefined;
 }
 
-function project(p: LinearParams | ShiftLinearParams, x: Tensor, H: number, reset: Tensor | null): Tensor {
+function project(
+  p: LinearParams | ShiftLinearParams,
+  x: Tensor,
+  H: number,
+  reset: Tensor | null,
+  cache: AttentionCacheHook | null,
+  which: 'k' | 'v',
+): Tensor {
   if (!isShift(p)) return applyLinear(p, x);
-  const { out, raw } = shiftLinear(p, x, H, { reset });
+  const { out, raw } = shiftLinear(p, x, H, { reset, prev: cache?.shiftPrev(which) ?? null });
+  cache?.shiftRaw(which, raw);
   raw.dispose();
   return out;
 }
@@ -72,9 +96,10 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
   const H = c.num_heads;
   const D = headDim(c);
   const reset = ctx.docReset ?? null;
+  const cache = ctx.cache ?? null;
   const q0 = reshape(applyLinear(p.q_proj, x), [B, T, H, D]);
-  const k0 = reshape(project(p.k_proj, x, H, reset), [B, T, H, D]);
-  const v = reshape(project(p.v_proj, x, H, reset), [B, T, H, D]);
+  const k0 = reshape(project(p.k_proj, x, H, reset, cache, 'k'), [B, T, H, D]);
+  const v = reshape(project(p.v_proj, x, H, reset, cache, 'v'), [B, T, H, D]);
   let q = q0;
   let k = k0;
   if (p.q_norm && p.k_norm) {
@@ -89,7 +114,10 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
   let o: Tensor;
   let logF: Tensor | undefined;
   let pruned: Tensor | undefined;
-  if (p.fgate_proj) {
+  if (cache) {
+    // decoding: the cache appends k, v, logF and attends over everything it holds
+    o = cache.attend(q, k, v, p.fgate_proj ? logsigmoid(applyLinear(p.fgate_proj, x)) : null);
+  } else if (p.fgate_proj) {
     const lf = logsigmoid(applyLinear(p.fgate_proj, x)); // [B,T,H]
     logF = ctx.docStarts ? where(unsqueeze(ctx.docStarts, -1), DOC_RESET_LOGF, lf) : lf;
     const opts = { acp: ctx.acp ?? false, impl: ctx.impl };

@@ -7,8 +7,22 @@
 
 export const PACKAGE = '@foxgate/models';
 
-export { type AttentionParams, attentionLayer, DOC_RESET_LOGF, type LayerContext, QK_NORM_EPS } from './attention-layer.js';
-export { cleanCheckpointTemps, type LoadCheckpointOptions, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+export {
+  type AttentionCacheHook,
+  type AttentionParams,
+  attentionLayer,
+  DOC_RESET_LOGF,
+  type LayerContext,
+  QK_NORM_EPS,
+} from './attention-layer.js';
+export {
+  cleanCheckpointTemps,
+  type LoadCheckpointOptions,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  type SaveCheckpointOptions,
+  saveCheckpoint,
+} from './checkpoint.js';
 export {
   type ConfigInput,
   headDim,
@@ -23,6 +37,13 @@ export {
   PRESETS,
   type PresetName,
 } from './config.js';
+// generation with a KV cache (issue 16)
+export { type BenchGenerateOptions, type BenchGenerateRow, benchGenerate } from './generate/bench.js';
+export { CACHE_CHUNK, MASKED_SCORE } from './generate/cache.js';
+export { type CacheStats, createDecoder, type Decoder, type DecoderOptions } from './generate/decoder.js';
+export { acpBounds, acpThreshold } from './generate/evict.js';
+export { type GenerateOptions, type GenerateResult, type GenerateStats, generate } from './generate/generate.js';
+export { argmaxOf, type SamplingOptions, sampleToken, sampleUniform, samplingDistribution } from './generate/sampling.js';
 export { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 export { type InitOptions, initLinear, type LinearInitOptions, type LinearParams, linear } from './layers/linear.js';
 export { headRmsNorm, initRMSNorm, RMS_NORM_EPS, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
