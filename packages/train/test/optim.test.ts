@@ -229,6 +229,53 @@ describe('adamw fused step vs the composed ops', () => {
   });
 });
 
+// ---- two steps by hand ------------------------------------------------------------------------------
+
+describe('adamw: two steps computed by hand', () => {
+  // lr 0.1, weight decay 0.1, β 0.9/0.95, eps 1e-8; a [1,1] matrix (decayed) and a [1] bias (not)
+  // start at 2 and get gradients 0.5, then −1.
+  //   t=1: m = 0.1·0.5 = 0.05, v = 0.05·0.25 = 0.0125, m̂ = 0.05/0.1 = 0.5, v̂ = 0.0125/0.05 = 0.25
+  //   t=2: m = 0.9·0.05 − 0.1 = −0.055, v = 0.95·0.0125 + 0.05 = 0.061875, m̂ = −0.055/0.19, v̂ = 0.061875/0.0975
+  const w1 = 2 * (1 - 0.1 * 0.1) - (0.1 * 0.5) / (0.5 + 1e-8);
+  const w2 = w1 * (1 - 0.1 * 0.1) - (0.1 * (-0.055 / 0.19)) / (Math.sqrt(0.061875 / 0.0975) + 1e-8);
+  const b1 = 2 - (0.1 * 0.5) / (0.5 + 1e-8);
+  const b2 = b1 - (0.1 * (-0.055 / 0.19)) / (Math.sqrt(0.061875 / 0.0975) + 1e-8);
+
+  const twoSteps = async (dtype: DType, backend: string | Backend, impl: 'fused' | 'composed') => {
+    type P = { w: Tensor; b: Tensor };
+    const opt = adamw<P>({ lr: 0.1, impl });
+    const t = (x: number, shape: number[]) => tensor([x], shape, { dtype, backend });
+    let params: P = { w: t(2, [1, 1]), b: t(2, [1]) };
+    let state = opt.init(params);
+    const seen: number[][] = [];
+    for (const g of [0.5, -1]) {
+      const grads = { w: t(g, [1, 1]), b: t(g, [1]) };
+      ({ params, state } = opt.updateAndDispose(params, grads, state));
+      seen.push([await params.w.item(), await params.b.item(), await state.m.w.item(), await state.v.b.item()]);
+      dispose(grads);
+    }
+    dispose([params, state]);
+    return seen;
+  };
+  const want = [
+    [w1, b1, 0.05, 0.0125],
+    [w2, b2, -0.055, 0.061875],
+  ];
+
+  for (const impl of ['fused', 'composed'] as const) {
+    it(`float64 on the CPU (${impl})`, async () => {
+      const got = await twoSteps('float64', 'cpu', impl);
+      for (let s = 0; s < 2; s++) for (let k = 0; k < 4; k++) expect(got[s][k]).toBeCloseTo(want[s][k], 14);
+    });
+  }
+
+  it.skipIf(!gpu)('float32 on WebGPU (fused)', async () => {
+    const got = await twoSteps('float32', gpuB, 'fused');
+    for (let s = 0; s < 2; s++)
+      for (let k = 0; k < 4; k++) expect(Math.abs(got[s][k] - want[s][k]) / Math.abs(want[s][k])).toBeLessThan(1e-6);
+  });
+});
+
 // ---- gradScale: clipping inside the step ---------------------------------------------------------
 
 describe('adamw gradScale (the clip factor applied inside the step)', () => {
