@@ -8,6 +8,7 @@ import {
   openTextCorpus,
   parseDailyDialog,
   parseJsonlDialogs,
+  readDailyDialog,
   readDocument,
   readJsonlDialogs,
   splitDocuments,
@@ -148,6 +149,8 @@ describe('dialog sources', () => {
     );
     expect(() => parseDailyDialog('\n\n', 'dd.txt')).toThrow('readDailyDialog: dd.txt holds no dialogs');
     expect(() => loadDailyDialog(sharedData('gutenberg'), 'train')).toThrow('dialogues_train.txt does not exist');
+    const plain = sharedData('tinyshakespeare/input.txt');
+    expect(() => readDailyDialog(plain)).toThrow(`readDailyDialog: ${plain}:1: no __eou__`);
     expect(() => loadDailyDialog(sharedData('dailydialog'), 'dev' as never)).toThrow(
       'loadDailyDialog: split must be "train", "validation" or "test", got "dev"',
     );

@@ -68,13 +68,42 @@ describe('MQAR', () => {
     expect(task.decode([1, 2, 7, 11, 0])).toBe('<bos> k0 v1 f0 <pad>');
   });
 
-  it('gap "max" fills the row; defaults are 8 pairs, 16 keys, 16 values, T 256', () => {
+  it('gap "max" fills the row; defaults are 4 pairs, 8 keys, 8 values, T 32, B 32', () => {
     const full = createTask('mqar', { T: 40, pairs: 2, gap: 'max' });
     expect(full.options.gap).toBe(40 - 9);
     expect(rowOf(full.batches(0).next(), 'tokens', 0)).not.toContain(0);
     const d = createTask('mqar');
-    expect(d.options).toEqual({ T: 256, B: 16, pairs: 8, keys: 16, values: 16, queries: 8, gap: 0, fillerTokens: 16 });
-    expect(d.vocabSize).toBe(2 + 16 + 16 + 16);
+    expect(d.options).toEqual({ T: 32, B: 32, pairs: 4, keys: 8, values: 8, queries: 4, gap: 0, fillerTokens: 16, episodes: 1 });
+    expect(d.vocabSize).toBe(2 + 8 + 8 + 16);
+    expect(d.batches(0).next().docStarts).toBeUndefined();
+  });
+
+  it('episodes: independent episodes back to back, each BOS marked in docStarts', () => {
+    const one = createTask('mqar', { T: 24, B: 4, pairs: 3, keys: 4, values: 5, gap: 2, fillerTokens: 3 });
+    const many = createTask('mqar', { T: 50, B: 4, pairs: 3, keys: 4, values: 5, gap: 2, fillerTokens: 3, episodes: 'fill' });
+    expect(many.options.episodes).toBe(3); // 3 × 15 tokens in 50
+    const x = many.batches(0).next();
+    for (let r = 0; r < x.B; r++) {
+      const t = rowOf(x, 'tokens', r);
+      const g = rowOf(x, 'targets', r);
+      expect(Array.from(x.docStarts!.subarray(r * 50, (r + 1) * 50)).flatMap((v, p) => (v ? [p] : []))).toEqual([0, 15, 30]);
+      expect(t.slice(45)).toEqual(Array(5).fill(0));
+      expect(x.rows[r].answers).toEqual([9, 11, 13, 24, 26, 28, 39, 41, 43]);
+      for (let e = 0; e < 3; e++) {
+        const ep = t.slice(15 * e, 15 * e + 15);
+        const keys = [ep[1], ep[3], ep[5]];
+        for (let j = 0; j < 3; j++) {
+          const k = keys.indexOf(ep[9 + 2 * j]);
+          expect(g[15 * e + 9 + 2 * j]).toBe(ep[2 + 2 * k]);
+          // distance measured inside the episode: query position − its key's position
+          expect(x.rows[r].groups[3 * e + j]).toBe(9 + 2 * j - (1 + 2 * k));
+        }
+      }
+    }
+    expect(one.describe()).toContain('1 episode of 15 tokens');
+    expect(() => createTask('mqar', { T: 40, pairs: 3, episodes: 4 })).toThrow(
+      'createTask(mqar): 4 episodes of 13 tokens need T ≥ 52, but T = 40',
+    );
   });
 
   it('accuracy: the true targets score 1, a constant guess scores ≈ chance', () => {
@@ -206,11 +235,11 @@ describe('synthetic dialog recall', () => {
 describe('synthetic task errors', () => {
   it('name the task, the option and what is wrong', () => {
     expect(() => createTask('copy')).toThrow('createTask: unknown task "copy" (expected one of mqar, needle, dialog)');
-    expect(() => createTask('mqar', { pairs: 20 })).toThrow('createTask(mqar): pairs = 20 needs as many distinct keys, but keys = 16');
+    expect(() => createTask('mqar', { pairs: 20 })).toThrow('createTask(mqar): pairs = 20 needs as many distinct keys, but keys = 8');
     expect(() => createTask('mqar', { T: 16 })).toThrow(
-      'createTask(mqar): a row needs 1 + 2·pairs + gap + 2·queries = 33 tokens but T = 16',
+      'createTask(mqar): a row needs 1 + 2·pairs + gap + 2·queries = 17 tokens but T = 16',
     );
-    expect(() => createTask('mqar', { queries: 9 })).toThrow('createTask(mqar): queries = 9 must be ≤ pairs = 8');
+    expect(() => createTask('mqar', { queries: 5 })).toThrow('createTask(mqar): queries = 5 must be ≤ pairs = 4');
     expect(() => createTask('mqar', { gap: -1 })).toThrow('createTask(mqar): gap must be an integer ≥ 0, got -1');
     expect(() => createTask('mqar', { pairz: 2 } as never)).toThrow('createTask(mqar): unknown option "pairz"');
     expect(() => createTask('needle', { depths: [1.5] })).toThrow(
@@ -223,7 +252,7 @@ describe('synthetic task errors', () => {
       'createTask(dialog): distance must be an integer ≥ 2 or a non-empty list of them, got 1',
     );
     expect(() => createTask('dialog', { T: 32, distance: 8 })).toThrow('createTask(dialog): a dialog at distance 8 needs');
-    const t = createTask('mqar', { T: 40 });
+    const t = createTask('mqar', { T: 40, B: 16 });
     const x = t.batches(0).next();
     expect(() => t.accuracy(new Int32Array(3), x)).toThrow('mqar.accuracy: pred has 3 values but the batch has B·T = 640 positions');
     expect(() => t.batches({ ...t.batches(0).state(), task: 'needle' })).toThrow('mqar.batches: state is not a mqar loader state');

@@ -5,6 +5,10 @@
  * the keys, each followed by its value. The target at a query key's position is its value
  * (nothing else has a loss). The key–query distance (query position − key position) is set by
  * `gap`: it lies in [gap + 2, gap + 2P + 2Q − 2].
+ *
+ * With `episodes` > 1 (or 'fill') a row holds several independent episodes back to back, each
+ * starting with BOS and marked in `docStarts` (for FoX document resets): more answers per row at
+ * the same cost when T is much longer than one episode.
  */
 import { fail } from '@foxgate/tensor';
 import { checkKeys, checkPositiveInt } from '../batch.js';
@@ -28,20 +32,22 @@ export interface MqarOptions {
   gap?: number | 'max';
   /** Filler vocabulary (default 16). */
   fillerTokens?: number;
+  /** Independent episodes per row (default 1); 'fill' puts as many as fit. */
+  episodes?: number | 'fill';
 }
 
-export type ResolvedMqarOptions = Required<Omit<MqarOptions, 'gap'>> & { gap: number };
+export type ResolvedMqarOptions = Required<Omit<MqarOptions, 'gap' | 'episodes'>> & { gap: number; episodes: number };
 
-const KEYS = ['T', 'B', 'pairs', 'keys', 'values', 'queries', 'gap', 'fillerTokens'];
+const KEYS = ['T', 'B', 'pairs', 'keys', 'values', 'queries', 'gap', 'fillerTokens', 'episodes'];
 
 export function mqarTask(opts: MqarOptions = {}): SyntheticTask<ResolvedMqarOptions> {
   const op = 'createTask(mqar)';
   checkKeys(op, opts, KEYS);
-  const T = checkPositiveInt(op, 'T', opts.T ?? 256);
-  const B = checkPositiveInt(op, 'B', opts.B ?? 16);
-  const pairs = checkPositiveInt(op, 'pairs', opts.pairs ?? 8);
-  const keys = checkPositiveInt(op, 'keys', opts.keys ?? 16, 1 << 20);
-  const values = checkPositiveInt(op, 'values', opts.values ?? 16, 1 << 20);
+  const T = checkPositiveInt(op, 'T', opts.T ?? 32);
+  const B = checkPositiveInt(op, 'B', opts.B ?? 32);
+  const pairs = checkPositiveInt(op, 'pairs', opts.pairs ?? 4);
+  const keys = checkPositiveInt(op, 'keys', opts.keys ?? 8, 1 << 20);
+  const values = checkPositiveInt(op, 'values', opts.values ?? 8, 1 << 20);
   const queries = checkPositiveInt(op, 'queries', opts.queries ?? pairs);
   const fillerTokens = checkPositiveInt(op, 'fillerTokens', opts.fillerTokens ?? 16, 1 << 20);
   if (pairs > keys) fail(op, `pairs = ${pairs} needs as many distinct keys, but keys = ${keys}`);
@@ -49,6 +55,9 @@ export function mqarTask(opts: MqarOptions = {}): SyntheticTask<ResolvedMqarOpti
   const used = 1 + 2 * pairs + 2 * queries;
   const gap = opts.gap === 'max' ? Math.max(0, T - used) : checkNonNegInt(op, 'gap', opts.gap ?? 0);
   if (used + gap > T) fail(op, `a row needs 1 + 2·pairs + gap + 2·queries = ${used + gap} tokens but T = ${T}`);
+  const span = used + gap;
+  const episodes = opts.episodes === 'fill' ? Math.floor(T / span) : checkPositiveInt(op, 'episodes', opts.episodes ?? 1);
+  if (episodes * span > T) fail(op, `${episodes} episodes of ${span} tokens need T ≥ ${episodes * span}, but T = ${T}`);
 
   const PAD = 0;
   const BOS = 1;
@@ -57,27 +66,38 @@ export function mqarTask(opts: MqarOptions = {}): SyntheticTask<ResolvedMqarOpti
   const F0 = V0 + values;
   const vocabSize = F0 + fillerTokens;
   const tokenNames = ['<pad>', '<bos>', ...names('k', keys), ...names('v', values), ...names('f', fillerTokens)];
-  const options: ResolvedMqarOptions = { T, B, pairs, keys, values, queries, gap, fillerTokens };
+  const options: ResolvedMqarOptions = { T, B, pairs, keys, values, queries, gap, fillerTokens, episodes };
 
-  const row = (rng: Rng, _index: number, _evaluation: boolean, tokens: Int32Array, targets: Int32Array, base: number): RowInfo => {
-    const ks = rng.sample(keys, pairs);
-    const vs = ks.map(() => rng.below(values));
-    let t = base;
-    tokens[t++] = BOS;
-    for (let j = 0; j < pairs; j++) {
-      tokens[t++] = K0 + ks[j];
-      tokens[t++] = V0 + vs[j];
-    }
-    for (let g = 0; g < gap; g++) tokens[t++] = F0 + rng.below(fillerTokens);
-    const order = rng.sample(pairs, queries);
+  const row = (
+    rng: Rng,
+    _index: number,
+    _evaluation: boolean,
+    tokens: Int32Array,
+    targets: Int32Array,
+    base: number,
+    docStarts?: Uint8Array,
+  ): RowInfo => {
     const info: RowInfo = { answers: [], groups: [] };
-    for (const j of order) {
-      const at = t - base;
-      tokens[t] = K0 + ks[j];
-      targets[t++] = V0 + vs[j];
-      tokens[t++] = V0 + vs[j];
-      info.answers.push(at);
-      info.groups.push(at - (1 + 2 * j));
+    for (let e = 0; e < episodes; e++) {
+      const start = e * span;
+      const ks = rng.sample(keys, pairs);
+      const vs = ks.map(() => rng.below(values));
+      let t = base + start;
+      if (docStarts) docStarts[t] = 1;
+      tokens[t++] = BOS;
+      for (let j = 0; j < pairs; j++) {
+        tokens[t++] = K0 + ks[j];
+        tokens[t++] = V0 + vs[j];
+      }
+      for (let g = 0; g < gap; g++) tokens[t++] = F0 + rng.below(fillerTokens);
+      for (const j of rng.sample(pairs, queries)) {
+        const at = t - base;
+        tokens[t] = K0 + ks[j];
+        targets[t++] = V0 + vs[j];
+        tokens[t++] = V0 + vs[j];
+        info.answers.push(at);
+        info.groups.push(at - (start + 1 + 2 * j));
+      }
     }
     return info;
   };
@@ -91,9 +111,11 @@ export function mqarTask(opts: MqarOptions = {}): SyntheticTask<ResolvedMqarOpti
     groupName: 'distance',
     names: tokenNames,
     pad: PAD,
+    docStarts: episodes > 1,
     describe:
       `mqar: ${pairs} key–value pairs (keys of ${keys}, values of ${values}), ${queries} queries, gap ${gap}: ` +
-      `key–query distance ${gap + 2}..${gap + 2 * pairs + 2 * queries - 2}; ${used + gap} of T = ${T} tokens used; ` +
+      `key–query distance ${gap + 2}..${gap + 2 * pairs + 2 * queries - 2}; ${episodes} episode${episodes > 1 ? 's' : ''} of ${span} ` +
+      `tokens in T = ${T}; ` +
       `vocab ${vocabSize}; chance ${(1 / values).toFixed(4)}`,
     row,
   });

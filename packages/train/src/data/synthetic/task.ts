@@ -81,8 +81,10 @@ export interface TaskDef<O> {
   names: readonly string[];
   pad: number;
   describe: string;
-  /** Writes row `index` into tokens/targets at `base` (already PAD / IGNORE_INDEX). */
-  row(rng: Rng, index: number, evaluation: boolean, tokens: Int32Array, targets: Int32Array, base: number): RowInfo;
+  /** Batches carry `docStarts` (rows holding several independent episodes). */
+  docStarts?: boolean;
+  /** Writes row `index` into tokens/targets (and docStarts) at `base` (already PAD / IGNORE_INDEX / 0). */
+  row(rng: Rng, index: number, evaluation: boolean, tokens: Int32Array, targets: Int32Array, base: number, docStarts?: Uint8Array): RowInfo;
 }
 
 const TRAIN_STREAM = 0;
@@ -95,10 +97,11 @@ export function makeTask<O>(def: TaskDef<O>): SyntheticTask<O & { T: number; B: 
   const makeBatch = (seed: number, stream: number, first: number, rows: number): SyntheticBatch => {
     const batch = emptyBatch(rows, T, def.pad) as SyntheticBatch;
     batch.rows = [];
+    if (def.docStarts) batch.docStarts = new Uint8Array(rows * T);
     for (let b = 0; b < rows; b++) {
       const index = first + b;
       const rng = new Rng(seed, def.salt, stream, index);
-      batch.rows.push(def.row(rng, index, stream === EVAL_STREAM, batch.tokens, batch.targets, b * T));
+      batch.rows.push(def.row(rng, index, stream === EVAL_STREAM, batch.tokens, batch.targets, b * T, batch.docStarts));
     }
     return batch;
   };
