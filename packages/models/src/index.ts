@@ -31,7 +31,7 @@ export {
   type PresetName,
 } from './config.js';
 // generation with a KV cache (issue 16)
-export { type BenchGenerateOptions, type BenchGenerateRow, benchGenerate } from './generate/bench.js';
+export { type BenchGenerateOptions, type BenchGenerateRow, benchGenerate, trainedLikeGates } from './generate/bench.js';
 export { CACHE_CHUNK, MASKED_SCORE } from './generate/cache.js';
 export { type CacheStats, createDecoder, type Decoder, type DecoderOptions } from './generate/decoder.js';
 export { acpBounds, acpThreshold } from './generate/evict.js';
