@@ -17,4 +17,5 @@ bundle() {
 bundle apps/cli/src/cli.ts build-gpu/foxgate.mjs   # the CLI: bench ops / attention
 bundle scripts/gpu/check.ts build-gpu/check.mjs    # hardware correctness checks
 bundle scripts/gpu/profile-attention.ts build-gpu/profile.mjs   # attention time per kernel
+bundle scripts/gpu/check-matmul-high.ts build-gpu/check-matmul-high.mjs   # f16 tensor-core matmul: variants, checks, timing
 ../shared/gpu/pack build-gpu

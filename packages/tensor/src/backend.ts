@@ -1,4 +1,5 @@
 import type { DType, TypedArray } from './dtype.js';
+import type { MatmulOptions } from './precision.js';
 import type { Shape } from './shape.js';
 
 /** Opaque, backend-owned memory holding the elements of one or more tensors (views share it). */
@@ -133,9 +134,10 @@ export interface Backend {
   /**
    * Batched matmul: `a: [...batch, M, K]`, `b: [...batch, K, N]`, same rank ≥ 2 and equal batch
    * dims (broadcast batch dims have stride 0); any strides, so transposed operands are views.
-   * Result `[...batch, M, N]`.
+   * Result `[...batch, M, N]`. `opts.precision` ('highest' | 'high') may lower the product's
+   * operand precision where the backend has a faster path (WebGPU tensor cores); others ignore it.
    */
-  matmul(a: View, b: View): Storage;
+  matmul(a: View, b: View, opts?: MatmulOptions): Storage;
   /** Inclusive cumulative sum along `axis`; `reverse` sums from the end. */
   cumsum(x: View, axis: number, reverse: boolean): Storage;
   /**

@@ -29,6 +29,7 @@ export { FoxgateError, fail, fmtShape } from './errors.js';
 export * from './io/index.js';
 export { dispose, emptyCache, forEachTensor, keep, type MemoryStats, memoryStats, tidy } from './memory.js';
 export * from './ops/index.js';
+export { checkPrecision, MATMUL_PRECISIONS, type MatmulOptions, type MatmulPrecision } from './precision.js';
 export { getRecorder, type OpRecord, type Prim, type PrimParams, type Recorder, setRecorder } from './prims.js';
 export { defaultBackendName, getBackend, listBackends, registerBackend, setDefaultBackend } from './registry.js';
 export * from './rng/index.js';

@@ -3,6 +3,7 @@ import type { DType, TypedArray } from './dtype.js';
 import { fail, fmtShape } from './errors.js';
 import { trackTensor, untrackTensor } from './memory.js';
 import * as ops from './ops/index.js';
+import type { MatmulOptions } from './precision.js';
 import { contiguousStrides, isContiguous, type Shape, sizeOf } from './shape.js';
 
 export type NestedArray = number | boolean | NestedArray[];
@@ -191,8 +192,8 @@ export class Tensor implements View {
   argmax(axis = -1, keepdims = false): Tensor {
     return ops.argmax(this, axis, keepdims);
   }
-  matmul(b: Tensor): Tensor {
-    return ops.matmul(this, b);
+  matmul(b: Tensor, opts?: MatmulOptions): Tensor {
+    return ops.matmul(this, b, opts);
   }
   reshape(shape: readonly number[]): Tensor {
     return ops.reshape(this, shape);

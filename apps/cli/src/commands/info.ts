@@ -26,6 +26,11 @@ export const infoCommand = defineCommand(
     const a = gpu.adapter;
     console.log(`WebGPU adapter: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ')}`);
     console.log(`  features: ${a.features.length ? a.features.join(', ') : '(none)'}`);
+    if (a.subgroupMatrixConfigs?.length) console.log(`  subgroup matrices: ${a.subgroupMatrixConfigs.join(', ')}`);
+    if (a.tensorCores)
+      console.log(
+        `  matmul precision 'high': ${a.tensorCores.available ? 'f16 tensor cores' : `f32 (no tensor cores: ${a.tensorCores.reason}; initWebGPU({ precision: 'high' }) asks Dawn for them)`}`,
+      );
     console.log('  limits:');
     for (const [k, v] of Object.entries(a.limits)) console.log(`    ${k}: ${v}`);
     return 0;

@@ -1,6 +1,7 @@
 import type { Backend, BackendMemory, BinaryOp, RandomKind, ReduceOp, Storage, UnaryOp, View } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
 import { fail } from '../../errors.js';
+import { checkPrecision, type MatmulOptions, type MatmulPrecision } from '../../precision.js';
 import type { Shape } from '../../shape.js';
 import { Tensor } from '../../tensor.js';
 import type { Engine, GpuStorage } from './engine.js';
@@ -8,6 +9,7 @@ import { checkGpuDType, gpuOf } from './kernels/common.js';
 import * as ew from './kernels/elementwise.js';
 import { take, takeAdjoint } from './kernels/indexing.js';
 import { matmul } from './kernels/matmul.js';
+import { matmulHigh } from './kernels/matmul-sgmat.js';
 import { random } from './kernels/random.js';
 import { reduce } from './kernels/reduce.js';
 import { cumsum } from './kernels/scan.js';
@@ -29,6 +31,10 @@ export interface AdapterDescription {
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
   limits: Record<string, number>;
+  /** Subgroup-matrix configurations the adapter lists (`f16→f32 16x16x16`, ...). */
+  subgroupMatrixConfigs?: string[];
+  /** Whether precision 'high' runs on the tensor cores here, or why not. */
+  tensorCores?: { available: boolean; reason?: string };
 }
 
 /**
@@ -46,11 +52,24 @@ export class WebGPUBackend implements Backend {
     private readonly onDestroy: () => void,
   ) {
     this.subgroupReduce = info.features.includes('subgroups') && info.wgslFeatures.includes('subgroup_id');
+    this.tensorCores = info.tensorCores?.available === true;
     this.software = info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.device}`);
   }
 
   /** A CPU (software) adapter such as lavapipe: kernels skip compile-heavy variants. */
   readonly software: boolean;
+  /** Whether 'high' products run on the tensor cores (f16 subgroup matrices); else they are f32. */
+  readonly tensorCores: boolean;
+  #precision: MatmulPrecision = 'highest';
+
+  /** Default precision of float32 matmuls on this backend ('highest' unless set). */
+  get precision(): MatmulPrecision {
+    return this.#precision;
+  }
+  /** Sets the default matmul precision (`matmul(a, b, { precision })` overrides it per call). */
+  setPrecision(p: MatmulPrecision): void {
+    this.#precision = checkPrecision('setPrecision', 'precision', p) ?? 'highest';
+  }
 
   get device(): GPUDevice {
     return this.engine.device;
@@ -146,11 +165,13 @@ export class WebGPUBackend implements Backend {
     if (op === 'argmax' && axes.length !== 1) fail('argmax', `takes exactly one axis, got [${axes.join(',')}]`);
     return reduce(this.engine, op, x, axes, this.subgroupReduce);
   }
-  matmul(a: View, b: View): Storage {
+  matmul(a: View, b: View, opts?: MatmulOptions): Storage {
     if (a.dtype !== 'float32' || b.dtype !== 'float32') {
       checkGpuDType('matmul', a.dtype === 'float32' ? b.dtype : a.dtype);
       fail('matmul', `the webgpu backend multiplies float32 only, got ${a.dtype} and ${b.dtype}`);
     }
+    const precision = checkPrecision('matmul', 'opts.precision', opts?.precision) ?? this.#precision;
+    if (precision === 'high' && this.tensorCores) return matmulHigh(this.engine, a, b);
     return matmul(this.engine, a, b, this.device.limits.maxComputeWorkgroupStorageSize, this.software);
   }
   cumsum(x: View, axis: number, reverse: boolean): Storage {

@@ -1,7 +1,16 @@
 import { FoxgateError } from '../../errors.js';
+import { checkPrecision, type MatmulPrecision } from '../../precision.js';
 import { registerBackend, unregisterBackend } from '../../registry.js';
 import { type AdapterDescription, WebGPUBackend } from './backend.js';
 import { Engine } from './engine.js';
+import {
+  formatConfig,
+  SUBGROUP_MATRIX_FEATURE,
+  subgroupMatrixConfigs,
+  TENSOR_CORE_TOGGLES,
+  tensorCoreSupport,
+  withDawnFeatures,
+} from './tensor-cores.js';
 
 /**
  * Device setup. In Node the `webgpu` package (Dawn) provides the GPU object; it is imported
@@ -28,9 +37,22 @@ export interface InitWebGPUOptions {
    * ever live at once when that is larger, so steady loops reuse their buffers.
    */
   maxPooledBytes?: number;
+  /**
+   * Precision of float32 matmuls (default 'highest': f32 products). 'high' multiplies f16
+   * operands with f32 accumulation on the tensor cores where the adapter offers f16 subgroup
+   * matrices, f32 elsewhere; `matmul(a, b, { precision })` overrides it per call. Given again
+   * while a device lives, it changes that backend's precision.
+   */
+  precision?: MatmulPrecision;
+  /**
+   * Ask Dawn for f16 and subgroup matrices (the toggles `allow_unsafe_apis,
+   * vulkan_enable_f16_on_nvidia`, merged into `dawnFlags`); default: true when `precision` is
+   * 'high'. Like `dawnFlags`, only used when the instance is first created.
+   */
+  tensorCores?: boolean;
 }
 
-const WANTED_FEATURES = ['subgroups', 'timestamp-query', 'shader-f16'] as const;
+const WANTED_FEATURES = ['subgroups', 'timestamp-query', 'shader-f16', SUBGROUP_MATRIX_FEATURE] as const;
 const RAISED_LIMITS = [
   'maxStorageBufferBindingSize',
   'maxBufferSize',
@@ -113,9 +135,16 @@ function matches(a: GPUAdapter, want: string): boolean {
  * backend as 'webgpu'. Calling it again while a device lives returns the same backend.
  */
 export async function initWebGPU(opts: InitWebGPUOptions = {}): Promise<WebGPUBackend> {
-  if (current && !current.isDestroyed) return current;
+  const precision = checkPrecision('initWebGPU', 'opts.precision', opts.precision);
+  if (opts.tensorCores !== undefined && typeof opts.tensorCores !== 'boolean')
+    throw new FoxgateError(`initWebGPU: opts.tensorCores must be a boolean, got ${String(opts.tensorCores)}`);
+  if (current && !current.isDestroyed) {
+    if (precision) current.setPrecision(precision);
+    return current;
+  }
   const envFlags = env('FOXGATE_DAWN_FLAGS');
-  const dawnFlags = opts.dawnFlags ?? (envFlags ? envFlags.split(/\s+/).filter((f) => f) : undefined);
+  let dawnFlags = opts.dawnFlags ?? (envFlags ? envFlags.split(/\s+/).filter((f) => f) : undefined);
+  if (opts.tensorCores ?? precision === 'high') dawnFlags = withDawnFeatures(dawnFlags ?? [], TENSOR_CORE_TOGGLES);
   const gpu = await getGpu(dawnFlags ?? []);
   if (dawnFlags && nodeGpuFlags && dawnFlags.join(',') !== nodeGpuFlags.join(',')) {
     // flags only apply to a fresh instance; say so instead of silently ignoring them
@@ -159,6 +188,7 @@ export async function initWebGPU(opts: InitWebGPUOptions = {}): Promise<WebGPUBa
     if (current === backend) current = null;
     unregisterBackend('webgpu');
   });
+  if (precision) backend.setPrecision(precision);
   current = backend;
   registerBackend(backend);
   return backend;
@@ -169,17 +199,22 @@ function describeDevice(adapter: GPUAdapter, device: GPUDevice, gpu: GPU): Adapt
   const limits: Record<string, number> = {};
   for (const l of REPORTED_LIMITS) limits[l] = device.limits[l];
   const wgsl = (gpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures;
+  const features = [...device.features].filter((f) => (WANTED_FEATURES as readonly string[]).includes(f)).sort();
+  const configs = subgroupMatrixConfigs(adapter.info);
+  const tc = tensorCoreSupport(features, configs, i.subgroupMinSize, i.subgroupMaxSize);
   return {
     vendor: i.vendor,
     architecture: i.architecture,
     device: i.device,
     description: i.description,
-    features: [...device.features].filter((f) => (WANTED_FEATURES as readonly string[]).includes(f)).sort(),
+    features,
     adapterFeatures: [...adapter.features].sort(),
     wgslFeatures: wgsl ? [...wgsl].sort() : [],
     subgroupMinSize: i.subgroupMinSize,
     subgroupMaxSize: i.subgroupMaxSize,
     limits,
+    subgroupMatrixConfigs: configs.map(formatConfig),
+    tensorCores: tc.ok ? { available: true } : { available: false, reason: tc.reason },
   };
 }
 
