@@ -122,27 +122,40 @@ describe('globalNorm', () => {
   });
 });
 
+/** Elements `start..start+length` of `base` (a view with an offset); disposes the `base` handle. */
+function part(base: Tensor, start: number, length: number): Tensor {
+  const v = narrow(base, 0, start, length);
+  base.dispose();
+  return v;
+}
+
 describe('globalNorm on WebGPU: one dispatch per leaf plus one', () => {
-  it.skipIf(!gpu)('large leaves (grid-stride loops), offset views, empty and int leaves', async () => {
+  it.skipIf(!gpu)('large leaves (grid-stride loops, scalar and vec4), offset views, empty and int leaves', async () => {
     const f32 = { dtype: 'float32', backend: gpuB } as const;
-    const big = values(70_001, 7, 2); // > 64 workgroups · 256 threads: five rounds of the loop
-    const base = tensor(values(50, 8), [50], f32);
+    // beyond 1024 workgroups · 256 threads: two rounds of the loop for 300 001 scalars, and for
+    // 1 200 000 elements read as vec4
+    const big = values(300_001, 7, 2);
+    const big4 = values(1_200_000, 8, 0.5);
+    const base = values(60, 9);
     const g = {
-      big: tensor(big, [70_001], f32),
-      view: narrow(base, 0, 13, 30), // element offset 13
+      big: tensor(big, [300_001], f32),
+      big4: tensor(big4, [1000, 1200], f32),
+      view: part(tensor(base, [60], f32), 13, 30), // element offset 13: scalar reads
+      view4: part(tensor(base, [60], f32), 8, 40), // element offset 8: vec4 reads
       empty: tensor(new Float32Array(0), [0, 4], f32),
       small: tensor([3], [1], f32),
       ids: tensor([9], [1], { dtype: 'int32', backend: gpuB }),
     };
-    base.dispose();
     let want = 9;
     for (const x of big) want += x * x;
-    for (const x of values(50, 8).subarray(13, 43)) want += x * x;
+    for (const x of big4) want += x * x;
+    for (const x of base.subarray(13, 43)) want += x * x;
+    for (const x of base.subarray(8, 48)) want += x * x;
     want = Math.sqrt(want);
     await gpu!.sync();
     const before = gpu!.engine.dispatches;
     const norm = globalNorm(g);
-    expect(gpu!.engine.dispatches - before).toBe(3 + 1); // big, view, small; then the final sum
+    expect(gpu!.engine.dispatches - before).toBe(5 + 1); // big, big4, view, view4, small; then the final sum
     expect(Math.abs((await norm.item()) - want) / want).toBeLessThan(1e-6);
     dispose([g, norm]);
   });

@@ -57,8 +57,9 @@ function values(n: number, seed: number, scale = 1, lo = 0.5, hi = 1.5): Float64
 
 /**
  * A model-shaped tree: matrices (decayed by default), 1-D norm weights and biases (not), sizes
- * that are not multiples of the 256-thread workgroup, a parameter that is an offset view
- * (`head`) and one that is a transposed view (`tied`, not contiguous).
+ * that are not multiples of the 256-thread workgroup, sizes that are multiples of 4 (the WebGPU
+ * kernel's vec4 path) and sizes that are not, parameters that are offset views (`head`: offset
+ * 21, `head4`: offset 16) and transposed views (`tied`, `tied4`: not contiguous).
  */
 interface Net {
   model: {
@@ -67,19 +68,23 @@ interface Net {
     norm: { weight: Tensor };
   };
   head: Tensor;
+  head4: Tensor;
   tied: Tensor;
+  tied4: Tensor;
 }
 const SHAPES: [string, number[], number][] = [
   ['model.embeddings.weight', [97, 13], 1],
   ['model.layers.0.attn.fgate_proj.weight', [4, 13], 10],
   ['model.layers.0.attn.fgate_proj.bias', [4], 1e-3], // small gradients: eps matters
   ['model.layers.0.mlp_norm.weight', [13], 0.1],
-  ['model.layers.1.attn.fgate_proj.weight', [4, 13], 1],
+  ['model.layers.1.attn.fgate_proj.weight', [40, 13], 1],
   ['model.layers.1.attn.fgate_proj.bias', [4], 1],
   ['model.layers.1.mlp_norm.weight', [13], 1],
   ['model.norm.weight', [13], 1],
   ['head', [5, 7], 1],
+  ['head4', [4, 8], 1],
   ['tied', [7, 6], 1],
+  ['tied4', [6, 4], 1],
 ];
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -90,28 +95,29 @@ function offsetView(base: Tensor, start: number, length: number): Tensor {
   return v;
 }
 
+/** Rows `start..` of a `[rows, cols]` tensor holding `d` there: a contiguous view with an offset. */
+function rowsView(d: Float64Array, [n, cols]: number[], start: number, dtype: DType, backend: string | Backend): Tensor {
+  const big = new Float64Array((start + n + 2) * cols);
+  big.set(d, start * cols);
+  return offsetView(tensor(big, [start + n + 2, cols], { dtype, backend }), start, n);
+}
+
+/** The transpose of a `[cols, rows]` tensor holding `d` in `[rows, cols]` row-major order. */
+function transposedView(d: Float64Array, [rows, cols]: number[], dtype: DType, backend: string | Backend): Tensor {
+  const t = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = d[r * cols + c];
+  const base = tensor(t, [cols, rows], { dtype, backend });
+  const v = transpose(base);
+  base.dispose();
+  return v;
+}
+
 /** The tree holding `data(i)` at leaf i, as `dtype` on `backend`. */
 function makeNet(data: (i: number) => Float64Array, dtype: DType, backend: string | Backend = 'cpu'): Net {
   const leaves = SHAPES.map(([name, shape], i) => {
-    if (name === 'head') {
-      // rows 3..7 of a [10, 7] tensor: contiguous, element offset 21
-      const big = new Float64Array(70);
-      big.set(data(i), 21);
-      const base = tensor(big, [10, 7], { dtype, backend });
-      const v = narrow(base, 0, 3, 5);
-      base.dispose();
-      return v;
-    }
-    if (name === 'tied') {
-      // the transpose of a [6, 7] tensor holding the data in [7, 6] row-major order
-      const d = data(i);
-      const t = new Float64Array(42);
-      for (let r = 0; r < 7; r++) for (let c = 0; c < 6; c++) t[c * 7 + r] = d[r * 6 + c];
-      const base = tensor(t, [6, 7], { dtype, backend });
-      const v = transpose(base);
-      base.dispose();
-      return v;
-    }
+    if (name === 'head') return rowsView(data(i), shape, 3, dtype, backend); // offset 21
+    if (name === 'head4') return rowsView(data(i), shape, 2, dtype, backend); // offset 16
+    if (name === 'tied' || name === 'tied4') return transposedView(data(i), shape, dtype, backend);
     return tensor(data(i), shape, { dtype, backend });
   });
   const flat = new Map(SHAPES.map(([name], i) => [name, leaves[i]]));

@@ -9,8 +9,8 @@ import { fail, Tensor, type WebGPUBackend, zeros } from '@foxgate/tensor';
  */
 
 const WG = 256;
-/** Workgroups per leaf (grid-stride loops beyond `MAX_GROUPS · WG` elements). */
-export const MAX_GROUPS = 64;
+/** Workgroups per leaf (grid-stride loops beyond `MAX_GROUPS · WG` elements or vec4s). */
+export const MAX_GROUPS = 1024;
 
 const TREE_SUM = /* wgsl */ `
   sh[lid] = s;
@@ -20,8 +20,13 @@ const TREE_SUM = /* wgsl */ `
     workgroupBarrier();
   }`;
 
-/** Per-leaf partial sums of squares: `partials[slot + k]` for workgroup k. */
-export const SQUARES_WGSL = /* wgsl */ `
+/**
+ * Per-leaf partial sums of squares: `partials[slot + k]` for workgroup k; with `vec4`, `g` is
+ * read four elements at a time (element offset and size multiples of 4).
+ */
+export const squaresWGSL = (vec4: boolean): string => (vec4 ? SQUARES_VEC4 : SQUARES_SCALAR);
+
+const squaresCode = (vec4: boolean) => /* wgsl */ `
 var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -33,8 +38,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let stride = P.num_wg * ${WG}u;
   loop {
     if (i >= P.n) { break; }
-    let x = g[P.g_offset + i];
-    let y = x * x - c;
+    let x = g[P.g_offset${vec4 ? ' / 4u' : ''} + i];
+    let y = ${vec4 ? 'dot(x, x)' : 'x * x'} - c;
     let t = s + y;
     c = (t - s) - y;
     s = t;
@@ -44,6 +49,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (lid == 0u) { partials[P.slot + blk] = sh[0]; }
 }
 `;
+const SQUARES_SCALAR = squaresCode(false);
+const SQUARES_VEC4 = squaresCode(true);
 
 /** One workgroup: `norm[0] = √Σ partials`. */
 export const NORM_WGSL = /* wgsl */ `
@@ -73,7 +80,8 @@ export function fitsNormKernel(leaves: readonly Tensor[]): boolean {
 export function globalNormWebGPU(leaves: readonly Tensor[]): Tensor {
   if (!fitsNormKernel(leaves)) fail('globalNorm', 'the WebGPU kernel takes float32 leaves on one WebGPU backend');
   const backend = leaves[0].backend as unknown as WebGPUBackend;
-  const groups = leaves.map((t) => Math.min(MAX_GROUPS, Math.ceil(t.size / WG)));
+  const vec4 = leaves.map((t) => t.size % 4 === 0 && t.offset % 4 === 0);
+  const groups = leaves.map((t, k) => Math.min(MAX_GROUPS, Math.ceil(t.size / (vec4[k] ? 4 : 1) / WG)));
   const count = groups.reduce((a, b) => a + b, 0);
   if (count === 0) return zeros([], { backend: leaves[0].backend });
   let partials: Tensor | null = null;
@@ -83,15 +91,15 @@ export function globalNormWebGPU(leaves: readonly Tensor[]): Tensor {
       if (groups[k] === 0) continue;
       const [s] = backend.runKernel({
         name: 'grad_norm_squares',
-        code: SQUARES_WGSL,
-        inputs: [{ name: 'g', data: leaves[k] }],
+        code: squaresWGSL(vec4[k]),
+        inputs: [{ name: 'g', data: leaves[k], elem: vec4[k] ? 'vec4<f32>' : undefined }],
         // the first leaf's dispatch allocates the shared buffer; the others write into it
         outputs: [
           partials
             ? { name: 'partials', storage: partials.storage, dtype: 'float32' }
             : { name: 'partials', size: count, dtype: 'float32' },
         ],
-        uniforms: { u32: { n: leaves[k].size, slot } },
+        uniforms: { u32: { n: vec4[k] ? leaves[k].size / 4 : leaves[k].size, slot } },
         workgroups: groups[k],
       });
       partials ??= new Tensor(backend, s, 'float32', [count]);
