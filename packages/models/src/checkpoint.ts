@@ -15,10 +15,15 @@ const CONFIG = 'config.json';
 /** Key of config.json under which `saveCheckpoint` keeps the caller's `extra` JSON. */
 const EXTRA_KEY = 'foxgate';
 
+export interface SaveCheckpointOptions {
+  /** More safetensors files for the same folder, by base name: `{ optimizer: {...} }` → `optimizer.safetensors`. */
+  tensors?: Record<string, Record<string, Tensor>>;
+}
+
 /**
  * Writes `dir/model.safetensors` (every parameter by its official dotted name, float32 or
  * float64 as the tensors are) and `dir/config.json` (the official fields + `model_type`, and
- * `extra` under `"foxgate"`). Atomic: both files go into a temporary folder beside `dir` that
+ * `extra` under `"foxgate"`), plus one `NAME.safetensors` per entry of `opts.tensors`. Atomic: both files go into a temporary folder beside `dir` that
  * is renamed into place, so `dir` never holds a half-written checkpoint; an existing `dir` is
  * replaced.
  */
@@ -27,6 +32,7 @@ export async function saveCheckpoint(
   params: ModelParams,
   config: ModelConfig,
   extra?: Record<string, unknown>,
+  opts: SaveCheckpointOptions = {},
 ): Promise<void> {
   checkParams('saveCheckpoint', params, config);
   const target = resolve(dir);
@@ -37,6 +43,10 @@ export async function saveCheckpoint(
   try {
     const tensors = Object.fromEntries(flattenTree(params));
     await saveSafetensors(join(tmp, WEIGHTS), tensors, { format: 'pt' });
+    for (const [base, more] of Object.entries(opts.tensors ?? {})) {
+      if (!/^[\w-]+$/.test(base) || base === 'model') fail('saveCheckpoint', `opts.tensors: bad file name '${base}'`);
+      await saveSafetensors(join(tmp, `${base}.safetensors`), more);
+    }
     const json = { ...officialConfigJson(config), ...(extra ? { [EXTRA_KEY]: extra } : {}) };
     await writeFile(join(tmp, CONFIG), `${JSON.stringify(json, null, 2)}\n`);
     const old = existsSync(target) ? `${tmp}-old` : null;

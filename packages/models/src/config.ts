@@ -123,7 +123,7 @@ export const MODEL_DEFAULTS: Record<ModelName, Partial<ModelConfig>> = {
 
 /** Sizes; head dim 64 except `tiny`. The paper's nominal sizes count embeddings with its 50k vocab. */
 export const PRESETS = {
-  tiny: { hidden_size: 128, num_hidden_layers: 2, num_heads: 2 },
+  tiny: { hidden_size: 64, num_hidden_layers: 2, num_heads: 2 },
   small: { hidden_size: 512, num_hidden_layers: 6, num_heads: 8 },
   '125M': { hidden_size: 768, num_hidden_layers: 12, num_heads: 12 },
   '360M': { hidden_size: 1024, num_hidden_layers: 24, num_heads: 16 },

@@ -15,7 +15,14 @@ export {
   type LayerContext,
   QK_NORM_EPS,
 } from './attention-layer.js';
-export { cleanCheckpointTemps, type LoadCheckpointOptions, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+export {
+  cleanCheckpointTemps,
+  type LoadCheckpointOptions,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  type SaveCheckpointOptions,
+  saveCheckpoint,
+} from './checkpoint.js';
 export {
   type ConfigInput,
   headDim,

@@ -20,3 +20,7 @@ export { adamwStateFromTensors, adamwStateTensors } from './optim/state.js';
 export * from './data/index.js';
 export * from './tokenizers/index.js';
 // ---- end data
+
+// ---- trainer: run config, data from a spec, device choice, the training loop, evaluation
+export * from './trainer/index.js';
+// ---- end trainer
