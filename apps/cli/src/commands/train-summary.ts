@@ -2,14 +2,21 @@ import type { EvalResult, TrainResult } from '@foxgate/train';
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
-/** The per-position loss table: about `rows` equal position ranges over the longest context, a column per context. */
+/** Position ranges: about `rows` equal ones over the training context, then doublings up to the longest context. */
+function ranges(context: number, longest: number, rows: number): [number, number][] {
+  const span = Math.max(1, Math.ceil(context / rows));
+  const out: [number, number][] = [];
+  for (let a = 0; a < context; a += span) out.push([a, Math.min(context, a + span)]);
+  for (let a = context; a < longest; a *= 2) out.push([a, Math.min(longest, 2 * a)]);
+  return out;
+}
+
+/** The per-position loss table: a row per position range, a column per evaluated context. */
 export function perPositionTable(e: EvalResult, rows = 8): string[] {
   const cols = [e, ...e.extrapolation];
   const longest = Math.max(...cols.map((c) => c.context));
-  const span = Math.max(1, Math.ceil(longest / rows));
   const out = [`  ${'positions'.padEnd(13)}${cols.map((c) => `T=${c.context}`.padStart(10)).join('')}`];
-  for (let start = 0; start < longest; start += span) {
-    const end = Math.min(longest, start + span);
+  for (const [start, end] of ranges(e.context, longest, rows)) {
     const cells = cols.map((c) => {
       let s = 0;
       let n = 0;

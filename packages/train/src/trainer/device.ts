@@ -28,7 +28,7 @@ export async function openDevice(device: 'cpu' | 'webgpu' | 'auto'): Promise<Run
     return { ...cpu, describe: `cpu (auto: no WebGPU adapter: ${(e as Error).message})` };
   }
   const info = gpu.info;
-  const label = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  const label = info.description || [info.vendor, info.device].filter(Boolean).join(' ') || 'unknown adapter';
   if (device === 'auto' && SOFTWARE.test(label)) {
     await destroyWebGPU(gpu);
     return { ...cpu, describe: `cpu (auto: the only WebGPU adapter is software: ${label})` };
