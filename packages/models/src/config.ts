@@ -84,7 +84,7 @@ const FIELDS: Record<keyof ModelConfig, Field> = {
 
 const BASE: Omit<ModelConfig, 'model'> = {
   vocab_size: 261,
-  hidden_size: 128,
+  hidden_size: 64,
   hidden_ratio: 4,
   intermediate_size: null,
   num_hidden_layers: 2,

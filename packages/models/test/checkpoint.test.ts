@@ -20,7 +20,7 @@ describe('saveCheckpoint → loadCheckpoint', () => {
       expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
       const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
       expect(cfg.model_type).toBe('forgetting_transformer-project_fox');
-      expect(cfg.hidden_size).toBe(128);
+      expect(cfg.hidden_size).toBe(64);
       const back = await loadCheckpoint(dir, { backend: 'cpu', dtype });
       expect(back.config).toEqual(m.config);
       expect(back.extra).toEqual({ step: 12, note: 'hi' });
@@ -186,7 +186,7 @@ describe('bad checkpoints: one line naming the file and what is wrong', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'fox', hiden_size: 3 }));
     await rejects(dir, /config.json: unknown field 'hiden_size'/);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'fox', num_heads: 3 }));
-    await rejects(dir, /config.json: num_heads 3 must divide hidden_size 128/);
+    await rejects(dir, /config.json: num_heads 3 must divide hidden_size 64/);
   });
 
   it('weights that do not match the config: missing, unexpected, wrong shape', async () => {
@@ -196,7 +196,7 @@ describe('bad checkpoints: one line naming the file and what is wrong', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'fox', vocab_size: 20, num_hidden_layers: 1 }));
     await rejects(dir, /: unexpected model\.layers\.1\.[a-z_.]+, /);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'fox', vocab_size: 21 }));
-    await rejects(dir, /model.embeddings.weight is \[20,128\], expected \[21,128\]/);
+    await rejects(dir, /model.embeddings.weight is \[20,64\], expected \[21,64\]/);
   });
 
   it('a truncated weights file and a missing shard', async () => {

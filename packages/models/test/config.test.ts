@@ -93,7 +93,7 @@ describe('parameter counts', () => {
       }
     }
     const shared = modelConfig({ model: 'foxPro', qk_norm_share_param_across_head: true });
-    expect(countParams(modelConfig({ model: 'foxPro' })) - countParams(shared)).toBe(2 * 2 * (128 - 64));
+    expect(countParams(modelConfig({ model: 'foxPro' })) - countParams(shared)).toBe(2 * 2 * (64 - 32));
   });
 
   it('presets: tiny < 1M, small ≈ 20M (byte vocab); 125M/360M/760M near the paper sizes (GPT-2 vocab)', () => {
