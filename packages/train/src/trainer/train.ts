@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flattenTree, valueAndGrad } from '@foxgate/autograd';
 import {
@@ -99,8 +99,22 @@ interface SavedState {
   seconds: number;
 }
 
+/**
+ * `saveCheckpoint` replaces a checkpoint by two renames (old → `.checkpoint.tmp-…-old`, new →
+ * `checkpoint`); a process killed between them leaves no `checkpoint/` but a complete `-old`
+ * one. Put that back, so a resume never finds its last good checkpoint missing.
+ */
+function recoverCheckpoint(out: string): void {
+  if (!existsSync(out) || existsSync(join(out, CHECKPOINT))) return;
+  const old = readdirSync(out)
+    .filter((f) => /^\.checkpoint\.tmp-\d+-\d+-old$/.test(f) && existsSync(join(out, f, 'config.json')))
+    .sort((a, b) => statSync(join(out, b)).mtimeMs - statSync(join(out, a)).mtimeMs);
+  if (old.length) renameSync(join(out, old[0]), join(out, CHECKPOINT));
+}
+
 function checkOut(out: string, resume: boolean): void {
   if (resume) {
+    recoverCheckpoint(out);
     if (!existsSync(join(out, CHECKPOINT, 'config.json')))
       fail('train', `--resume ${out}: no checkpoint in that folder (expected ${join(out, CHECKPOINT)})`);
     return;
@@ -120,6 +134,26 @@ function checkOut(out: string, resume: boolean): void {
     if (e instanceof FoxgateError) throw e;
     fail('train', `--out ${out}: cannot write there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+}
+
+/** The `run` settings a run folder's config.json recorded (a one-line error naming the file when it cannot be read). */
+function readRunConfig(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    fail('train', `--resume: ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    fail('train', `--resume: ${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const run = (v as { run?: unknown } | null)?.run;
+  if (run === null || typeof run !== 'object' || Array.isArray(run))
+    fail('train', `--resume: ${file}: no "run" object (not a run folder's config.json)`);
+  return run as Record<string, unknown>;
 }
 
 /** Writes `file` atomically (temp + rename). */
@@ -145,9 +179,10 @@ function truncateMetrics(file: string, step: number): void {
   writeAtomic(file, keep.length ? `${keep.join('\n')}\n` : '');
 }
 
-function firstNonFinite(grads: unknown): string | null {
-  for (const [name, g] of flattenTree(grads)) {
-    const d = g.dataSync();
+/** The name of the first leaf holding a NaN or ±Inf (async reads: WebGPU cannot read synchronously). */
+async function firstNonFinite(tree: unknown): Promise<string | null> {
+  for (const [name, g] of flattenTree(tree)) {
+    const d = await g.data();
     for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return name;
   }
   return null;
@@ -167,7 +202,7 @@ export async function train(overrides: Record<string, unknown>, opts: TrainOptio
   checkOut(out, resume);
   let cfg: RunConfig;
   if (resume) {
-    const prev = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).run as Record<string, unknown>;
+    const prev = readRunConfig(join(out, 'config.json'));
     for (const k of Object.keys(overrides)) {
       if (!RESUMABLE.has(k) && JSON.stringify(overrides[k]) !== JSON.stringify(prev[k])) {
         fail('train', `--resume: ${k} differs from the run's (${JSON.stringify(prev[k])}); only ${[...RESUMABLE].join(', ')} may change`);
@@ -268,6 +303,19 @@ async function run(
   let windowTokens = 0;
 
   const checkpoint = async () => {
+    // never replace the last good checkpoint with non-finite parameters (NaN gradients of a step
+    // whose loss and grad norm were not read back, or an update that overflowed)
+    const pn = globalNorm(params);
+    const finite = Number.isFinite((await pn.data())[0]);
+    pn.dispose();
+    if (!finite) {
+      const bad = await firstNonFinite(params);
+      const where = existsSync(ckptDir) ? `the last good checkpoint is ${ckptDir}` : 'no checkpoint was written yet';
+      fail(
+        'train',
+        `step ${step}: ${bad ? `parameter ${bad} is not finite` : 'the parameters overflow float32 (their norm is infinite)'} after the update; ${where}`,
+      );
+    }
     const moments = Object.fromEntries(adamwStateTensors(state));
     const extra = { train: { step, tokens, data: loader.state(), seconds: seconds() } satisfies SavedState, seed: cfg.seed };
     await saveCheckpoint(ckptDir, params, model.config, extra, { tensors: { optimizer: moments } });
@@ -301,7 +349,7 @@ async function run(
     const norm = globalNorm(g);
     const gradNorm = logging || !Number.isFinite(loss) ? (await norm.data())[0] : null;
     if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
-      const bad = firstNonFinite(g);
+      const bad = await firstNonFinite(g);
       dispose([g, norm]);
       const where = existsSync(ckptDir) ? `the last good checkpoint is ${ckptDir}` : 'no checkpoint was written yet';
       fail(

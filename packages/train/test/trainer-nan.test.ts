@@ -1,0 +1,100 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flattenTree } from '@foxgate/autograd';
+import { loadCheckpoint } from '@foxgate/models';
+import { dispose, FoxgateError, loadSafetensors, saveSafetensors, tensor } from '@foxgate/tensor';
+import { afterAll, describe, expect, it } from 'vitest';
+import { train } from '../src/index.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'foxgate-nan-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/**
+ * lr 10 with weight decay 10 and no clipping: the decoupled decay multiplies every matrix by
+ * 1 − lr·wd = −99 a step, so within a few steps activations overflow float32 and the gradients
+ * (then the loss) turn NaN. Deterministic on the CPU.
+ */
+const DIVERGING = {
+  model: { model: 'foxPro', preset: 'tiny' },
+  device: 'cpu',
+  batch: 2,
+  context: 32,
+  steps: 60,
+  lr: 10,
+  weightDecay: 10,
+  clip: 0,
+  warmup: 0,
+  evalEvery: 0,
+  checkpointEvery: 1,
+};
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(FoxgateError);
+  const msg = (err as Error).message;
+  expect(msg).not.toContain('\n');
+  return msg;
+}
+
+const paramName = /(model\.[\w.]+|lm_head\.weight)/;
+
+/** Loads the run's checkpoint: its step, and whether every parameter is finite. */
+async function checkpointState(out: string) {
+  const ck = await loadCheckpoint(join(out, 'checkpoint'));
+  let finite = true;
+  for (const [, t] of flattenTree(ck.params)) for (const v of t.dataSync()) if (!Number.isFinite(v)) finite = false;
+  dispose(ck.params);
+  return { step: (ck.extra?.train as { step?: number } | undefined)?.step, finite };
+}
+
+describe('a diverging run stops at the first non-finite step, naming it and a parameter; the last checkpoint stays good', () => {
+  it('grad norm read every step (logEvery 1): stops before the NaN update', async () => {
+    const out = join(tmp, 'every-step');
+    const steps: number[] = [];
+    const msg = await failure(train({ ...DIVERGING, logEvery: 1 }, { out, hooks: { onStep: (m) => steps.push(m.step) } }));
+    const last = steps[steps.length - 1];
+    expect(last).toBeGreaterThan(1);
+    expect(last).toBeLessThan(60);
+    expect(msg).toMatch(new RegExp(`^train: step ${last + 1}: the (loss|gradient norm) is not finite`));
+    expect(msg).toMatch(new RegExp(`non-finite gradient: ${paramName.source}`));
+    expect(msg).toContain(`the last good checkpoint is ${join(out, 'checkpoint')}`);
+    expect(await checkpointState(out)).toEqual({ step: last, finite: true });
+  });
+
+  it('grad norm not read back on most steps (logEvery 100): the NaN parameters never replace the checkpoint', async () => {
+    const out = join(tmp, 'rarely-logged');
+    const steps: number[] = [];
+    const msg = await failure(train({ ...DIVERGING, logEvery: 100 }, { out, hooks: { onStep: (m) => steps.push(m.step) } }));
+    // the step's loss was finite and its gradients were not read back: the check before the checkpoint caught it
+    expect(msg).toMatch(new RegExp(`^train: step \\d+: parameter ${paramName.source} is not finite after the update`));
+    const failed = Number(/step (\d+)/.exec(msg)?.[1]);
+    const ck = await checkpointState(out);
+    expect(ck.finite).toBe(true);
+    expect(ck.step).toBe(failed - 1);
+    expect(msg).toContain(`the last good checkpoint is ${join(out, 'checkpoint')}`);
+    // the checkpoint loads and continues: deterministically into the same failure at the same step
+    const again = await failure(train({}, { out, resume: true, skipFinalEval: true }));
+    expect(again).toBe(msg);
+  });
+
+  it('a NaN in a parameter (a poisoned checkpoint, resumed): the loss is not finite, the gradient named', async () => {
+    const out = join(tmp, 'poisoned');
+    await train({ ...DIVERGING, lr: 1e-3, weightDecay: 0.1, steps: 2, logEvery: 1 }, { out, skipFinalEval: true });
+    const file = join(out, 'checkpoint', 'model.safetensors');
+    const ts = await loadSafetensors(file, { backend: 'cpu' });
+    const name = 'model.layers.1.mlp.down_proj.weight';
+    const w = ts[name].dataSync(); // a copy
+    w[3] = Number.NaN;
+    ts[name].dispose();
+    ts[name] = tensor(w, ts[name].shape, { backend: 'cpu' });
+    await saveSafetensors(file, ts);
+    dispose(Object.values(ts));
+    const msg = await failure(train({ steps: 5 }, { out, resume: true }));
+    expect(msg).toMatch(/^train: step 3: the loss is not finite \(loss NaN\); first non-finite gradient: /);
+    expect(msg).toMatch(paramName);
+  });
+});
