@@ -5,7 +5,7 @@
  * Tolerances: those of the test suite (`compareResults`).
  */
 
-import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../../packages/attention/src/index.js';
+import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../../packages/attention/src/dev.js';
 import { compareResults, problem, runFox } from '../../packages/attention/test/util/fox.js';
 import { initWebGPU } from '../../packages/tensor/src/index.js';
 

@@ -4,16 +4,9 @@
  * runtime head dims). Bundled by scripts/gpu/build.sh; see scripts/gpu/check.ts.
  */
 
+import { MATMUL_CONFIGS, type MatmulConfig, setMatmulConfig } from '../../packages/tensor/src/dev.js';
 import type { DType } from '../../packages/tensor/src/dtype.js';
-import {
-  BINARY_OPS,
-  initWebGPU,
-  MATMUL_CONFIGS,
-  type MatmulConfig,
-  philoxRandom,
-  setMatmulConfig,
-  UNARY_OPS,
-} from '../../packages/tensor/src/index.js';
+import { BINARY_OPS, initWebGPU, philoxRandom, UNARY_OPS } from '../../packages/tensor/src/index.js';
 import { sumAccuracyData } from '../../packages/tensor/test/util/errors.js';
 import { both, mismatch, permutedSpec, type ViewSpec, values } from '../../packages/tensor/test/util/webgpu.js';
 

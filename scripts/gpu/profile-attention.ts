@@ -14,7 +14,7 @@ import {
   foxForwardWebGPU,
   foxTilesFor,
   setFoxTiles,
-} from '../../packages/attention/src/forgetting/webgpu.js';
+} from '../../packages/attention/src/dev.js';
 import { cumsum, emptyCache, initWebGPU, mul, sum, type Tensor } from '../../packages/tensor/src/index.js';
 
 const T = Number(process.argv[2] ?? 16384);
@@ -59,14 +59,14 @@ const grads = (g: ReturnType<typeof foxBackwardWebGPU>) => [
 ];
 const def = foxTilesFor(gpu, D);
 const dkv = def.wideDkv ? { ...def.wideDkv, fuseDq: false } : null;
-for (const [label, tiles] of [
-  ['backward kernels: dK/dV, dQ (deterministic)', { deterministic: true }],
-  ['backward kernel: dK/dV with dQ (default)', {}],
-  ['  the same, 32 query columns', dkv && { wideDkv: { ...dkv, fuseDq: true, bk: 32 } }],
+for (const [label, tiles, deterministic] of [
+  ['backward kernels: dK/dV, dQ (deterministic)', {}, true],
+  ['backward kernel: dK/dV with dQ (default)', {}, false],
+  ['  the same, 32 query columns', dkv && { wideDkv: { ...dkv, fuseDq: true, bk: 32 } }, false],
 ] as const) {
   if (!tiles) continue;
   setFoxTiles(tiles);
-  await time(label, 5, () => grads(foxBackwardWebGPU(gpu, q, k, v, dO, lse2, delta, lam, null, dims, scale)));
+  await time(label, 5, () => grads(foxBackwardWebGPU(gpu, q, k, v, dO, lse2, delta, lam, null, dims, scale, deterministic)));
   emptyCache();
 }
 setFoxTiles({});

@@ -67,7 +67,16 @@ describe('bench --json PATH', () => {
     expect(await main(['bench', 'cpu', '--sizes', '8', '--no-tfjs', '--json', f])).toBe(0);
     const j = JSON.parse(readFileSync(f, 'utf8'));
     expect(j.rows.length).toBeGreaterThan(0);
-    expect(j.rows.every((r: { bench: string; case: string }) => r.bench === 'cpu-matmul' && r.case === 'f32 8x8x8')).toBe(true);
+    const rows = j.rows as { bench: string; case: string; impl: string }[];
+    expect(rows.filter((r) => r.bench === 'cpu-matmul').every((r) => r.case === 'f32 8x8x8')).toBe(true);
+    // the CPU attention rows: fused and reference, fwd and fwd+bwd, at B8 T128 H4 D32
+    expect(rows.filter((r) => r.bench === 'cpu-attention').map((r) => `${r.impl} ${r.case}`)).toEqual([
+      'foxgate cpu fused fwd f32 B=8 T=128 H=4 D=32',
+      'foxgate cpu fused fwd+bwd f32 B=8 T=128 H=4 D=32',
+      'foxgate cpu reference fwd f32 B=8 T=128 H=4 D=32',
+      'foxgate cpu reference fwd+bwd f32 B=8 T=128 H=4 D=32',
+    ]);
+    expect(rows.length).toBe(rows.filter((r) => r.bench === 'cpu-matmul').length + 4);
     expect(out.join('\n')).toContain('cpu-matmul');
   });
 });

@@ -2,7 +2,7 @@ import { type Backend, tensor } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { acpDeltaCpu } from '../src/forgetting/acp.js';
-import { acpFirstBlocks } from '../src/forgetting/blocks.js';
+import { acpFirstBlocks } from '../src/tiles.js';
 import { ALL_CLOSE, compareResults, type FoxResult, normals, problem, runFox } from './util/fox.js';
 
 const gpu = (await testWebGPU()) as unknown as Backend | null;
@@ -135,5 +135,16 @@ describe('explicit ACP delta', () => {
     const number = await runFox(p, 'cpu', 'float64', { acp: { delta: Number.NEGATIVE_INFINITY } as never, stats: true });
     expect(number.fraction).toBe(1);
     expect(compareResults(number, base, 1e-10, 1e-9)).toEqual(ALL_CLOSE);
+  });
+});
+
+describe('ACP with positive logF on WebGPU (no readback to check it)', () => {
+  it.skipIf(!gpu)('turns pruning off for the call: the exact result and fraction 1', async () => {
+    const logF = strong.logF.map((x, i) => (i === 7 ? 0.5 : x));
+    const p = { ...strong, logF };
+    const r = await runFox(p, gpu as Backend, 'float32', { acp: true, stats: true });
+    const dense = await runFox(p, 'cpu', 'float64', { impl: 'reference' });
+    expect(r.fraction).toBe(1);
+    expect(compareResults(r, dense)).toEqual(ALL_CLOSE);
   });
 });

@@ -1,5 +1,5 @@
 import { valueAndGrad } from '@foxgate/autograd';
-import { memoryStats, mul, sum, type Tensor, tensor, zeros } from '@foxgate/tensor';
+import { abs, CpuBackend, memoryStats, mul, sum, type Tensor, tensor, zeros } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { throwsNaming } from '../../tensor/test/util/errors.js';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
@@ -22,6 +22,12 @@ describe('bad inputs give one FoxgateError naming the argument and shapes', () =
     throwsNaming(() => forgettingAttention(q, k, v, z([1, 8, 3])), 'logF', '[1,8,2]', '[1,8,3]');
     throwsNaming(() => forgettingAttention(z([8, 2, 4]), k, v, logF), 'q', '[B,Tq,H,D]', '[8,2,4]');
     throwsNaming(() => forgettingAttention(z([2, 8, 2, 4]), k, v, logF), 'q [2,8,2,4]', 'k [1,8,2,4]');
+  });
+
+  it('names the tensor that is off: k with the wrong head dim is k, not v', () => {
+    const msg = throwsNaming(() => forgettingAttention(q, z([1, 8, 2, 5]), v, logF), /^forgettingAttention: k \[1,8,2,5\]/, 'q [1,8,2,4]');
+    expect(msg).not.toMatch(/^forgettingAttention: v/);
+    throwsNaming(() => softmaxAttention(q, k, z([1, 7, 2, 4])), /^softmaxAttention: v \[1,7,2,4\]/, 'k [1,8,2,4]');
   });
 
   it('Tq > Tk', () => {
@@ -57,6 +63,56 @@ describe('bad inputs give one FoxgateError naming the argument and shapes', () =
     throwsNaming(() => softmaxAttention(q, k, v, { acp: true } as never), 'acp needs forget gates');
   });
 
+  it('unknown option keys, and options of the wrong type', () => {
+    throwsNaming(() => forgettingAttention(q, k, v, logF, { acpp: true } as never), 'unknown option opts.acpp', 'acp', 'deterministic');
+    throwsNaming(
+      () => forgettingAttention(q, k, v, logF, { acp: { logeps: -5 } } as never),
+      'unknown option opts.acp.logeps',
+      'logEps, delta',
+    );
+    throwsNaming(() => softmaxAttention(q, k, v, { scael: 1 } as never), /^softmaxAttention: unknown option opts.scael/);
+    throwsNaming(() => forgettingAttention(q, k, v, logF, { stats: 1 } as never), 'opts.stats must be true or false');
+    throwsNaming(() => forgettingAttention(q, k, v, logF, { deterministic: 'yes' } as never), 'opts.deterministic must be true or false');
+    throwsNaming(() => forgettingAttention(q, k, v, logF, null as never), 'opts must be an object');
+    // undefined values of known keys are the defaults
+    forgettingAttention(q, k, v, logF, { impl: undefined, acp: undefined, deterministic: true }).dispose();
+  });
+
+  it('positive logF with ACP on (the CPU reads the values)', () => {
+    const pos = tensor(
+      Float32Array.from({ length: 16 }, (_, i) => (i === 5 ? 0.25 : -0.1)),
+      [1, 8, 2],
+    );
+    for (const impl of ['fused', 'reference'] as const) {
+      throwsNaming(
+        () => forgettingAttention(q, k, v, pos, { acp: true, impl }),
+        'logF has positive values (max 0.25)',
+        'ACP needs logF ≤ 0',
+      );
+      throwsNaming(() => forgettingAttention(q, k, v, pos, { acp: { delta: -3 }, impl }), 'positive values');
+    }
+    forgettingAttention(q, k, v, pos).dispose(); // without ACP the formula needs no sign
+    pos.dispose();
+  });
+
+  it('a backend without fused kernels is an error naming it, not a silent [T,T] fallback', () => {
+    const cpu = new CpuBackend();
+    const target = cpu as unknown as Record<string | symbol, unknown>;
+    // a backend object that is not a CpuBackend: every method forwarded to one
+    const plain = new Proxy(cpu, {
+      getPrototypeOf: () => Object.prototype,
+      get: (t, key) =>
+        key === 'name' ? 'plain' : typeof target[key] === 'function' ? (target[key] as () => unknown).bind(t) : Reflect.get(t, key),
+    });
+    const t = (shape: number[]) => zeros(shape, { backend: plain as never });
+    const [a, b, c, f] = [t([1, 8, 2, 4]), t([1, 8, 2, 4]), t([1, 8, 2, 4]), t([1, 8, 2])];
+    throwsNaming(() => forgettingAttention(a, b, c, f), 'the plain backend has no fused kernel', "impl: 'reference'");
+    throwsNaming(() => softmaxAttention(a, b, c), /^softmaxAttention: the plain backend has no fused kernel/);
+    const r = forgettingAttention(a, b, c, f, { impl: 'reference' });
+    expect(r.shape).toEqual([1, 8, 2, 4]);
+    for (const x of [a, b, c, f, r]) x.dispose();
+  });
+
   it('scale and impl', () => {
     throwsNaming(() => forgettingAttention(q, k, v, logF, { scale: Number.NaN }), 'opts.scale');
     throwsNaming(() => forgettingAttention(q, k, v, logF, { impl: 'fast' as never }), "'fused' or 'reference'", 'fast');
@@ -76,11 +132,12 @@ describe('memory', () => {
     const t = (n: number, shape: number[], seed: number) =>
       tensor(Float32Array.from(normals(n, seed)), shape, { backend: backend() as never });
     const raw = t(3 * 90 * 2, [3, 90, 2], 4);
+    const mag = abs(raw);
     const ins = {
       q: t(3 * 70 * 2 * 8, [3, 70, 2, 8], 1),
       k: t(3 * 90 * 2 * 8, [3, 90, 2, 8], 2),
       v: t(3 * 90 * 2 * 8, [3, 90, 2, 8], 3),
-      logF: mul(raw, -0.1),
+      logF: mul(mag, -0.1), // ≤ 0, as ACP needs
     };
     const before = count(name);
     for (const impl of ['fused', 'reference'] as const) {
@@ -92,6 +149,6 @@ describe('memory', () => {
       for (const x of [o, r.out, r.stats.fraction, r.stats.computedBlocks, value, grads.q, grads.k, grads.v, grads.logF]) x.dispose();
     }
     expect(count(name)).toBe(before);
-    for (const x of [raw, ins.q, ins.k, ins.v, ins.logF]) x.dispose();
+    for (const x of [raw, mag, ins.q, ins.k, ins.v, ins.logF]) x.dispose();
   });
 });

@@ -1,7 +1,7 @@
 import type { Backend, WebGPUBackend } from '@foxgate/tensor';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
-import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../src/index.js';
+import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../src/dev.js';
 import { ALL_CLOSE, compareResults, problem, runFox } from './util/fox.js';
 
 /**
@@ -110,6 +110,17 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       );
     }));
 
+  it('deterministic: true with fuseDq set runs the dQ kernel instead: the same gradients, bitwise equal across runs', () =>
+    asHardware(async () => {
+      setFoxTiles({ wideDkv: { bk: 32, tm: 4, pf: true, fuseDq: true } });
+      const c = await cpu;
+      const runs = [];
+      for (let i = 0; i < 2; i++)
+        runs.push(await runFox(p, gpu as unknown as Backend, 'float32', { acp: true, stats: true, deterministic: true }));
+      expect(compareResults(runs[0], c)).toEqual(ALL_CLOSE);
+      expect(compareResults(runs[1], runs[0], 0, 0)).toEqual(ALL_CLOSE);
+    }));
+
   it('the software (dynamic head dim) kernels, pipelined', async () => {
     const pf = { bq: 16, bk: 16, tm: 4, tn: 1, pf: true };
     setFoxTiles({ fwd: pf, dkv: pf, dq: pf });
@@ -192,11 +203,12 @@ describe.skipIf(!gpu)('WGSL tile configurations (hardware code path)', () => {
       }
       expect(foxTilesFor(big, 64).wide).toEqual({ ...def, bk: 128 });
       expect(foxTilesFor(big, 128).wide).toEqual(def);
-      setFoxTiles({ deterministic: true });
-      expect(foxTilesFor(big, 64).wideDkv).toEqual(def);
-      expect(() => setFoxTiles({ deterministic: true, wideDkv: { ...def, fuseDq: true } })).toThrow(
-        /^setFoxTiles: deterministic: true excludes wideDkv.fuseDq/,
-      );
+      expect(foxTilesFor(big, 64, true).wideDkv).toEqual(def);
+      // deterministic drops an overridden fuseDq too
+      setFoxTiles({ wideDkv: { ...def, fuseDq: true } });
+      expect(foxTilesFor(big, 64).wideDkv).toEqual({ ...def, fuseDq: true });
+      expect(foxTilesFor(big, 64, true).wideDkv).toEqual({ ...def, fuseDq: false });
+      expect(() => setFoxTiles({ deterministic: true } as never)).toThrow(/^setFoxTiles: unknown key 'deterministic'/);
     }));
 
   it('a head dim that is not a multiple of 4 (scalar loads), default tiles', () =>

@@ -1,9 +1,6 @@
-import { fail, Tensor } from '@foxgate/tensor';
+import { fail, isTensor, Tensor } from '@foxgate/tensor';
 
-/** True for foxgate tensors (also across duplicated module copies). */
-export function isTensor(v: unknown): v is Tensor {
-  return typeof v === 'object' && v !== null && (v as { __isFoxgateTensor?: boolean }).__isFoxgateTensor === true;
-}
+export { isTensor };
 
 /**
  * A new tensor object over the same storage, shape, strides and offset as `t` (no copy, not

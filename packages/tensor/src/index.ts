@@ -15,10 +15,7 @@ export {
   type KernelInput,
   type KernelOutput,
   type KernelSpec,
-  MATMUL_CONFIGS,
-  type MatmulConfig,
   probeWebGPU,
-  setMatmulConfig,
   WebGPUBackend,
   type WebGPUProbe,
   webgpuInstance,
@@ -27,6 +24,7 @@ export type { DType, TypedArray } from './dtype.js';
 export { DTYPES, isFloat, itemSize } from './dtype.js';
 export { FoxgateError, fail, fmtShape } from './errors.js';
 export * from './io/index.js';
+export { isTensor } from './is-tensor.js';
 export { dispose, emptyCache, forEachTensor, keep, type MemoryStats, memoryStats, tidy } from './memory.js';
 export * from './ops/index.js';
 export { checkPrecision, MATMUL_PRECISIONS, type MatmulOptions, type MatmulPrecision } from './precision.js';

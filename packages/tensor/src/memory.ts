@@ -1,4 +1,5 @@
 import type { Backend, BackendMemory, Storage } from './backend.js';
+import { isTensor } from './is-tensor.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -57,17 +58,13 @@ export function untrackTensor(t: Tensor): void {
 export function forEachTensor(value: unknown, fn: (t: Tensor) => void, seen = new Set<unknown>()): void {
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
   seen.add(value);
-  if (isTensorLike(value)) {
+  if (isTensor(value)) {
     fn(value as Tensor);
     return;
   }
   if (Array.isArray(value)) for (const v of value) forEachTensor(v, fn, seen);
   else if (value instanceof Map) for (const v of value.values()) forEachTensor(v, fn, seen);
   else for (const v of Object.values(value)) forEachTensor(v, fn, seen);
-}
-
-function isTensorLike(v: object): boolean {
-  return (v as { __isFoxgateTensor?: boolean }).__isFoxgateTensor === true;
 }
 
 /**

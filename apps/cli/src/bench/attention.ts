@@ -1,4 +1,5 @@
-import { type FoxTileOverrides, forgettingAttention, setFoxTiles } from '@foxgate/attention';
+import { forgettingAttention } from '@foxgate/attention';
+import { type FoxTileOverrides, setFoxTiles } from '@foxgate/attention/dev';
 import { valueAndGrad } from '@foxgate/autograd';
 import {
   add,
@@ -9,6 +10,7 @@ import {
   mul,
   randomNormal,
   randomUniform,
+  slice,
   sum,
   type Tensor,
   tensor,
@@ -23,9 +25,15 @@ import type { BenchRow } from './types.js';
  * trained model's: half the heads have logits ~U(5,10) (long memory), half ~U(0,5), and
  * logF = logsigmoid(logits). q, k, v ~ N(0,1). The composed reference (materialising [T,T]) is
  * timed where its score tensor fits one storage binding. Each case is warmed up, then queued
- * back to back and closed by one `sync()`; the fused output is checked against a float64
- * computation at a few rows first, so a broken kernel cannot post a fast number.
+ * back to back and closed by one `sync()`. Before timing, every fused case is checked against
+ * float64 on the host at every size (`checkCase`: output rows, and the four gradients on sampled
+ * rows); a failed check or an exception makes the row FAILED (value NaN, `failed: true`), and
+ * `foxgate bench` then exits non-zero.
  */
+
+/** A kernel variant to time: WGSL configuration overrides, and optionally the deterministic backward. */
+export type AttentionVariant = FoxTileOverrides & { deterministic?: boolean };
+
 export interface AttentionBenchOptions {
   /** Sequence lengths (default 2048, 8192, 16384). */
   sizes?: number[];
@@ -36,15 +44,14 @@ export interface AttentionBenchOptions {
   seconds?: number;
   /** Also time the composed reference where it fits (default true). */
   reference?: boolean;
-  /**
-   * Extra tile configurations of the WGSL kernels to time (tuning), by label. Default: the JSON
-   * in env FOXGATE_BENCH_FOX_TILES, e.g.
-   * `{"8x8":{"fwd":{"bq":64,"bk":64,"tm":8,"tn":8}},"dq8":{"dq":{"bq":32,"bk":32,"tm":8,"tn":4}}}`.
-   */
-  tiles?: Record<string, FoxTileOverrides>;
+  /** Extra variants to time besides the defaults, by label (`foxgate bench --tiles FILE`). */
+  tiles?: Record<string, AttentionVariant>;
   /** Unused (the CLI passes it to every suite). */
   tfjs?: boolean;
 }
+
+/** Largest relative error a check accepts (float32 kernels measure ≈ 1e-5). */
+const CHECK_TOL = 2e-3;
 
 const now = () => performance.now();
 
@@ -63,43 +70,119 @@ async function timeLoop(run: () => void, sync: () => Promise<void>, seconds: num
   return { ms: (now() - t1) / iters, iters };
 }
 
-/** Max relative error of a few output rows against float64 forgetting attention on the host. */
-async function checkRows(q: Tensor, k: Tensor, v: Tensor, logF: Tensor, o: Tensor, acp: boolean): Promise<number> {
-  const [B, T, H, D] = q.shape;
-  const [hq, hk, hv, hf, ho] = (await Promise.all([q, k, v, logF, o].map((t) => t.data()))) as Float32Array[];
+/**
+ * Worst relative error of a fused case against float64 forgetting attention on the host, at two
+ * (b, h) pairs (a long-memory and a short-memory head): output rows and dq at four query rows,
+ * and dk, dv and dlogF at key rows in the last 70 positions (which need only the score rows
+ * after them). Errors are relative to the sum of the magnitudes of each value's terms; with ACP
+ * the pruned mass (< ε = e^−10 per row) is allowed on top.
+ */
+async function checkCase(
+  x: { q: Tensor; k: Tensor; v: Tensor; logF: Tensor; dO: Tensor },
+  got: { o: Tensor; dq: Tensor; dk: Tensor; dv: Tensor; dlogF: Tensor },
+  acp: boolean,
+): Promise<Record<string, number>> {
+  const [B, T, H, D] = x.q.shape;
   const scale = 1 / Math.sqrt(D);
-  let worst = 0;
-  for (const [b, i, h] of [
-    [0, 0, 0],
-    [B - 1, T - 1, H - 1],
-    [0, Math.floor(T / 2), Math.floor(H / 2)],
-    [B - 1, T - 3, 0],
+  const eps = acp ? 2 * Math.exp(-10) : 0;
+  const worst: Record<string, number> = { o: 0, dq: 0, dk: 0, dv: 0, dlogF: 0 };
+  const note = (what: string, g: number, want: number, mag: number) => {
+    worst[what] = Math.max(worst[what], Math.max(0, Math.abs(g - want) - eps * mag) / (mag + 1e-6));
+  };
+  const head = async (t: Tensor, b: number, h: number) => {
+    const s = slice(t, [b, null, h]);
+    const d = Float64Array.from(await s.data());
+    s.dispose();
+    return d;
+  };
+  for (const [b, h] of [
+    [0, 0],
+    [B - 1, H - 1],
   ]) {
+    const [q, k, v, f, dO, o, dq, dk, dv, dlf] = await Promise.all(
+      [x.q, x.k, x.v, x.logF, x.dO, got.o, got.dq, got.dk, got.dv, got.dlogF].map((t) => head(t, b, h)),
+    );
     const lam = new Float64Array(T);
     let acc = 0;
-    for (let t = 0; t < T; t++) lam[t] = acc += hf[(b * T + t) * H + h];
-    const s = new Float64Array(i + 1);
-    let m = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j <= i; j++) {
-      let d = 0;
-      for (let c = 0; c < D; c++) d += hq[((b * T + i) * H + h) * D + c] * hk[((b * T + j) * H + h) * D + c];
-      s[j] = scale * d + lam[i] - lam[j];
-      m = Math.max(m, s[j]);
-    }
-    let z = 0;
-    for (let j = 0; j <= i; j++) z += Math.exp(s[j] - m);
-    for (let c = 0; c < D; c++) {
-      let val = 0;
-      let mag = 0;
+    for (let t = 0; t < T; t++) lam[t] = acc += f[t];
+    const dot = (a: Float64Array, i: number, c: Float64Array, j: number) => {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += a[i * D + d] * c[j * D + d];
+      return s;
+    };
+    // P and dS of row i over keys 0..i, float64
+    const row = (i: number) => {
+      const p = new Float64Array(i + 1);
+      let m = Number.NEGATIVE_INFINITY;
       for (let j = 0; j <= i; j++) {
-        const p = Math.exp(s[j] - m) / z;
-        val += p * hv[((b * T + j) * H + h) * D + c];
-        mag += p * Math.abs(hv[((b * T + j) * H + h) * D + c]);
+        p[j] = scale * dot(q, i, k, j) + lam[i] - lam[j];
+        m = Math.max(m, p[j]);
       }
-      const got = ho[((b * T + i) * H + h) * D + c];
-      // ACP may drop up to ε = e^-10 of the mass of a row
-      const tol = acp ? 2 * Math.exp(-10) * mag : 0;
-      worst = Math.max(worst, Math.max(0, Math.abs(got - val) - tol) / (mag + 1e-6));
+      let z = 0;
+      for (let j = 0; j <= i; j++) z += p[j] = Math.exp(p[j] - m);
+      for (let j = 0; j <= i; j++) p[j] /= z;
+      const oi = new Float64Array(D);
+      const om = new Float64Array(D);
+      for (let j = 0; j <= i; j++)
+        for (let d = 0; d < D; d++) {
+          oi[d] += p[j] * v[j * D + d];
+          om[d] += p[j] * Math.abs(v[j * D + d]);
+        }
+      let delta = 0;
+      for (let d = 0; d < D; d++) delta += oi[d] * dO[i * D + d];
+      const ds = new Float64Array(i + 1);
+      for (let j = 0; j <= i; j++) ds[j] = p[j] * (dot(dO, i, v, j) - delta);
+      return { p, ds, oi, om };
+    };
+    for (const i of [0, Math.floor(T / 2), T - 3, T - 1]) {
+      if (i < 0 || i >= T) continue;
+      const r = row(i);
+      for (let d = 0; d < D; d++) {
+        note('o', o[i * D + d], r.oi[d], r.om[d]);
+        let want = 0;
+        let mag = 0;
+        for (let j = 0; j <= i; j++) {
+          want += scale * r.ds[j] * k[j * D + d];
+          mag += scale * Math.abs(r.ds[j] * k[j * D + d]);
+        }
+        note('dq', dq[i * D + d], want, mag);
+      }
+    }
+    const t0 = Math.max(0, T - 70);
+    const rows = Array.from({ length: T - t0 }, (_, n) => row(t0 + n));
+    const keys = [T - 1, T - 5, t0].filter((j) => j >= t0);
+    for (const j of keys)
+      for (let d = 0; d < D; d++) {
+        let wk = 0;
+        let mk = 0;
+        let wv = 0;
+        let mv = 0;
+        for (let i = j; i < T; i++) {
+          const r = rows[i - t0];
+          wk += scale * r.ds[j] * q[i * D + d];
+          mk += scale * Math.abs(r.ds[j] * q[i * D + d]);
+          wv += r.p[j] * dO[i * D + d];
+          mv += Math.abs(r.p[j] * dO[i * D + d]);
+        }
+        note('dk', dk[j * D + d], wk, mk);
+        note('dv', dv[j * D + d], wv, mv);
+      }
+    // dlogF_t = Σ_{s ≥ t} (Σ_j dS_sj − Σ_i dS_is)
+    for (const t of keys) {
+      let want = 0;
+      let mag = 0;
+      for (let s = t; s < T; s++) {
+        const r = rows[s - t0];
+        for (let j = 0; j <= s; j++) {
+          want += r.ds[j];
+          mag += Math.abs(r.ds[j]);
+          if (j >= t) {
+            want -= r.ds[j];
+            mag += Math.abs(r.ds[j]);
+          }
+        }
+      }
+      note('dlogF', dlf[t], want, mag);
     }
   }
   return worst;
@@ -145,13 +228,10 @@ export async function benchAttention(opts: AttentionBenchOptions = {}): Promise<
   // progress on stderr as each case finishes (the table comes at the end)
   const push = (r: BenchRow) => {
     rows.push(r);
-    console.error(`attention: ${r.case} | ${r.impl} | ${r.value.toFixed(2)} ${r.unit}`);
+    console.error(`attention: ${r.case} | ${r.impl} | ${r.failed ? 'FAILED' : r.value.toFixed(2)} ${r.unit}`);
   };
   const maxBinding = Math.min(gpu.device.limits.maxStorageBufferBindingSize, gpu.device.limits.maxBufferSize);
-  const extra =
-    opts.tiles ??
-    (process.env.FOXGATE_BENCH_FOX_TILES ? (JSON.parse(process.env.FOXGATE_BENCH_FOX_TILES) as Record<string, FoxTileOverrides>) : {});
-  const variants: [string, FoxTileOverrides][] = [['auto', {}], ...Object.entries(extra)];
+  const variants: [string, AttentionVariant][] = [['auto', {}], ...Object.entries(opts.tiles ?? {})];
 
   for (const T of sizes) {
     const { q, k, v, dO, logF } = benchProblem(gpu, B, T, H, D);
@@ -159,29 +239,44 @@ export async function benchAttention(opts: AttentionBenchOptions = {}): Promise<
     // forward flops of causal attention (QKᵀ and PV on the causal half of the square)
     const fwdFlops = 2 * 2 * B * H * D * ((T * (T + 1)) / 2);
     const reference = opts.reference !== false && B * H * T * T * 4 <= maxBinding;
-    const impls: [string, 'fused' | 'reference', FoxTileOverrides | null][] = [
-      ...variants.map(([label, t]): [string, 'fused', FoxTileOverrides] => [
+    const impls: [string, 'fused' | 'reference', AttentionVariant][] = [
+      ...variants.map(([label, t]): [string, 'fused', AttentionVariant] => [
         label === 'auto' ? 'foxgate-webgpu fused' : `foxgate-webgpu fused[${label}]`,
         'fused',
         t,
       ]),
-      ...(reference ? [['foxgate-webgpu reference', 'reference', null] as [string, 'reference', null]] : []),
+      ...(reference ? [['foxgate-webgpu reference', 'reference', {}] as [string, 'reference', AttentionVariant]] : []),
     ];
-    for (const [implName, impl, tiles] of impls) {
-      if (tiles) setFoxTiles(tiles);
+    for (const [implName, impl, variant] of impls) {
+      const { deterministic, ...tiles } = variant;
+      setFoxTiles(tiles);
       for (const acp of [false, true]) {
         const caseName = (what: string) => `${what} B=${B} T=${T} H=${H} D=${D}${acp ? ' ACP' : ''}`;
+        const call = { acp, impl, deterministic: deterministic === true };
         try {
           // correctness first (fused only: the reference is the oracle of the tests)
           let note = '';
           if (impl === 'fused') {
-            const r = forgettingAttention(q, k, v, logF, { acp, stats: true });
-            const frac = (await r.stats.fraction.data())[0];
-            const err = T <= 4096 ? await checkRows(q, k, v, logF, r.out, acp) : Number.NaN;
-            for (const t of [r.out, r.stats.fraction, r.stats.computedBlocks]) t.dispose();
-            note = `tiles computed ${(100 * frac).toFixed(1)}%${Number.isNaN(err) ? '' : `, max rel err ${err.toExponential(1)}`}`;
+            const { value, aux, grads } = valueAndGrad((p: typeof params) => {
+              const r = forgettingAttention(p.q, p.k, p.v, p.logF, { ...call, stats: true });
+              return { loss: sum(mul(r.out, dO)), aux: r };
+            })(params);
+            const frac = (await aux.stats.fraction.data())[0];
+            const err = await checkCase(
+              { q, k, v, logF, dO },
+              { o: aux.out, dq: grads.q, dk: grads.k, dv: grads.v, dlogF: grads.logF },
+              acp,
+            );
+            for (const t of [value, aux.out, aux.stats.fraction, aux.stats.computedBlocks, grads.q, grads.k, grads.v, grads.logF])
+              t.dispose();
+            const worst = Object.entries(err).sort((a, b) => b[1] - a[1])[0];
+            note = `tiles computed ${(100 * frac).toFixed(1)}%, max rel err ${worst[1].toExponential(1)} (${worst[0]}) against float64 on sampled rows`;
+            if (!(worst[1] <= CHECK_TOL)) {
+              const bad = Object.entries(err).filter(([, e]) => !(e <= CHECK_TOL));
+              throw new Error(`check failed: ${bad.map(([n, e]) => `${n} rel err ${e.toExponential(2)}`).join(', ')} > ${CHECK_TOL}`);
+            }
           }
-          const fwd = await timeLoop(() => forgettingAttention(q, k, v, logF, { acp, impl }).dispose(), sync, seconds);
+          const fwd = await timeLoop(() => forgettingAttention(q, k, v, logF, call).dispose(), sync, seconds);
           push({
             bench: 'attention',
             case: caseName('fwd'),
@@ -193,9 +288,9 @@ export async function benchAttention(opts: AttentionBenchOptions = {}): Promise<
               .join('; '),
           });
           const step = () => {
-            const { value, grads } = valueAndGrad((p: typeof params) =>
-              sum(mul(forgettingAttention(p.q, p.k, p.v, p.logF, { acp, impl }), dO)),
-            )(params);
+            const { value, grads } = valueAndGrad((p: typeof params) => sum(mul(forgettingAttention(p.q, p.k, p.v, p.logF, call), dO)))(
+              params,
+            );
             for (const t of [value, grads.q, grads.k, grads.v, grads.logF]) t.dispose();
           };
           const both = await timeLoop(step, sync, seconds);
@@ -205,20 +300,21 @@ export async function benchAttention(opts: AttentionBenchOptions = {}): Promise<
             impl: implName,
             value: both.ms,
             unit: 'ms',
-            note: `${((3.5 * fwdFlops) / (both.ms / 1000) / 1e12).toFixed(1)} TFLOP/s counted as FlashAttention does (3.5× fwd; these kernels execute 4.5×: bwd recomputes S and dP for dQ); ${both.iters} it; ${dev}`,
+            note: `${((3.5 * fwdFlops) / (both.ms / 1000) / 1e12).toFixed(1)} TFLOP/s counted as FlashAttention does (3.5× fwd); ${both.iters} it; ${dev}`,
           });
         } catch (e) {
           push({
             bench: 'attention',
-            case: caseName('fwd'),
+            case: caseName('fwd, fwd+bwd'),
             impl: implName,
             value: Number.NaN,
             unit: 'ms',
-            note: `failed: ${(e as Error).message.slice(0, 200)}`,
+            note: `FAILED: ${(e as Error).message.slice(0, 300)}`,
+            failed: true,
           });
         }
       }
-      if (tiles) setFoxTiles({});
+      setFoxTiles({});
       // release what this implementation left in the buffer pool (the reference's [T,T]
       // buffers): kept cached, they slowed the fused kernels of the later sizes by 8–30% on an H200
       emptyCache();

@@ -2,15 +2,14 @@ import {
   add,
   cast,
   initWebGPU,
-  type MatmulConfig,
   randomUniform,
-  setMatmulConfig,
   softmax,
   type Tensor,
   matmul as tmatmul,
   type WebGPUBackend,
   webgpuInstance,
 } from '@foxgate/tensor';
+import { type MatmulConfig, setMatmulConfig } from '@foxgate/tensor/dev';
 import type { BenchRow } from './types.js';
 
 /**
@@ -30,10 +29,7 @@ import type { BenchRow } from './types.js';
 export interface GpuOpsOptions {
   sizes?: number[];
   tfjs?: boolean;
-  /**
-   * Extra matmul tile configurations to time besides the automatic choice (tuning); default
-   * from env FOXGATE_BENCH_MATMUL_CONFIGS (JSON `{ name: MatmulConfig }`).
-   */
+  /** Extra matmul tile configurations to time besides the automatic choice (`foxgate bench --tiles FILE`). */
   matmulConfigs?: Record<string, MatmulConfig>;
   /** Seconds of GPU time to aim for per timed case (default 0.5). */
   seconds?: number;
@@ -178,11 +174,7 @@ export async function benchGpuOps(opts: GpuOpsOptions = {}): Promise<BenchRow[]>
   const sync = () => gpu.sync();
 
   // ---- matmul ----------------------------------------------------------------------------
-  const extra =
-    opts.matmulConfigs ??
-    (process.env.FOXGATE_BENCH_MATMUL_CONFIGS
-      ? (JSON.parse(process.env.FOXGATE_BENCH_MATMUL_CONFIGS) as Record<string, MatmulConfig>)
-      : {});
+  const extra = opts.matmulConfigs ?? {};
   const variants: [string, MatmulConfig | null][] = [['auto', null], ...Object.entries(extra)];
   for (const n of sizes) {
     const a = randomUniform([1, n], [n, n], { backend: gpu, low: -1, high: 1 });

@@ -6,4 +6,6 @@ export interface BenchRow {
   value: number;
   unit: string;
   note?: string;
+  /** The case failed its correctness check or threw (value NaN); `foxgate bench` exits non-zero. */
+  failed?: boolean;
 }

@@ -1,17 +1,50 @@
+import { readFileSync } from 'node:fs';
 import { checkAllocation, defineCommand, flag } from '../args.js';
 import type { BenchRow } from '../bench/types.js';
 import { UsageError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { formatTable } from '../table.js';
 
-type Suite = (opts: { sizes?: number[]; tfjs?: boolean; seconds?: number; D?: number }) => Promise<BenchRow[]>;
+type Suite = (opts: {
+  sizes?: number[];
+  tfjs?: boolean;
+  seconds?: number;
+  D?: number;
+  tiles?: Record<string, object>;
+  matmulConfigs?: Record<string, object>;
+}) => Promise<BenchRow[]>;
+
+/**
+ * `--tiles FILE`: kernel variants to time besides the defaults, as JSON
+ * `{ "attention": { label: FoxTileOverrides & { deterministic? } }, "matmul": { label: MatmulConfig } }`.
+ */
+function readTiles(path: string): { attention?: Record<string, object>; matmul?: Record<string, object> } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`bench: --tiles ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const isRecord = (x: unknown): x is Record<string, object> =>
+    x !== null && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every((v) => v !== null && typeof v === 'object');
+  if (!isRecord(parsed)) throw new UsageError(`bench: --tiles ${path} must hold a JSON object { "attention"?: {...}, "matmul"?: {...} }`);
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key !== 'attention' && key !== 'matmul')
+      throw new UsageError(`bench: --tiles ${path}: unknown section '${key}' (attention, matmul)`);
+    if (!isRecord(value)) throw new UsageError(`bench: --tiles ${path}: '${key}' must map labels to configuration objects`);
+  }
+  return parsed as { attention?: Record<string, object>; matmul?: Record<string, object> };
+}
 
 async function loadSuite(name: string): Promise<Suite> {
   switch (name) {
-    case 'cpu':
-      return (await import('../bench/cpu-matmul.js')).benchCpuMatmul;
+    case 'cpu': {
+      const { benchCpuMatmul } = await import('../bench/cpu-matmul.js');
+      const { benchCpuAttention } = await import('../bench/cpu-attention.js');
+      return async (opts) => [...(await benchCpuMatmul(opts)), ...benchCpuAttention()];
+    }
     case 'ops':
-      return (await import('../bench/gpu-ops.js')).benchGpuOps;
+      return (await import('../bench/gpu-ops.js')).benchGpuOps as Suite;
     case 'attention':
       return (await import('../bench/attention.js')).benchAttention as Suite;
     default:
@@ -41,7 +74,7 @@ export const benchCommand = defineCommand(
       name: 'suite',
       help: [
         'one or more of:',
-        'cpu        float32 matmul on the CPU vs tfjs-cpu (GFLOP/s)',
+        'cpu        float32 matmul on the CPU vs tfjs-cpu (GFLOP/s); forgetting attention fused vs composed (ms)',
         'ops        WebGPU: f32 matmul (TFLOP/s) vs tfjs-webgpu, elementwise add and row softmax (GB/s)',
         'attention  WebGPU: forgetting attention fwd / fwd+bwd, with and without ACP (ms)',
       ].join('\n'),
@@ -55,6 +88,9 @@ export const benchCommand = defineCommand(
       'head-dim': flag.positiveInt({ help: "attention's head dim D", max: 256, defaultHint: '64' }),
       json: flag.file({ help: 'also write the rows to PATH (checked before any benchmark runs)', writable: true }),
       'no-tfjs': flag.bool({ help: 'skip the tfjs comparison rows' }),
+      tiles: flag.file({
+        help: 'JSON kernel variants to time besides the defaults: { "attention": { label: tiles }, "matmul": { label: config } }',
+      }),
     },
     notes:
       'Longer --seconds average more iterations (a T=16k fwd+bwd case gets three per second). Without the tfjs\npackages installed, bench prints a notice and times foxgate alone.',
@@ -78,14 +114,27 @@ export const benchCommand = defineCommand(
         else checkAllocation(`bench ${s}: --sizes ${n} (an ${n}×${n} float32 matrix)`, n * n, 4, MAX_BUFFER);
       }
     }
+    const tiles = flags.tiles !== undefined ? readTiles(flags.tiles) : {};
     const rows: BenchRow[] = [];
     for (const name of suites) {
       const suite = await loadSuite(name);
-      const r = await suite({ sizes: flags.sizes as number[] | undefined, tfjs: !flags.noTfjs, seconds: flags.seconds, D: flags.headDim });
+      const r = await suite({
+        sizes: flags.sizes as number[] | undefined,
+        tfjs: !flags.noTfjs,
+        seconds: flags.seconds,
+        D: flags.headDim,
+        tiles: tiles.attention,
+        matmulConfigs: tiles.matmul,
+      });
       printRows(r);
       rows.push(...r);
     }
     if (flags.json) writeFileAtomic(flags.json, `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
+    const failed = rows.filter((r) => r.failed);
+    if (failed.length > 0) {
+      console.error(`bench: ${failed.length} case(s) FAILED: ${failed.map((r) => `${r.case} (${r.impl})`).join('; ')}`);
+      return 1;
+    }
     return 0;
   },
 );

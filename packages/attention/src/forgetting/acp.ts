@@ -1,5 +1,5 @@
-import type { FoxDims } from './blocks.js';
-import type { FloatArray } from './cpu.js';
+import type { FloatArray } from '../op.js';
+import type { FoxDims } from '../tiles.js';
 
 /** Default log ε of ACP: pruned attention mass below e^−10. */
 export const DEFAULT_LOG_EPS = -10;

@@ -1,21 +1,32 @@
-import { acpFirstBlocks, BLOCK_K, BLOCK_Q, type FoxDims, lastKeyBlock, numBlocks } from './blocks.js';
+import { type FloatArray, type Gemm, type HostMatrix, jsGemm } from '../op.js';
+import { ACP_TILE, acpFirstBlocks, type FoxDims, lastKeyBlock, numBlocks } from '../tiles.js';
 
 /**
- * Fused forgetting attention on the CPU, on plain typed arrays in the `[B,T,H,D]` layout.
- * Blocked over query and key tiles with an online softmax (no `[T,T]` buffer); the forward saves
- * the per-row log-normaliser, the backward recomputes the scores tile by tile from it.
- * Arithmetic is in float64; Λ is accumulated in the inputs' precision (float32 inputs: a float32
- * cumulative sum, as on the GPU).
+ * Fused forgetting attention on the CPU, on plain typed arrays in the `[B,T,H,D]` layout. Work
+ * goes in chunks of whole query tiles × a group of heads, sized so that a chunk's score block
+ * (heads × rows × keys it reads) stays within `CHUNK_ELEMENTS` — never the whole `[T,T]`: the
+ * scores of a chunk come from one batched matrix product, then the masked softmax, then the
+ * product with V. The forward saves the per-row log-normaliser; the backward recomputes a chunk's
+ * scores from it and forms dP, dQ, dK and dV as products too. Products go through `gemm` (the CPU
+ * backend's matmul in the fused op). ACP pruning is per tile (the tiles a chunk's rows skip get
+ * weight 0, and whole skipped key ranges are not computed). Arithmetic is in float64; Λ is
+ * accumulated in the inputs' precision (float32 inputs: a float32 cumulative sum, as on the GPU).
  */
 
-export type FloatArray = Float32Array | Float64Array;
+/** Upper bound on the elements of a chunk's score block (8 MB in float64). */
+const CHUNK_ELEMENTS = 1 << 20;
+
+export type { FloatArray } from '../op.js';
 
 export interface FoxCpuOptions {
   scale: number;
   /** ACP threshold per (b, h) (`B·H` values, row-major); absent: nothing is pruned. */
   delta?: ArrayLike<number> | null;
+  /** Query and key tile sizes (default: the ACP grid, `ACP_TILE`); pruning is decided per tile. */
   blockQ?: number;
   blockK?: number;
+  /** Matrix products (default: plain loops). */
+  gemm?: Gemm;
 }
 
 export interface FoxCpuForward {
@@ -61,23 +72,6 @@ export function lambdaCpu(logF: FloatArray | null, dims: FoxDims, f32: boolean):
   return lam;
 }
 
-/** Copies the `[T, D]` rows of head (b, h) out of a `[B,T,H,D]` array. */
-function gather(x: FloatArray, b: number, h: number, T: number, H: number, D: number): Float64Array {
-  const out = new Float64Array(T * D);
-  for (let t = 0; t < T; t++) {
-    const src = ((b * T + t) * H + h) * D;
-    for (let d = 0; d < D; d++) out[t * D + d] = x[src + d];
-  }
-  return out;
-}
-
-function scatter(dst: FloatArray, src: Float64Array, b: number, h: number, T: number, H: number, D: number): void {
-  for (let t = 0; t < T; t++) {
-    const o = ((b * T + t) * H + h) * D;
-    for (let d = 0; d < D; d++) dst[o + d] = src[t * D + d];
-  }
-}
-
 interface Bounds {
   first: Int32Array;
   computed: number;
@@ -98,10 +92,58 @@ function bounds(lam: Float64Array, base: number, dims: FoxDims, bq: number, bk: 
   return { first, computed, total };
 }
 
-function dot(a: Float64Array, ao: number, b: Float64Array, bo: number, n: number): number {
-  let s = 0;
-  for (let d = 0; d < n; d++) s += a[ao + d] * b[bo + d];
-  return s;
+/** A chunk: heads `[h0, h0 + hs)`, queries `[i0, i0 + n)`, keys `[k0, k0 + L)`. */
+interface Chunk {
+  b: number;
+  h0: number;
+  hs: number;
+  i0: number;
+  n: number;
+  k0: number;
+  L: number;
+}
+
+/** The chunks of batch b: head groups × query row ranges (whole tiles), with their key ranges. */
+function chunks(b: number, dims: FoxDims, bq: number, bk: number, bds: Bounds[]): Chunk[] {
+  const { Tq, Tk, H } = dims;
+  const hs = Math.max(1, Math.min(H, Math.floor(CHUNK_ELEMENTS / (bq * Tk))));
+  const rows = bq * Math.max(1, Math.floor(CHUNK_ELEMENTS / (hs * bq * Tk)));
+  const out: Chunk[] = [];
+  for (let h0 = 0; h0 < H; h0 += hs)
+    for (let i0 = 0; i0 < Tq; i0 += rows) {
+      const n = Math.min(rows, Tq - i0);
+      const g = Math.min(hs, H - h0);
+      let k0 = Tk;
+      for (let h = h0; h < h0 + g; h++) for (let qb = i0 / bq; qb * bq < i0 + n; qb++) k0 = Math.min(k0, bds[b * H + h].first[qb] * bk);
+      out.push({ b, h0, hs: g, i0, n, k0, L: i0 + n + Tk - Tq - k0 });
+    }
+  return out;
+}
+
+/** `[hs, n, D]` rows `t0…` of heads h0… of a `[B,T,H,D]` array, or (`t`) their `[hs, D, n]` transpose. */
+function heads(x: FloatArray, c: Chunk, t0: number, n: number, T: number, dims: FoxDims, t = false): HostMatrix {
+  const { H, D } = dims;
+  const offset = ((c.b * T + t0) * H + c.h0) * D;
+  return t
+    ? { data: x, offset, batch: c.hs, batchStride: D, rows: D, cols: n, rowStride: 1, colStride: H * D }
+    : { data: x, offset, batch: c.hs, batchStride: D, rows: n, cols: D, rowStride: H * D, colStride: 1 };
+}
+
+/** A row-major `[batch, rows, cols]` array, or (`t`) its per-entry transpose. */
+function block(x: FloatArray, batch: number, rows: number, cols: number, t = false): HostMatrix {
+  return t
+    ? { data: x, offset: 0, batch, batchStride: rows * cols, rows: cols, cols: rows, rowStride: 1, colStride: cols }
+    : { data: x, offset: 0, batch, batchStride: rows * cols, rows, cols, rowStride: cols, colStride: 1 };
+}
+
+/**
+ * For each (head, row) of a chunk: the keys `[lo, hi)` (relative to k0) the row keeps — from its
+ * tile's first kept key tile to its own position — and the row's Λ.
+ */
+function rowKeys(c: Chunk, hh: number, r: number, dims: FoxDims, bq: number, bk: number, bds: Bounds[]): [number, number] {
+  const i = c.i0 + r;
+  const bd = bds[c.b * dims.H + c.h0 + hh];
+  return [bd.first[Math.floor(i / bq)] * bk - c.k0, i + dims.Tk - dims.Tq + 1 - c.k0];
 }
 
 export function foxForwardCpu(
@@ -113,76 +155,57 @@ export function foxForwardCpu(
   opts: FoxCpuOptions,
 ): FoxCpuForward {
   const { B, Tq, Tk, H, D } = dims;
-  const bq = opts.blockQ ?? BLOCK_Q;
-  const bk = opts.blockK ?? BLOCK_K;
+  const bq = opts.blockQ ?? ACP_TILE;
+  const bk = opts.blockK ?? ACP_TILE;
+  const gemm = opts.gemm ?? jsGemm;
   const scale = opts.scale;
   const off = Tk - Tq;
   const o = like(q, B * Tq * H * D);
   const lse = like(q, B * H * Tq);
-  const lamAll = lambdaCpu(logF, dims, q instanceof Float32Array);
-  const m = new Float64Array(bq);
-  const l = new Float64Array(bq);
-  const acc = new Float64Array(bq * D);
-  const s = new Float64Array(bk);
-  let computedBlocks = 0;
-  let totalBlocks = 0;
+  const lam = lambdaCpu(logF, dims, q instanceof Float32Array);
+  const bds: Bounds[] = [];
+  for (let bh = 0; bh < B * H; bh++) bds.push(bounds(lam, bh * Tk, dims, bq, bk, opts.delta ? opts.delta[bh] : null));
   for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) {
-      const bh = b * H + h;
-      const lb = bh * Tk;
-      const qh = gather(q, b, h, Tq, H, D);
-      const kh = gather(k, b, h, Tk, H, D);
-      const vh = gather(v, b, h, Tk, H, D);
-      const oh = new Float64Array(Tq * D);
-      const bd = bounds(lamAll, lb, dims, bq, bk, opts.delta ? opts.delta[bh] : null);
-      computedBlocks += bd.computed;
-      totalBlocks += bd.total;
-      for (let qb = 0; qb < bd.first.length; qb++) {
-        const i0 = qb * bq;
-        const i1 = Math.min(i0 + bq, Tq);
-        m.fill(Number.NEGATIVE_INFINITY);
-        l.fill(0);
-        acc.fill(0);
-        const kLast = lastKeyBlock(qb, dims, bq, bk);
-        for (let kb = bd.first[qb]; kb <= kLast; kb++) {
-          const j0 = kb * bk;
-          const j1 = Math.min(j0 + bk, Tk);
-          for (let i = i0; i < i1; i++) {
-            const p = i + off;
-            const jEnd = Math.min(j1, p + 1);
-            if (jEnd <= j0) continue;
-            const r = i - i0;
-            const li = lamAll[lb + p];
-            let rowMax = Number.NEGATIVE_INFINITY;
-            for (let j = j0; j < jEnd; j++) {
-              const sc = scale * dot(qh, i * D, kh, j * D, D) + li - lamAll[lb + j];
-              s[j - j0] = sc;
-              if (sc > rowMax) rowMax = sc;
-            }
-            const mNew = Math.max(m[r], rowMax);
-            const alpha = m[r] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(m[r] - mNew);
-            let lr = l[r] * alpha;
-            const ar = r * D;
-            for (let d = 0; d < D; d++) acc[ar + d] *= alpha;
-            for (let j = j0; j < jEnd; j++) {
-              const pj = Math.exp(s[j - j0] - mNew);
-              lr += pj;
-              const vo = j * D;
-              for (let d = 0; d < D; d++) acc[ar + d] += pj * vh[vo + d];
-            }
-            l[r] = lr;
-            m[r] = mNew;
+    for (const c of chunks(b, dims, bq, bk, bds)) {
+      const { n, L } = c;
+      // scores, then the masked softmax in place: s becomes P
+      const s = gemm(heads(q, c, c.i0, n, Tq, dims), heads(k, c, c.k0, L, Tk, dims, true));
+      for (let hh = 0; hh < c.hs; hh++) {
+        const bh = b * H + c.h0 + hh;
+        for (let r = 0; r < n; r++) {
+          const [lo, hi] = rowKeys(c, hh, r, dims, bq, bk, bds);
+          const li = lam[bh * Tk + c.i0 + r + off];
+          const row = (hh * n + r) * L;
+          const lk = bh * Tk + c.k0;
+          let m = Number.NEGATIVE_INFINITY;
+          for (let j = lo; j < hi; j++) {
+            const x = scale * s[row + j] + li - lam[lk + j];
+            s[row + j] = x;
+            if (x > m) m = x;
           }
-        }
-        for (let i = i0; i < i1; i++) {
-          const r = i - i0;
-          const inv = 1 / l[r];
-          for (let d = 0; d < D; d++) oh[i * D + d] = acc[r * D + d] * inv;
-          lse[bh * Tq + i] = m[r] + Math.log(l[r]);
+          let z = 0;
+          for (let j = lo; j < hi; j++) {
+            const e = Math.exp(s[row + j] - m);
+            s[row + j] = e;
+            z += e;
+          }
+          const inv = 1 / z;
+          for (let j = lo; j < hi; j++) s[row + j] *= inv;
+          s.fill(0, row, row + lo);
+          s.fill(0, row + hi, row + L);
+          lse[bh * Tq + c.i0 + r] = m + Math.log(z);
         }
       }
-      scatter(o, oh, b, h, Tq, H, D);
+      const oc = gemm(block(s, c.hs, n, L), heads(v, c, c.k0, L, Tk, dims)); // [hs, n, D]
+      for (let hh = 0; hh < c.hs; hh++)
+        for (let r = 0; r < n; r++) o.set(oc.subarray((hh * n + r) * D, (hh * n + r + 1) * D), ((b * Tq + c.i0 + r) * H + c.h0 + hh) * D);
     }
+  let computedBlocks = 0;
+  let totalBlocks = 0;
+  for (const bd of bds) {
+    computedBlocks += bd.computed;
+    totalBlocks += bd.total;
+  }
   return { o, lse, computedBlocks, totalBlocks };
 }
 
@@ -203,75 +226,94 @@ export function foxBackwardCpu(
   opts: FoxCpuOptions,
 ): FoxCpuBackward {
   const { B, Tq, Tk, H, D } = dims;
-  const bq = opts.blockQ ?? BLOCK_Q;
-  const bk = opts.blockK ?? BLOCK_K;
+  const bq = opts.blockQ ?? ACP_TILE;
+  const bk = opts.blockK ?? ACP_TILE;
+  const gemm = opts.gemm ?? jsGemm;
   const scale = opts.scale;
   const off = Tk - Tq;
   const dq = like(q, B * Tq * H * D);
-  const dk = like(q, B * Tk * H * D);
-  const dv = like(q, B * Tk * H * D);
-  const dlogF = logF ? like(q, B * Tk * H) : null;
-  const lamAll = lambdaCpu(logF, dims, q instanceof Float32Array);
-  const dlam = new Float64Array(Tk);
-  const rowD = new Float64Array(Tq);
+  const dk64 = new Float64Array(B * Tk * H * D);
+  const dv64 = new Float64Array(B * Tk * H * D);
+  const lam = lambdaCpu(logF, dims, q instanceof Float32Array);
+  const dlam = new Float64Array(B * H * Tk);
+  const bds: Bounds[] = [];
+  for (let bh = 0; bh < B * H; bh++) bds.push(bounds(lam, bh * Tk, dims, bq, bk, opts.delta ? opts.delta[bh] : null));
+  // δ_i = o_i·dO_i, [B,Tq,H]
+  const rowD = new Float64Array(B * Tq * H);
+  for (let x = 0; x < rowD.length; x++) {
+    let t = 0;
+    for (let d = 0; d < D; d++) t += o[x * D + d] * dO[x * D + d];
+    rowD[x] = t;
+  }
   for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) {
-      const bh = b * H + h;
-      const lb = bh * Tk;
-      const qh = gather(q, b, h, Tq, H, D);
-      const kh = gather(k, b, h, Tk, H, D);
-      const vh = gather(v, b, h, Tk, H, D);
-      const oh = gather(o, b, h, Tq, H, D);
-      const doh = gather(dO, b, h, Tq, H, D);
-      const dqh = new Float64Array(Tq * D);
-      const dkh = new Float64Array(Tk * D);
-      const dvh = new Float64Array(Tk * D);
-      dlam.fill(0);
-      for (let i = 0; i < Tq; i++) rowD[i] = dot(oh, i * D, doh, i * D, D);
-      const bd = bounds(lamAll, lb, dims, bq, bk, opts.delta ? opts.delta[bh] : null);
-      for (let qb = 0; qb < bd.first.length; qb++) {
-        const i0 = qb * bq;
-        const i1 = Math.min(i0 + bq, Tq);
-        const kLast = lastKeyBlock(qb, dims, bq, bk);
-        for (let kb = bd.first[qb]; kb <= kLast; kb++) {
-          const j0 = kb * bk;
-          const j1 = Math.min(j0 + bk, Tk);
-          for (let i = i0; i < i1; i++) {
-            const p = i + off;
-            const jEnd = Math.min(j1, p + 1);
-            const li = lamAll[lb + p];
-            const lsei = lse[bh * Tq + i];
-            const qo = i * D;
-            let rowSum = 0;
-            for (let j = j0; j < jEnd; j++) {
-              const ko = j * D;
-              const sc = scale * dot(qh, qo, kh, ko, D) + li - lamAll[lb + j];
-              const pij = Math.exp(sc - lsei);
-              const dp = dot(doh, qo, vh, ko, D);
-              const ds = pij * (dp - rowD[i]);
-              const sds = scale * ds;
-              for (let d = 0; d < D; d++) {
-                dvh[ko + d] += pij * doh[qo + d];
-                dqh[qo + d] += sds * kh[ko + d];
-                dkh[ko + d] += sds * qh[qo + d];
-              }
-              rowSum += ds;
-              dlam[j] -= ds;
-            }
-            dlam[p] += rowSum;
+    for (const c of chunks(b, dims, bq, bk, bds)) {
+      const { n, L } = c;
+      const p = gemm(heads(q, c, c.i0, n, Tq, dims), heads(k, c, c.k0, L, Tk, dims, true)); // scores → P
+      const ds = gemm(heads(dO, c, c.i0, n, Tq, dims), heads(v, c, c.k0, L, Tk, dims, true)); // dP → dS
+      for (let hh = 0; hh < c.hs; hh++) {
+        const h = c.h0 + hh;
+        const bh = b * H + h;
+        for (let r = 0; r < n; r++) {
+          const [lo, hi] = rowKeys(c, hh, r, dims, bq, bk, bds);
+          const i = c.i0 + r;
+          const pos = i + off;
+          const li = lam[bh * Tk + pos];
+          const lsei = lse[bh * Tq + i];
+          const di = rowD[(b * Tq + i) * H + h];
+          const row = (hh * n + r) * L;
+          const lk = bh * Tk + c.k0;
+          let rowSum = 0;
+          for (const a of [p, ds]) {
+            a.fill(0, row, row + lo);
+            a.fill(0, row + hi, row + L);
+          }
+          const base = li - lsei;
+          for (let j = lo; j < hi; j++) {
+            const pij = Math.exp(scale * p[row + j] + base - lam[lk + j]);
+            const x = pij * (ds[row + j] - di);
+            p[row + j] = pij;
+            ds[row + j] = x;
+            rowSum += x;
+            dlam[lk + j] -= x;
+          }
+          dlam[bh * Tk + pos] += rowSum;
+        }
+      }
+      const gq = gemm(block(ds, c.hs, n, L), heads(k, c, c.k0, L, Tk, dims)); // [hs, n, D]
+      const gk = gemm(block(ds, c.hs, n, L, true), heads(q, c, c.i0, n, Tq, dims)); // [hs, L, D]
+      const gv = gemm(block(p, c.hs, n, L, true), heads(dO, c, c.i0, n, Tq, dims));
+      for (let hh = 0; hh < c.hs; hh++) {
+        for (let r = 0; r < n; r++) {
+          const dst = ((b * Tq + c.i0 + r) * H + c.h0 + hh) * D;
+          const src = (hh * n + r) * D;
+          for (let d = 0; d < D; d++) dq[dst + d] = scale * gq[src + d];
+        }
+        for (let j = 0; j < L; j++) {
+          const dst = ((b * Tk + c.k0 + j) * H + c.h0 + hh) * D;
+          const src = (hh * L + j) * D;
+          for (let d = 0; d < D; d++) {
+            dk64[dst + d] += scale * gk[src + d];
+            dv64[dst + d] += gv[src + d];
           }
         }
       }
-      scatter(dq, dqh, b, h, Tq, H, D);
-      scatter(dk, dkh, b, h, Tk, H, D);
-      scatter(dv, dvh, b, h, Tk, H, D);
-      if (dlogF) {
-        let acc = 0;
-        for (let t = Tk - 1; t >= 0; t--) {
-          acc += dlam[t];
-          dlogF[(b * Tk + t) * H + h] = acc;
-        }
+    }
+  const dk = like(q, dk64.length);
+  const dv = like(q, dv64.length);
+  dk.set(dk64);
+  dv.set(dv64);
+  let dlogF: FloatArray | null = null;
+  if (logF) {
+    dlogF = like(q, B * Tk * H);
+    for (let bh = 0; bh < B * H; bh++) {
+      const b = Math.floor(bh / H);
+      const h = bh % H;
+      let acc = 0;
+      for (let t = Tk - 1; t >= 0; t--) {
+        acc += dlam[bh * Tk + t];
+        dlogF[(b * Tk + t) * H + h] = acc;
       }
     }
+  }
   return { dq, dk, dv, dlogF };
 }

@@ -18,7 +18,7 @@ import {
   where,
 } from '@foxgate/tensor';
 import { scoped } from '../scope.js';
-import { diagKeyBlock, type FoxDims } from './blocks.js';
+import { diagKeyBlock, type FoxDims } from '../tiles.js';
 
 /**
  * The composed reference of forgetting attention: plain tensor ops that materialise the

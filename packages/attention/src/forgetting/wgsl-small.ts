@@ -1,5 +1,5 @@
 /**
- * The small WGSL kernels around the fused attention kernels (`wgsl.ts`, `wgsl-wide.ts`): the ACP
+ * The small WGSL kernels around the fused attention kernels (`wgsl-tiled.ts`, `wgsl-wide.ts`): the ACP
  * bounds scan, δ = Σ o·dO, and the dlogF reverse scan. Bindings and uniforms come from the
  * backend's `runKernel` (see `webgpu.ts`).
  */

@@ -1,11 +1,15 @@
-import { accessors, comp, dv, type FoxKernelSpec, lamFn, lines, range } from './wgsl.js';
+import { atomicAddF32 } from '../wgsl/atomic.js';
+import { shuffleReduce } from '../wgsl/reduce.js';
+import { rowAccessor } from '../wgsl/rows.js';
+import { comp, dv, lines, range } from '../wgsl/util.js';
+import { type FoxKernelSpec, lamFn } from './wgsl-tiled.js';
 
 /**
  * The wide kernels (hardware, head dims D ≤ 128 that are multiples of 4; the default there):
  * forward, dQ and dK/dV on one scheme. A workgroup owns 128 rows (queries; keys in dK/dV) and loops
  * over `bk`-column tiles (keys; queries in dK/dV); each thread keeps `tm`×(bk/8) micro-tiles of the
  * score products and `tm` rows × D/8 columns of each output in registers, so that a vec4 read from
- * workgroup memory feeds 8–16 multiply-adds (the tiled kernels of `wgsl.ts` reach 4–8: their resident tiles leave too
+ * workgroup memory feeds 8–16 multiply-adds (the tiled kernels of `wgsl-tiled.ts` reach 4–8: their resident tiles leave too
  * little of the 48 KiB of workgroup memory for larger ones).
  *
  * Per column tile the products run in the "outer" form over chunks staged in one workgroup
@@ -211,7 +215,7 @@ function wideKernel(spec: FoxKernelSpec, c: FoxWideConfig, kind: 'fwd' | 'dq' | 
     : '    if (lid < BK) { lamK[lid] = (lr - lamRef) * LOG2E; }';
   // the row operand's reads (each workgroup re-reads the same 128 rows for every column tile, so
   // they hit L1) are issued with its stores, not ahead: fewer registers live across the compute
-  // (H200, T = 16k: forward 81 → 77 ms)
+  // (measured faster: BENCHMARKS.md, fourth session)
   const rowFetch = (p: ScoreProduct, ch: number, u: number) =>
     `      let t = i0 + x % ${BQ}u;\n      var ar${u} = vec4<f32>(0.0);\n      if (t < ${RT}) { ar${u} = ${p.a}(b, t, h, ${DCH * ch}u + x / ${BQ}u)${p.scaled ? ' * P.scale2' : ''}; }`;
   const scoreFetch = (p: ScoreProduct, ch: number, j0: string, lam: boolean) => {
@@ -294,13 +298,7 @@ ${lines(tm, (e) => `        ${acc(e, g, sd.acc)} = fma(vec4<f32>(w${e >> 2}.${co
     .map((r) => `  var ${r} = vec4<f32>(0.0);`)
     .concat([dkv ? '  var lr = 0.0;\n  var lsr = 0.0;\n  var dlr = 0.0;' : '  var lr = 0.0;'])
     .join('\n');
-  const xor = (v: string, op: string) =>
-    range(3)
-      .map(
-        (i) =>
-          `    ${v} = ${op === 'max' ? `max(${v}, subgroupShuffleXor(${v}, ${1 << i}u))` : `${v} + subgroupShuffleXor(${v}, ${1 << i}u)`};`,
-      )
-      .join('\n');
+  const xor = (v: string, op: string) => shuffleReduce(v, 3, op === 'max' ? (a, b) => `max(${a}, ${b})` : (a, b) => `${a} + ${b}`);
   // across the 8 threads of a row: `red[row][0..8]` as two vec4
   const redPut = (e: number, v: string) => `  red[(${row(e)}) * 2u + tc / 4u][tc % 4u] = ${v};`;
   const redGet = (e: number, v: string, op: string) =>
@@ -505,12 +503,12 @@ ${lines(no, (g) => `    if (${gGuard(g)}) { stDQ(b, ir${e}, h, tc + ${8 * g}u, $
           .join('\n')}
 ${rowSums('rs', (ir) => `rowsum[(b * P.Tq + ${ir}) * P.H + h]`)}`;
   const io = fwd
-    ? `${accessors(spec, 'o', 'P.Tq', 'stO', true)}`
+    ? `${rowAccessor(spec, 'o', 'P.Tq', 'stO', true)}`
     : dkv
-      ? `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dk', 'P.Tk', 'stDK', true)}\n${accessors(spec, 'dv', 'P.Tk', 'stDV', true)}${
+      ? `${rowAccessor(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${rowAccessor(spec, 'dk', 'P.Tk', 'stDK', true)}\n${rowAccessor(spec, 'dv', 'P.Tk', 'stDV', true)}${
           fuse ? `\n${atomicDq(D)}` : ''
         }`
-      : `${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}`;
+      : `${rowAccessor(spec, 'dout', 'P.Tq', 'ldDO', false)}\n${rowAccessor(spec, 'dq', 'P.Tq', 'stDQ', true)}`;
   // the column tiles a workgroup visits, [kt0, ktEnd)
   const colRange = dkv
     ? `  var kt0 = 0u;
@@ -547,9 +545,9 @@ const NEG = -1.0e30;
 const LOG2E = 1.4426950408889634;
 var<workgroup> W: array<vec4<f32>, ${size}>;
 ${useRed ? `var<workgroup> red: array<vec4<f32>, ${BQ * 2}>;\n` : ''}var<workgroup> lamK: array<f32, ${c.bk}>;
-${dkv ? `var<workgroup> dltC: array<f32, ${c.bk}>;\n` : ''}${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
-${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
-${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
+${dkv ? `var<workgroup> dltC: array<f32, ${c.bk}>;\n` : ''}${rowAccessor(spec, 'q', 'P.Tq', 'ldQ', false)}
+${rowAccessor(spec, 'k', 'P.Tk', 'ldK', false)}
+${rowAccessor(spec, 'v', 'P.Tk', 'ldV', false)}
 ${io}
 ${lamFn(gated)}
 
@@ -598,15 +596,7 @@ function atomicDq(D: number): string {
   const idx = (u: number, k: number) => `i + ${u}u * P.H * ${D}u + ${k}u`;
   const uk = range(4).flatMap((u) => range(4).map((k) => [u, k] as const));
   const val = (u: number, k: number) => `x${u}.${comp[k]} * P.scale`;
-  return `fn addF(i: u32, x: f32) {
-  if (x == 0.0) { return; }
-  var old = atomicLoad(&dq[i]);
-  loop {
-    let r = atomicCompareExchangeWeak(&dq[i], old, bitcast<u32>(bitcast<f32>(old) + x));
-    if (r.exchanged) { break; }
-    old = r.old_value;
-  }
-}
+  return `${atomicAddF32('dq')}
 fn addDq4(b: u32, t: u32, h: u32, g: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>) {
   let i = ((b * P.Tq + t) * P.H + h) * ${D}u + g * 4u;
   if (t + 3u < P.Tq) {

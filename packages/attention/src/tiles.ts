@@ -1,12 +1,16 @@
 /**
- * Block geometry shared by every implementation of forgetting attention: query tiles of `bq`
- * rows, key tiles of `bk` columns aligned to key position 0, causal limits with queries aligned
- * to the end of the keys, and the ACP bounds (first kept key tile per query tile).
+ * Tile geometry shared by every attention implementation: query tiles of `bq` rows and key tiles
+ * of `bk` columns aligned to key position 0, causal limits with queries aligned to the end of the
+ * keys, and the ACP bounds (first kept key tile per query tile).
  */
 
-/** Default tile sizes (queries × keys) of the fused kernels. */
-export const BLOCK_Q = 64;
-export const BLOCK_K = 64;
+/**
+ * The ACP grid: pruning decisions are made per 64-query × 64-key tile, by every implementation
+ * (reference, CPU, WGSL), so they all prune the same pairs and report the same `stats`. It is not
+ * a kernel tile size (the WGSL kernels use their own tiles and apply these bounds at their
+ * granularity). A sequence of at most 64 positions has a single tile per row and prunes nothing.
+ */
+export const ACP_TILE = 64;
 
 export interface FoxDims {
   B: number;

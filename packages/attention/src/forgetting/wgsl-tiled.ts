@@ -1,3 +1,8 @@
+import { shuffleReduce, storeRowSums } from '../wgsl/reduce.js';
+import { type RowLayout, rowAccessor } from '../wgsl/rows.js';
+import { joinPrefetch, loadTile, prefetchRows, prefetchTile } from '../wgsl/tiles.js';
+import { comp, dv, lines, range } from '../wgsl/util.js';
+
 /**
  * WGSL for fused forgetting attention. Three kernels share one scheme (FlashAttention-2 style,
  * float32 throughout):
@@ -40,13 +45,13 @@ export interface FoxTileConfig {
   pf?: boolean;
   /**
    * Reduce forward score rows with subgroup shuffles where the device allows
-   * (`FoxKernelSpec.subgroups`). Off by default: on an H200 it was slower than workgroup memory
-   * (T=16k fwd 110 against 106 ms, BENCHMARKS.md).
+   * (`FoxKernelSpec.subgroups`). Off by default: measured slower than workgroup memory
+   * (BENCHMARKS.md, second session).
    */
   sg?: boolean;
 }
 
-export interface FoxKernelSpec {
+export interface FoxKernelSpec extends RowLayout {
   D: number;
   /** Forget gates present (else plain causal softmax attention: Λ ≡ 0). */
   gated: boolean;
@@ -70,27 +75,6 @@ export interface FoxKernelSpec {
   subgroups?: boolean;
 }
 
-/** ACP grid (the tiles bounds are expressed in): 64 queries × 64 keys. */
-export const ACP_TILE = 64;
-
-/**
- * Uniforms every kernel reads (declared by `runKernel` as `P.<name>`, with `P.<input>_offset` for
- * each input): u32 `Tq, Tk, H, nqb64, nkb64, BH`, f32 `scale2` (= scale·log2 e) and `scale`.
- */
-export interface FoxUniforms {
-  u32: { Tq: number; Tk: number; H: number; nqb64: number; nkb64: number; BH: number };
-  f32: { scale2: number; scale: number };
-}
-
-export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-export const lines = (n: number, f: (i: number) => string) => range(n).map(f).join('\n');
-export const comp = ['x', 'y', 'z', 'w'];
-
-/** Number of vec4 groups of D. */
-export function dv(D: number): number {
-  return Math.ceil(D / 4);
-}
-
 /** Workgroup-memory bytes each kernel needs for a tile configuration. */
 export function foxSmemBytes(kind: 'fwd' | 'dkv' | 'dq', D: number, t: FoxTileConfig): number {
   const DV = dv(D);
@@ -108,110 +92,6 @@ export function foxSmemBytes(kind: 'fwd' | 'dkv' | 'dq', D: number, t: FoxTileCo
 
 export function threadsOf(kind: 'fwd' | 'dkv' | 'dq', t: FoxTileConfig): number {
   return kind === 'dkv' ? (t.bk / t.tm) * (t.bq / t.tn) : (t.bq / t.tm) * (t.bk / t.tn);
-}
-
-/**
- * Tile configurations in order of preference. The first of each list (4×2 micro-tiles, 256
- * threads for fwd and 128 for dK/dV and dQ, register-pipelined) measured fastest on an H200:
- * fwd+bwd at T=16k took 720 ms against 1242 ms with 4×4 micro-tiles, and pipelining took it to
- * 478 ms (BENCHMARKS.md).
- */
-const CANDIDATES: Record<'fwd' | 'dkv' | 'dq', FoxTileConfig[]> = {
-  fwd: [
-    { bq: 64, bk: 32, tm: 4, tn: 2, pf: true },
-    { bq: 64, bk: 32, tm: 4, tn: 4 },
-    { bq: 32, bk: 32, tm: 4, tn: 4 },
-    { bq: 32, bk: 16, tm: 4, tn: 4 },
-    { bq: 16, bk: 16, tm: 4, tn: 4 },
-    { bq: 16, bk: 8, tm: 4, tn: 4 },
-    { bq: 8, bk: 8, tm: 4, tn: 4 },
-    { bq: 4, bk: 4, tm: 4, tn: 4 },
-  ],
-  dkv: [
-    { bq: 32, bk: 32, tm: 4, tn: 2, pf: true },
-    { bq: 32, bk: 32, tm: 4, tn: 4 },
-    { bq: 16, bk: 32, tm: 4, tn: 4 },
-    { bq: 16, bk: 16, tm: 4, tn: 4 },
-    { bq: 8, bk: 16, tm: 4, tn: 4 },
-    { bq: 8, bk: 8, tm: 4, tn: 4 },
-    { bq: 8, bk: 4, tm: 4, tn: 4 },
-    { bq: 4, bk: 4, tm: 4, tn: 4 },
-  ],
-  dq: [
-    { bq: 32, bk: 32, tm: 4, tn: 2, pf: true },
-    { bq: 32, bk: 32, tm: 4, tn: 4 },
-    { bq: 32, bk: 16, tm: 4, tn: 4 },
-    { bq: 16, bk: 16, tm: 4, tn: 4 },
-    { bq: 16, bk: 8, tm: 4, tn: 4 },
-    { bq: 8, bk: 8, tm: 4, tn: 4 },
-    { bq: 4, bk: 8, tm: 4, tn: 4 },
-    { bq: 4, bk: 4, tm: 4, tn: 4 },
-  ],
-};
-
-/**
- * Software adapters: one score column per thread (TN = 1) keeps the unrolled code, and so the
- * LLVM compile time, small; speed does not matter there.
- */
-const SOFTWARE_CANDIDATES: FoxTileConfig[] = [
-  { bq: 16, bk: 16, tm: 4, tn: 1 },
-  { bq: 8, bk: 8, tm: 4, tn: 1 },
-  { bq: 4, bk: 4, tm: 4, tn: 1 },
-];
-
-/** The first candidate tile configuration that fits the device limits (or `override` if it fits). */
-export function chooseTiles(
-  kind: 'fwd' | 'dkv' | 'dq',
-  D: number,
-  limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number },
-  override?: FoxTileConfig,
-  software = false,
-): FoxTileConfig {
-  const fits = (t: FoxTileConfig) =>
-    foxSmemBytes(kind, D, t) <= limits.maxComputeWorkgroupStorageSize && threadsOf(kind, t) <= limits.maxComputeInvocationsPerWorkgroup;
-  if (override) {
-    if (!validTiles(override))
-      throw new Error(`fox tiles ${JSON.stringify(override)}: bq, bk must divide 64 and be multiples of tm ∈ {4, 8}, tn ∈ {1, 2, 4, 8}`);
-    if (fits(override)) return override;
-  }
-  const t = (software ? SOFTWARE_CANDIDATES : CANDIDATES[kind]).find(fits);
-  if (!t)
-    throw new Error(`no ${kind} tile configuration fits D=${D} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`);
-  return t;
-}
-
-function validTiles(t: FoxTileConfig): boolean {
-  const ok = (b: number, m: number, sizes: number[]) => sizes.includes(m) && 64 % b === 0 && b % m === 0 && b >= m;
-  return ok(t.bq, t.tm, [4, 8]) && ok(t.bk, t.tn, [1, 2, 4, 8]);
-}
-
-/** Loads/stores of one vec4 group `c` of row (b, t, h) of a `[B,T,H,D]` buffer. */
-export function accessors(spec: FoxKernelSpec, buf: string, T: string, fn: string, write: boolean): string {
-  const dyn = spec.dynamic === true;
-  const D = dyn ? 'P.Dr' : `${spec.D}u`;
-  const DV = dv(spec.D);
-  const vec = !dyn && spec.D % 4 === 0;
-  const base0 = write ? '' : vec ? ` + P.${buf}_offset / 4u` : ` + P.${buf}_offset`;
-  const idx = (unit: string) => `((b * ${T} + t) * P.H + h) * ${unit}${base0}`;
-  if (vec) {
-    return write
-      ? `fn ${fn}(b: u32, t: u32, h: u32, c: u32, v: vec4<f32>) { ${buf}[${idx(`${DV}u`)} + c] = v; }`
-      : `fn ${fn}(b: u32, t: u32, h: u32, c: u32) -> vec4<f32> { return ${buf}[${idx(`${DV}u`)} + c]; }`;
-  }
-  const base = `let base = ${idx(D)} + c * 4u;`;
-  if (write) {
-    return `fn ${fn}(b: u32, t: u32, h: u32, c: u32, v: vec4<f32>) {
-  ${base}
-  ${buf}[base] = v.x;
-${lines(3, (x) => `  if (c * 4u + ${x + 1}u < ${D}) { ${buf}[base + ${x + 1}u] = v.${comp[x + 1]}; }`)}
-}`;
-  }
-  return `fn ${fn}(b: u32, t: u32, h: u32, c: u32) -> vec4<f32> {
-  ${base}
-  var r = vec4<f32>(${buf}[base], 0.0, 0.0, 0.0);
-${lines(3, (x) => `  if (c * 4u + ${x + 1}u < ${D}) { r.${comp[x + 1]} = ${buf}[base + ${x + 1}u]; }`)}
-  return r;
-}`;
 }
 
 function header(spec: FoxKernelSpec, rows: number, cols: number): string {
@@ -389,113 +269,6 @@ ${acp ? '  kStart = u32(first[bh * P.nqb64 + i0 / 64u + P.first_offset]) * 64u;'
 /** Λ of the current key tile, relative to the query tile's reference, in base 2. */
 const LAMBDA_KEYS = '    for (var x = lid; x < BK; x += NT) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }';
 
-interface TileLoad {
-  /** Local variable, workgroup array, accessor, and whether the value is pre-scaled by scale·log2 e. */
-  v: string;
-  dst: string;
-  ld: string;
-  scaled?: boolean;
-}
-
-/**
- * Cooperative load of a tile of rows `origin + r` (r < `rows`, zero past `T`) of one or more
- * `[B,T,H,D]` inputs into workgroup arrays, as vec4 groups; `padded` rows are DVP long (the
- * arrays read across rows), others DV.
- */
-function loadTile(indent: string, rows: 'BQ' | 'BK', t: 'i' | 'j', origin: string, T: string, padded: boolean, loads: TileLoad[]): string {
-  const read = (l: TileLoad) => `${l.ld}(b, ${t}, h, x % DV)${l.scaled ? ' * P.scale2' : ''}`;
-  const cond =
-    loads.length === 1
-      ? [`if (${t} < ${T}) { ${loads[0].v} = ${read(loads[0])}; }`]
-      : [`if (${t} < ${T}) {`, ...loads.map((l) => `  ${l.v} = ${read(l)};`), '}'];
-  const body = [
-    ...(padded ? ['let r = x / DV;', `let ${t} = ${origin} + r;`] : [`let ${t} = ${origin} + x / DV;`]),
-    ...loads.map((l) => `var ${l.v} = vec4<f32>(0.0);`),
-    ...cond,
-    ...loads.map((l) => `${l.dst}[${padded ? 'r * DVP + x % DV' : 'x'}] = ${l.v};`),
-  ];
-  return [`${indent}for (var x = lid; x < ${rows} * DV; x += NT) {`, ...body.map((l) => `${indent}  ${l}`), `${indent}}`].join('\n');
-}
-
-/** Register prefetch of a streamed tile (see `FoxTileConfig.pf`). */
-interface Prefetch {
-  /** Register declarations (once, before the loop). */
-  decl: string;
-  /** Issues the global reads of the tile whose first row is `origin` into the registers. */
-  load: (origin: string) => string;
-  /** Writes the registers to workgroup memory (between barriers). */
-  store: string;
-}
-
-function joinPrefetch(ps: Prefetch[]): Prefetch {
-  return {
-    decl: ps.map((p) => p.decl).join(''),
-    load: (origin) => ps.map((p) => p.load(origin)).join(''),
-    store: ps.map((p) => p.store).join(''),
-  };
-}
-
-/**
- * `loadTile` split for pipelining: each thread owns vec4 units `x = lid + u·NT` of the
- * `rows × DV` tile (rows past `T` read as zero) and keeps them in registers `<v><u>`.
- */
-function prefetchTile(spec: FoxKernelSpec, rows: number, nt: number, T: string, padded: boolean, loads: TileLoad[]): Prefetch {
-  const units = rows * dv(spec.D);
-  const per = Math.ceil(units / nt);
-  const guard = spec.dynamic === true || units % nt !== 0;
-  const inTile = `x < ${rows}u * DV`;
-  let decl = '';
-  let load = '';
-  let store = '';
-  for (let u = 0; u < per; u++) {
-    const x = `      let x = lid + ${u * nt}u;\n`;
-    decl += loads.map((l) => `  var ${l.v}${u} = vec4<f32>(0.0);\n`).join('');
-    load += `    {\n${x}      let t = ORIGIN + x / DV;\n${loads.map((l) => `      ${l.v}${u} = vec4<f32>(0.0);\n`).join('')}`;
-    load += `      if (${guard ? `${inTile} && ` : ''}t < ${T}) {\n`;
-    load += loads.map((l) => `        ${l.v}${u} = ${l.ld}(b, t, h, x % DV)${l.scaled ? ' * P.scale2' : ''};\n`).join('');
-    load += '      }\n    }\n';
-    const dst = padded ? '(x / DV) * DVP + x % DV' : 'x';
-    const body = loads.map((l) => `${l.dst}[${dst}] = ${l.v}${u};`).join(' ');
-    store += `    {\n${x}      ${guard ? `if (${inTile}) { ${body} }` : body}\n    }\n`;
-  }
-  return { decl, load: (origin) => load.replaceAll('ORIGIN', `(${origin})`), store };
-}
-
-/** One value per tile row (Λ, lse, δ) prefetched like `prefetchTile`: `read(t)` at row t = origin + x. */
-function prefetchRows(
-  rows: number,
-  nt: number,
-  items: { v: string; dst: string; read: (t: string) => string; store?: (v: string) => string }[],
-): Prefetch {
-  const per = Math.ceil(rows / nt);
-  let decl = '';
-  let load = '';
-  let store = '';
-  for (let u = 0; u < per; u++) {
-    const head = `    {\n      let x = lid + ${u * nt}u;\n      if (x < ${rows}u) {`;
-    decl += items.map((it) => `  var ${it.v}${u} = 0.0;\n`).join('');
-    load += `${head} ${items.map((it) => `${it.v}${u} = ${it.read('ORIGIN + x')};`).join(' ')} }\n    }\n`;
-    store += `${head} ${items.map((it) => `${it.dst}[x] = ${it.store ? it.store(`${it.v}${u}`) : `${it.v}${u}`};`).join(' ')} }\n    }\n`;
-  }
-  return { decl, load: (origin) => load.replaceAll('ORIGIN', `(${origin})`), store };
-}
-
-/**
- * Sums each tile row's partial sums `acc<e>` across the NC threads that share the row (through
- * `red`) and writes them to `out[b, origin + x, h]` (rows below `T`).
- */
-function storeRowSums(tm: number, acc: string, rows: 'BQ' | 'BK', t: 'i' | 'j', origin: string, T: string, out: string): string {
-  return `  workgroupBarrier();
-${lines(tm, (e) => `  red[(tr * TM + ${e}u) * NC + tc] = ${acc}${e};`)}
-  workgroupBarrier();
-  for (var x = lid; x < ${rows}; x += NT) {
-    let ${t} = ${origin} + x;
-    var t = 0.0;
-    for (var c = 0u; c < NC; c++) { t += red[x * NC + c]; }
-    if (${t} < ${T}) { ${out}[(b * ${T} + ${t}) * P.H + h] = t; }
-  }`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // forward
 
@@ -525,10 +298,7 @@ export function foxForwardWGSL(spec: FoxKernelSpec): string {
   // across the NC threads of a score row: subgroup shuffles, or workgroup memory
   const add = (a: string, b: string) => `${a} + ${b}`;
   const maxOf = (a: string, b: string) => `max(${a}, ${b})`;
-  const xor = (v: string, comb: (a: string, b: string) => string) =>
-    range(Math.log2(nc))
-      .map((i) => `    ${v} = ${comb(v, `subgroupShuffleXor(${v}, ${1 << i}u)`)};`)
-      .join('\n');
+  const xor = (v: string, comb: (a: string, b: string) => string) => shuffleReduce(v, Math.log2(nc), comb);
   // `red` (workgroup memory) holds one partial per (row, thread); read as vec4 when NC allows
   const red4 = nc % 4 === 0;
   const redPut = (e: number, v: string) =>
@@ -548,10 +318,10 @@ var<workgroup> Qs: array<vec4<f32>, ${bq * dv(D)}>;
 ${pf ? `var<workgroup> Ks: array<vec4<f32>, ${bk * (dv(D) + 1)}>;\nvar<workgroup> Vs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;` : `var<workgroup> KVs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;`}
 var<workgroup> Pt: array<vec4<f32>, ${(bk * bq) / 4}>;
 ${sg ? '' : red4 ? `var<workgroup> red: array<vec4<f32>, ${(bq * nc) / 4}>;\n` : `var<workgroup> red: array<f32, ${bq * nc}>;\n`}var<workgroup> lamK: array<f32, ${bk}>;
-${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
-${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
-${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
-${accessors(spec, 'o', 'P.Tq', 'stO', true)}
+${rowAccessor(spec, 'q', 'P.Tq', 'ldQ', false)}
+${rowAccessor(spec, 'k', 'P.Tk', 'ldK', false)}
+${rowAccessor(spec, 'v', 'P.Tk', 'ldV', false)}
+${rowAccessor(spec, 'o', 'P.Tq', 'stO', true)}
 ${lamFn(gated)}
 
 ${entry(spec, nt)}
@@ -659,12 +429,12 @@ var<workgroup> red: array<f32, ${bk * nc}>;
 var<workgroup> lseQ: array<f32, ${bq}>;
 var<workgroup> dltQ: array<f32, ${bq}>;
 var<workgroup> lamQ: array<f32, ${bq}>;
-${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
-${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
-${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
-${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}
-${accessors(spec, 'dk', 'P.Tk', 'stDK', true)}
-${accessors(spec, 'dv', 'P.Tk', 'stDV', true)}
+${rowAccessor(spec, 'q', 'P.Tq', 'ldQ', false)}
+${rowAccessor(spec, 'k', 'P.Tk', 'ldK', false)}
+${rowAccessor(spec, 'v', 'P.Tk', 'ldV', false)}
+${rowAccessor(spec, 'dout', 'P.Tq', 'ldDO', false)}
+${rowAccessor(spec, 'dk', 'P.Tk', 'stDK', true)}
+${rowAccessor(spec, 'dv', 'P.Tk', 'stDV', true)}
 ${lamFn(gated)}
 
 ${entry(spec, (bk / tm) * nc)}
@@ -792,11 +562,11 @@ var<workgroup> Vs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;
 var<workgroup> dSt: array<vec4<f32>, ${(bk * bq) / 4}>;
 var<workgroup> red: array<f32, ${bq * nc}>;
 var<workgroup> lamK: array<f32, ${bk}>;
-${accessors(spec, 'q', 'P.Tq', 'ldQ', false)}
-${accessors(spec, 'k', 'P.Tk', 'ldK', false)}
-${accessors(spec, 'v', 'P.Tk', 'ldV', false)}
-${accessors(spec, 'dout', 'P.Tq', 'ldDO', false)}
-${accessors(spec, 'dq', 'P.Tq', 'stDQ', true)}
+${rowAccessor(spec, 'q', 'P.Tq', 'ldQ', false)}
+${rowAccessor(spec, 'k', 'P.Tk', 'ldK', false)}
+${rowAccessor(spec, 'v', 'P.Tk', 'ldV', false)}
+${rowAccessor(spec, 'dout', 'P.Tq', 'ldDO', false)}
+${rowAccessor(spec, 'dq', 'P.Tq', 'stDQ', true)}
 ${lamFn(gated)}
 
 ${entry(spec, (bq / tm) * nc)}

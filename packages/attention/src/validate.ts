@@ -1,12 +1,8 @@
-import { fail, fmtShape, type Tensor } from '@foxgate/tensor';
-import type { FoxDims } from './blocks.js';
+import { fail, fmtShape, isTensor, type Tensor } from '@foxgate/tensor';
+import type { FoxDims } from './tiles.js';
 
-/** Largest head dimension the fused kernels take. */
+/** Largest head dimension the kernels take. */
 export const MAX_HEAD_DIM = 256;
-
-function isTensor(x: unknown): x is Tensor {
-  return x !== null && typeof x === 'object' && (x as { __isFoxgateTensor?: boolean }).__isFoxgateTensor === true;
-}
 
 function describe(x: unknown): string {
   if (isTensor(x)) return `${x.dtype}${fmtShape(x.shape)}`;
@@ -32,14 +28,14 @@ export function checkQKV(op: string, q: unknown, k: unknown, v: unknown, logF?: 
   }
   const [tq, tk, tv] = [q, k, v] as Tensor[];
   if (tq.rank !== 4) fail(op, `q must have shape [B,Tq,H,D], got ${fmtShape(tq.shape)}`);
-  if (tk.rank !== 4) fail(op, `k must have shape [B,Tk,H,D], got ${fmtShape(tk.shape)}`);
+  const [B, Tq, H, D] = tq.shape;
+  // k is checked against q, then v against k, so that the message names the tensor that is off
+  if (tk.rank !== 4 || tk.shape[0] !== B || tk.shape[2] !== H || tk.shape[3] !== D) {
+    fail(op, `k ${fmtShape(tk.shape)} must have shape [B,Tk,H,D] with B, H and D of q ${fmtShape(tq.shape)}`);
+  }
+  const Tk = tk.shape[1];
   if (tv.rank !== 4 || tv.shape.some((d, i) => d !== tk.shape[i])) {
     fail(op, `v ${fmtShape(tv.shape)} must have the shape of k ${fmtShape(tk.shape)} ([B,Tk,H,D])`);
-  }
-  const [B, Tq, H, D] = tq.shape;
-  const Tk = tk.shape[1];
-  if (tk.shape[0] !== B || tk.shape[2] !== H || tk.shape[3] !== D) {
-    fail(op, `q ${fmtShape(tq.shape)} and k ${fmtShape(tk.shape)} must agree on B, H and D ([B,Tq,H,D] vs [B,Tk,H,D])`);
   }
   if (Tq > Tk)
     fail(
@@ -70,6 +66,23 @@ export function checkScale(op: string, scale: unknown, D: number): number {
   if (scale === undefined) return 1 / Math.sqrt(D);
   if (typeof scale !== 'number' || !Number.isFinite(scale)) fail(op, `opts.scale must be a finite number, got ${String(scale)}`);
   return scale;
+}
+
+/**
+ * Rejects option keys outside `known` (a misspelt option must not be silently ignored).
+ * `where` names the options object in the message (`opts`, `opts.acp`).
+ */
+export function checkKeys(op: string, opts: object, known: readonly string[], where = 'opts'): void {
+  for (const key of Object.keys(opts)) {
+    if (!known.includes(key)) fail(op, `unknown option ${where}.${key} (${where} takes ${known.join(', ')})`);
+  }
+}
+
+/** A boolean option (undefined → false). */
+export function checkFlag(op: string, name: string, v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') fail(op, `opts.${name} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 export function checkImpl(op: string, impl: unknown): 'fused' | 'reference' {

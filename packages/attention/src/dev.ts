@@ -1,0 +1,23 @@
+/**
+ * @foxgate/attention/dev — for benchmarks, GPU scripts and tests, not for applications: the
+ * process-wide kernel configuration overrides of the WebGPU kernels, the configurations in use,
+ * the fused-op scaffold, and the kernel launchers (for per-kernel timing).
+ */
+
+export { foxBackwardCpu, foxForwardCpu, lambdaCpu } from './forgetting/cpu.js';
+export { type FoxTileOverrides, type FoxTiles, foxTilesFor, setFoxTiles } from './forgetting/tuning.js';
+export { acpBoundsWebGPU, foxBackwardWebGPU, foxDeltaWebGPU, foxDlogfWebGPU, foxForwardWebGPU } from './forgetting/webgpu.js';
+export type { FoxTileConfig } from './forgetting/wgsl-tiled.js';
+export type { FoxWideConfig } from './forgetting/wgsl-wide.js';
+export {
+  type CpuContext,
+  type CpuKernels,
+  defineFusedOp,
+  type FusedOp,
+  type FusedOpSpec,
+  type Gemm,
+  type HostMatrix,
+  type HostTensor,
+  jsGemm,
+  type WebGPUKernels,
+} from './op.js';

@@ -1,0 +1,21 @@
+import { matmul, mul, permute, softmax, type Tensor, tensor, where } from '@foxgate/tensor';
+import { scoped } from '../scope.js';
+import type { FoxDims } from '../tiles.js';
+
+/**
+ * The composed reference of causal softmax attention: `o = softmax(scale·q·kᵀ, causal)·v` with
+ * the `[B,H,Tq,Tk]` scores materialised, differentiable by autograd; query i sits at key
+ * position `i + Tk − Tq`. The oracle of the fused kernels (those of forgetting attention run
+ * without a gate, Λ ≡ 0).
+ */
+export function softmaxReference(q: Tensor, k: Tensor, v: Tensor, dims: FoxDims, scale: number): Tensor {
+  return scoped(() => {
+    const { Tq, Tk } = dims;
+    const causal = new Uint8Array(Tq * Tk);
+    for (let i = 0; i < Tq; i++) causal.fill(1, i * Tk, i * Tk + i + Tk - Tq + 1);
+    const keep = tensor(causal, [Tq, Tk], { dtype: 'bool', backend: q.backend });
+    const s = mul(matmul(permute(q, [0, 2, 1, 3]), permute(k, [0, 2, 3, 1])), scale);
+    const p = softmax(where(keep, s, Number.NEGATIVE_INFINITY), -1);
+    return permute(matmul(p, permute(v, [0, 2, 1, 3])), [0, 2, 1, 3]).contiguous();
+  });
+}
