@@ -24,3 +24,7 @@ export * from './tokenizers/index.js';
 // ---- trainer: run config, data from a spec, device choice, the training loop, evaluation
 export * from './trainer/index.js';
 // ---- end trainer
+
+// ---- study: the dialog context-length study (grid of (model, training N) cells, test-N evaluation, analyses)
+export * from './study/index.js';
+// ---- end study
