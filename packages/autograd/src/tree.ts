@@ -80,7 +80,8 @@ export function unflattenTree<T = unknown>(leaves: ReadonlyMap<string, Tensor> |
     let node = root;
     for (let i = 0; i < parts.length - 1; i++) {
       const next = node[parts[i]];
-      if (isTensor(next)) throw new TypeError(`unflattenTree: '${parts.slice(0, i + 1).join('.')}' is both a tensor and a prefix of '${name}'`);
+      if (isTensor(next))
+        throw new TypeError(`unflattenTree: '${parts.slice(0, i + 1).join('.')}' is both a tensor and a prefix of '${name}'`);
       if (next === undefined) node[parts[i]] = {};
       node = node[parts[i]] as Record<string, unknown>;
     }

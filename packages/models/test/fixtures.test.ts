@@ -43,7 +43,7 @@ async function load(file: string, backend: string | Backend): Promise<Fixture> {
     inputIds: t('input_ids', 'int32'),
     labels: t('labels', 'int32'),
     logits: c.tensors.get('logits')?.data as Float32Array,
-    loss: (c.tensors.get('loss')?.data as Float32Array)[0],
+    loss: Number(c.tensors.get('loss')?.data[0]),
   };
 }
 
