@@ -70,7 +70,8 @@ export class Tensor implements View {
     this.assertAlive('data');
     if (this.isContiguous) return this.backend.read(this.storage, this.dtype, this.size);
     using c = ops.contiguous(this);
-    return this.backend.read(c.storage, c.dtype, c.size);
+    // awaited: `using` frees c when this function returns, which must come after the read
+    return await this.backend.read(c.storage, c.dtype, c.size);
   }
   /** Synchronous `data()`; only backends that can read synchronously (CPU) support it. */
   dataSync(): TypedArray {
