@@ -1,6 +1,8 @@
 import type { Command } from './args.js';
 import { benchCommand } from './commands/bench.js';
 import { dialogStudyCommand } from './commands/dialog-study.js';
+import { evalCommand } from './commands/eval.js';
+import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { reportCommand } from './commands/report.js';
 import { trainCommand } from './commands/train.js';
@@ -8,7 +10,15 @@ import { reportError, UsageError } from './errors.js';
 import { VERSION } from './version.js';
 
 /** The commands, in the order `foxgate --help` lists them. Add one: `defineCommand(...)` in commands/, then a line here. */
-export const COMMANDS: readonly Command[] = [trainCommand, dialogStudyCommand, reportCommand, benchCommand, infoCommand];
+export const COMMANDS: readonly Command[] = [
+  trainCommand,
+  evalCommand,
+  generateCommand,
+  dialogStudyCommand,
+  reportCommand,
+  benchCommand,
+  infoCommand,
+];
 
 export function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -9,6 +9,7 @@ import { onInterrupt } from '../interrupt.js';
 import { type Progress, progress } from '../progress.js';
 import { renderReport } from '../report/html.js';
 import { loadRun } from '../report/run.js';
+import { checkNewRun } from './run-folder.js';
 import { summaryLines } from './train-summary.js';
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -126,6 +127,7 @@ export const trainCommand = defineCommand(
       }
     }
 
+    if (!flags.resume) checkNewRun(o); // bad settings and a context longer than the data: one line, before the work
     const quiet = flags.quiet || flags.json;
     const ui: { bar: Progress | null } = { bar: null };
     let stop = false;
