@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { PRESET_NAMES, type PresetName } from '@foxgate/models';
 import { checkAllocation, defineCommand, flag } from '../args.js';
 import type { BenchRow } from '../bench/types.js';
 import { UsageError } from '../errors.js';
@@ -12,6 +13,12 @@ type Suite = (opts: {
   D?: number;
   tiles?: Record<string, object>;
   matmulConfigs?: Record<string, object>;
+  /** train, generate: */
+  device?: 'cpu' | 'webgpu';
+  presets?: PresetName[];
+  context?: number;
+  batch?: number;
+  steps?: number;
 }) => Promise<BenchRow[]>;
 
 /**
@@ -47,8 +54,12 @@ async function loadSuite(name: string): Promise<Suite> {
       return (await import('../bench/gpu-ops.js')).benchGpuOps as Suite;
     case 'attention':
       return (await import('../bench/attention.js')).benchAttention as Suite;
+    case 'train':
+      return (await import('../bench/train.js')).benchTrain;
+    case 'generate':
+      return (await import('../bench/generate.js')).benchGenerateRows;
     default:
-      throw new UsageError(`unknown bench suite '${name}' (suites: cpu, ops, attention)`);
+      throw new UsageError(`unknown bench suite '${name}' (suites: cpu, ops, attention, train, generate)`);
   }
 }
 
@@ -62,7 +73,9 @@ export function printRows(rows: readonly BenchRow[]): void {
   );
 }
 
-const SUITES = ['cpu', 'ops', 'attention'] as const;
+const SUITES = ['cpu', 'ops', 'attention', 'train', 'generate'] as const;
+/** Flags of the train and generate suites only. */
+const MODEL_FLAGS = ['device', 'preset', 'context', 'batch', 'steps'] as const;
 /** The largest buffer WebGPU binds (2 GiB); the CPU suite is held to the same. */
 const MAX_BUFFER = 2 ** 31;
 
@@ -77,6 +90,8 @@ export const benchCommand = defineCommand(
         'cpu        float32 matmul on the CPU vs tfjs-cpu (GFLOP/s); forgetting attention fused vs composed (ms)',
         'ops        WebGPU: f32 matmul (TFLOP/s) vs tfjs-webgpu, elementwise add and row softmax (GB/s)',
         'attention  WebGPU: forgetting attention fwd / fwd+bwd, with and without ACP (ms)',
+        'train      a full training step (fwd, bwd, AdamW) of foxPro and transformer per preset (tokens/s; checked: the loss falls)',
+        'generate   decode tokens/s with the KV cache vs recomputing the prefix; cache bytes with and without ACP eviction',
       ].join('\n'),
       min: 1,
       max: SUITES.length,
@@ -88,6 +103,20 @@ export const benchCommand = defineCommand(
       'head-dim': flag.positiveInt({ help: "attention's head dim D", max: 256, defaultHint: '64' }),
       json: flag.file({ help: 'also write the rows to PATH (checked before any benchmark runs)', writable: true }),
       'no-tfjs': flag.bool({ help: 'skip the tfjs comparison rows' }),
+      device: flag.enum(['cpu', 'webgpu'] as const, { help: 'train, generate: where to run', defaultHint: 'cpu' }),
+      preset: flag.list({ help: 'train, generate: model sizes', choices: PRESET_NAMES, defaultHint: 'tiny,small' }),
+      context: flag.positiveInt({
+        help: 'train: context T; generate: prompt tokens',
+        max: 1 << 20,
+        defaultHint: '64 (train), 4096 (generate)',
+      }),
+      batch: flag.positiveInt({ help: 'train: rows per step', max: 1 << 16, defaultHint: '8' }),
+      steps: flag.int({
+        help: 'train: timed steps (after a warm-up one); generate: new tokens',
+        min: 2,
+        max: 1e6,
+        defaultHint: '3 (train), 32 (generate)',
+      }),
       tiles: flag.file({
         help: 'JSON kernel variants to time besides the defaults: { "attention": { label: tiles }, "matmul": { label: config } }',
       }),
@@ -101,6 +130,10 @@ export const benchCommand = defineCommand(
     if (flags.headDim !== undefined) {
       const other = suites.find((n) => n !== 'attention');
       if (other) throw new UsageError(`bench: --head-dim applies to the attention suite only, not '${other}'`);
+    }
+    for (const k of MODEL_FLAGS) {
+      const other = flags[k] !== undefined && suites.find((n) => n !== 'train' && n !== 'generate');
+      if (other) throw new UsageError(`bench: --${k} applies to the train and generate suites only, not '${other}'`);
     }
     for (const n of flags.sizes ?? []) {
       for (const s of suites) {
@@ -125,6 +158,11 @@ export const benchCommand = defineCommand(
         D: flags.headDim,
         tiles: tiles.attention,
         matmulConfigs: tiles.matmul,
+        device: flags.device,
+        presets: flags.preset,
+        context: flags.context,
+        batch: flags.batch,
+        steps: flags.steps,
       });
       printRows(r);
       rows.push(...r);
