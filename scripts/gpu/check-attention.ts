@@ -22,13 +22,12 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
     [1, 97, 97, 1, 256],
     [1, 1, 150, 2, 64],
   ];
-  // the default tiles on every case; the opt-in variants (subgroup row reductions, no
-  // pipelining) on the D = 64 cases
+  // the default tiles on every case; the opt-in variants (no pipelining, other wide
+  // configurations) on the D = 64 cases
   const def = foxTilesFor(gpu, 64);
   const wide128 = { bk: 64, tm: 4, pf: true, sg: true };
   const variants: [string, FoxTileOverrides][] = [
     ['', {}],
-    [' [fwd sg]', { fwd: { ...def.fwd, sg: true } }],
     [' [tiled]', { wide: false, wideDq: false, wideDkv: false }],
     [' [wide dkv 32]', { wideDkv: { bk: 32, tm: 4, pf: true } }],
     [

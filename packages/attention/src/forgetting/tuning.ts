@@ -195,9 +195,3 @@ function subgroupsWith(backend: WebGPUBackend, group: number, threads: number): 
     threads % (i.subgroupMaxSize ?? Number.POSITIVE_INFINITY) === 0
   );
 }
-
-/** Whether the tiled forward kernel can reduce score rows by subgroup shuffles (`sg`). */
-export function subgroupRows(backend: WebGPUBackend, tiles: FoxTileConfig): boolean {
-  const nc = tiles.bk / tiles.tn;
-  return tiles.sg === true && subgroupsWith(backend, nc, (tiles.bq / tiles.tm) * nc);
-}

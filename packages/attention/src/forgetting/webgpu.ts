@@ -2,7 +2,7 @@ import { fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgat
 import { ACP_TILE, type FoxDims } from '../tiles.js';
 import { cachedWGSL } from '../wgsl/cache.js';
 import { rowElem, rowInput } from '../wgsl/rows.js';
-import { foxTilesFor, kernelD, subgroupRows } from './tuning.js';
+import { foxTilesFor, kernelD } from './tuning.js';
 import { acpBoundsWGSL, foxDeltaWGSL, foxDlogfWGSL } from './wgsl-small.js';
 import { type FoxKernelSpec, type FoxTileConfig, foxBwdKVWGSL, foxBwdQWGSL, foxForwardWGSL } from './wgsl-tiled.js';
 import { type FoxWideConfig, foxBwdKVWideWGSL, foxBwdQWideWGSL, foxForwardWideWGSL, WIDE_ROWS } from './wgsl-wide.js';
@@ -13,16 +13,8 @@ import { type FoxWideConfig, foxBwdKVWideWGSL, foxBwdQWideWGSL, foxForwardWideWG
  * in `[B,T,H,D]` (any view; strided ones are copied by `runKernel`), Λ in `[B,Tk,H]`.
  */
 
-function specOf(
-  backend: WebGPUBackend,
-  D: number,
-  gated: boolean,
-  acp: boolean,
-  tiles: FoxTileConfig,
-  kind: 'fwd' | 'dkv' | 'dq',
-): FoxKernelSpec {
-  const subgroups = kind === 'fwd' && subgroupRows(backend, tiles);
-  return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software, subgroups };
+function specOf(backend: WebGPUBackend, D: number, gated: boolean, acp: boolean, tiles: FoxTileConfig): FoxKernelSpec {
+  return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software };
 }
 
 function tiledCode(kind: 'fwd' | 'dkv' | 'dq', spec: FoxKernelSpec): string {
@@ -106,7 +98,7 @@ export function foxForwardWebGPU(
   const chosen = foxTilesFor(backend, D);
   const tiles = chosen.fwd;
   const wideCfg = chosen.wide;
-  const spec = specOf(backend, D, lam !== null, bounds !== null, tiles, 'fwd');
+  const spec = specOf(backend, D, lam !== null, bounds !== null, tiles);
   const temps: Tensor[] = [];
   const inputs: KernelInput[] = [rowInput('q', q, spec, temps), rowInput('k', k, spec, temps), rowInput('v', v, spec, temps)];
   if (lam) inputs.push({ name: 'lam', data: lam });
@@ -156,8 +148,8 @@ export function foxBackwardWebGPU(
   checkDevice(backend, dims, 11);
   const tiles = foxTilesFor(backend, D, deterministic);
   const temps: Tensor[] = [];
-  const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv, 'dkv');
-  const qSpec = specOf(backend, D, gated, bounds !== null, tiles.dq, 'dq');
+  const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv);
+  const qSpec = specOf(backend, D, gated, bounds !== null, tiles.dq);
   const common: KernelInput[] = [
     rowInput('q', q, kvSpec, temps),
     rowInput('k', k, kvSpec, temps),

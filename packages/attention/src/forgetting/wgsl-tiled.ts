@@ -1,4 +1,4 @@
-import { shuffleReduce, storeRowSums } from '../wgsl/reduce.js';
+import { storeRowSums } from '../wgsl/reduce.js';
 import { type RowLayout, rowAccessor } from '../wgsl/rows.js';
 import { joinPrefetch, loadTile, prefetchRows, prefetchTile } from '../wgsl/tiles.js';
 import { comp, dv, lines, range } from '../wgsl/util.js';
@@ -43,12 +43,6 @@ export interface FoxTileConfig {
    * then keeps K and V in separate arrays).
    */
   pf?: boolean;
-  /**
-   * Reduce forward score rows with subgroup shuffles where the device allows
-   * (`FoxKernelSpec.subgroups`). Off by default: measured slower than workgroup memory
-   * (BENCHMARKS.md, second session).
-   */
-  sg?: boolean;
 }
 
 export interface FoxKernelSpec extends RowLayout {
@@ -66,13 +60,6 @@ export interface FoxKernelSpec extends RowLayout {
    * takes seconds per kernel. Hardware drivers get constants.
    */
   dynamic?: boolean;
-  /**
-   * Row maxima and sums of the forward kernel through `subgroupShuffleXor` instead of workgroup
-   * memory and a barrier. Needs the `subgroups` feature with the `subgroup_id` builtin and a
-   * subgroup size that is a multiple of the threads sharing a score row (`bk / tn`); threads are
-   * then numbered `subgroup_id · subgroup_size + subgroup_invocation_id`.
-   */
-  subgroups?: boolean;
 }
 
 /** Workgroup-memory bytes each kernel needs for a tile configuration. */
@@ -234,16 +221,11 @@ function prologue(spec: FoxKernelSpec): string {
   return spec.dynamic ? '  let DV = P.loopDV;\n  let DVP = DV + 1u;\n' : '';
 }
 
-/**
- * The `@compute` entry point and the (b, h) pair of the workgroup (`wid.y`); with subgroups,
- * `lin` numbers the threads subgroup by subgroup (see `FoxKernelSpec.subgroups`), else it is `lid`.
- */
+/** The `@compute` entry point and the (b, h) pair of the workgroup (`wid.y`). */
 function entry(spec: FoxKernelSpec, threads: number): string {
-  const sg = spec.subgroups === true;
-  const sgArgs = sg ? ', @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32, @builtin(subgroup_id) sgid: u32' : '';
   return `@compute @workgroup_size(${threads})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${sgArgs}) {
-${prologue(spec)}  let lin = ${sg ? 'sgid * sgs + sgl' : 'lid'};
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+${prologue(spec)}  let lin = lid;
   let bh = wid.y;
   let b = bh / P.H;
   let h = bh % P.H;`;
@@ -277,7 +259,6 @@ export function foxForwardWGSL(spec: FoxKernelSpec): string {
   const dyn = spec.dynamic === true;
   const { bq, bk, tm, tn } = tiles;
   const pf = tiles.pf === true;
-  const sg = spec.subgroups === true;
   const nc = bk / tn;
   const nt = (bq / tm) * nc;
   const { fg, guard } = groups(spec, nc);
@@ -295,10 +276,9 @@ export function foxForwardWGSL(spec: FoxKernelSpec): string {
         ]),
       ])
     : null;
-  // across the NC threads of a score row: subgroup shuffles, or workgroup memory
+  // across the NC threads of a score row: through workgroup memory
   const add = (a: string, b: string) => `${a} + ${b}`;
   const maxOf = (a: string, b: string) => `max(${a}, ${b})`;
-  const xor = (v: string, comb: (a: string, b: string) => string) => shuffleReduce(v, Math.log2(nc), comb);
   // `red` (workgroup memory) holds one partial per (row, thread); read as vec4 when NC allows
   const red4 = nc % 4 === 0;
   const redPut = (e: number, v: string) =>
@@ -307,17 +287,14 @@ export function foxForwardWGSL(spec: FoxKernelSpec): string {
     red4
       ? `    for (var c = 0u; c < NC / 4u; c++) {\n      let w = red[(tr * TM + ${e}u) * (NC / 4u) + c];\n      ${v} = ${comb(v, comb(comb('w.x', 'w.y'), comb('w.z', 'w.w')))};\n    }`
       : `    for (var c = 0u; c < NC; c++) { ${v} = ${comb(v, `red[(tr * TM + ${e}u) * NC + c]`)}; }`;
-  const rowMax = (e: number) =>
-    sg
-      ? `    var mt${e} = max(${range(tn).reduce((a, f) => (a ? `max(${a}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG);\n${xor(`mt${e}`, maxOf)}`
-      : `    var mt${e} = NEG;\n${redFold(e, `mt${e}`, maxOf)}`;
-  return `${sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}${header(spec, bq, bk)}
+  const rowMax = (e: number) => `    var mt${e} = NEG;\n${redFold(e, `mt${e}`, maxOf)}`;
+  return `${header(spec, bq, bk)}
 const BQ = ${bq}u;
 const BK = ${bk}u;
 var<workgroup> Qs: array<vec4<f32>, ${bq * dv(D)}>;
 ${pf ? `var<workgroup> Ks: array<vec4<f32>, ${bk * (dv(D) + 1)}>;\nvar<workgroup> Vs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;` : `var<workgroup> KVs: array<vec4<f32>, ${bk * (dv(D) + 1)}>;`}
 var<workgroup> Pt: array<vec4<f32>, ${(bk * bq) / 4}>;
-${sg ? '' : red4 ? `var<workgroup> red: array<vec4<f32>, ${(bq * nc) / 4}>;\n` : `var<workgroup> red: array<f32, ${bq * nc}>;\n`}var<workgroup> lamK: array<f32, ${bk}>;
+${red4 ? `var<workgroup> red: array<vec4<f32>, ${(bq * nc) / 4}>;\n` : `var<workgroup> red: array<f32, ${bq * nc}>;\n`}var<workgroup> lamK: array<f32, ${bk}>;
 ${rowAccessor(spec, 'q', 'P.Tq', 'ldQ', false)}
 ${rowAccessor(spec, 'k', 'P.Tk', 'ldK', false)}
 ${rowAccessor(spec, 'v', 'P.Tk', 'ldV', false)}
@@ -347,14 +324,8 @@ ${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0
 ${range(tm)
   .flatMap((e) => range(tn).map((f) => `    s${e}_${f} = select(NEG, s${e}_${f} + lq${e} - lk${f}, jc${f} <= ib + ${e}u + off);`))
   .join('\n')}
-${
-  sg
-    ? pf
-      ? ''
-      : '    workgroupBarrier();' // K reads done before V overwrites KVs
-    : `${lines(tm, (e) => redPut(e, `max(${range(tn).reduce((acc, f) => (acc ? `max(${acc}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG)`))}
-    workgroupBarrier();`
-}
+${lines(tm, (e) => redPut(e, `max(${range(tn).reduce((acc, f) => (acc ? `max(${acc}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG)`))}
+    workgroupBarrier();
 ${pf ? '' : loadTile('    ', 'BK', 'j', 'j0', 'P.Tk', true, [{ v: 'val', dst: 'KVs', ld: 'ldV' }])}
 ${lines(
   tm,
@@ -371,16 +342,15 @@ ${lines(fg, (f) => `    acc${e}_${f} *= al${e};`)}`,
 ${stageTransposed('Pt', 'p', 'BQ', nc, tm, tn)}
 ${accumulateTile('j', dyn ? 'P.loopBK' : 'BK', 'BQ', [{ w: 'pv', staged: 'Pt', x: 'vv', src: Vs, acc: 'acc' }], { fg, guard }, nc, tm)}
   }
-${
-  sg
-    ? lines(tm, (e) => `  var lt${e} = l${e};\n${xor(`lt${e}`, add)}`)
-    : `  workgroupBarrier();\n${lines(tm, (e) => redPut(e, `l${e}`))}\n  workgroupBarrier();`
-}
+  workgroupBarrier();
+${lines(tm, (e) => redPut(e, `l${e}`))}
+  workgroupBarrier();
 ${lines(
   tm,
   (e) => `  {
     let i = ib + ${e}u;
-${sg ? `    let lt = lt${e};` : `    var lt = 0.0;\n${redFold(e, 'lt', add)}`}
+    var lt = 0.0;
+${redFold(e, 'lt', add)}
     if (i < P.Tq) {
       let inv = 1.0 / lt;
 ${lines(fg, (f) => `      if (${guard(f)}) { stO(b, i, h, tc + ${nc * f}u, acc${e}_${f} * inv); }`)}
