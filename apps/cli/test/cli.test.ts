@@ -35,8 +35,8 @@ describe('foxgate CLI', () => {
     expect(await main(['trian'])).toBe(2);
     expect(await main(['--steps', '3'])).toBe(2);
     expect(err).toEqual([
-      "foxgate: unknown command 'trian' (commands: report, bench, info)",
-      "foxgate: unknown command '--steps' (commands: report, bench, info) (give the command first: foxgate <command> [options])",
+      "foxgate: unknown command 'trian' (commands: train, eval, generate, dialog-study, report, bench, info)",
+      "foxgate: unknown command '--steps' (commands: train, eval, generate, dialog-study, report, bench, info) (give the command first: foxgate <command> [options])",
     ]);
   });
   it('help COMMAND and COMMAND --help print the generated help, exit 0', async () => {
@@ -89,8 +89,8 @@ describe('every argument mistake: one line on stderr, exit code 2, nothing on st
     [['bench', 'attention', '--head-dim', '300'], 'bench: --head-dim 300 is too large (at most 256)'],
     [['bench', 'attention', '--head-dim', '-4'], "bench: --head-dim must be a positive integer ≤ 256, got '-4'"],
     [['bench', 'ops', '--head-dim', '64'], "bench: --head-dim applies to the attention suite only, not 'ops'"],
-    [['bench', 'nope'], "bench: unknown suite 'nope' (suites: cpu, ops, attention)"],
-    [['bench', 'atention'], "bench: unknown suite 'atention' (suites: cpu, ops, attention); did you mean 'attention'?"],
+    [['bench', 'nope'], "bench: unknown suite 'nope' (suites: cpu, ops, attention, train, generate)"],
+    [['bench', 'atention'], "bench: unknown suite 'atention' (suites: cpu, ops, attention, train, generate); did you mean 'attention'?"],
     [['bench'], 'bench: missing suite (usage: foxgate bench suite... [options])'],
     [['bench', 'cpu', '--sise', '8'], "bench: unknown flag '--sise' (did you mean --sizes?)"],
     [['bench', 'cpu', '--sizes'], "bench: --sizes needs a value (N,N,…; write --sizes=VALUE for a value that starts with '-')"],
