@@ -93,7 +93,7 @@ describe('foxgate dialog-study', () => {
     expect(await main(args(out))).toBe(0);
     expect(first.err).toEqual([]);
     const text = first.out.join('\n');
-    expect(text).toContain('dialog study: 4 cells (4 trained now, 0 finished earlier)');
+    expect(text).toContain('dialog study: 4 cells (4 trained now, 0 only evaluated, 0 finished earlier)');
     expect(text).toMatch(/foxPro: oracle PPL \d+\.\d+ vs best single N=\d/);
 
     const plots = ['grid-transformer.svg', 'grid-foxPro.svg', 'ppl-by-train-n.svg', 'buckets-transformer.svg', 'buckets-foxPro.svg'];
@@ -146,10 +146,15 @@ describe('foxgate dialog-study', () => {
     const log = again.out.join('\n');
     for (const c of ['transformer-n0', 'transformer-n1', 'foxPro-n0', 'foxPro-n1'])
       expect(log).toMatch(new RegExp(`${c}: finished earlier, not retrained`));
-    expect(log).toContain('dialog study: 4 cells (0 trained now, 4 finished earlier)');
+    expect(log).toContain('dialog study: 4 cells (0 trained now, 0 only evaluated, 4 finished earlier)');
     expect(r.cells.map((c) => statSync(join(out, c.dir, 'checkpoint', 'model.safetensors')).mtimeMs)).toEqual(mtimes);
     const r2 = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as StudyResults;
     expect(r2.analysis).toEqual(r.analysis);
+
+    // foxgate report on the study folder redraws its page and plots
+    const rep = capture();
+    expect(await main(['report', out])).toBe(0);
+    expect(rep.out).toEqual([`report: ${join(out, 'report.html')} (dialog study, ${plots.length} plots)`]);
   });
   it('rejects bad flags in one line (exit 2)', async () => {
     const { err } = capture();

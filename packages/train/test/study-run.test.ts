@@ -76,6 +76,8 @@ describe('runDialogStudy: resumable', () => {
     // a third run only reads; a new test N evaluates the finished cells without retraining them
     const third = await runDialogStudy({ ...base(), testContexts: [0, 1, 'all'], out });
     expect(third.skipped).toEqual([]);
+    expect(third.trained).toEqual([]);
+    expect(third.evaluated).toEqual(['transformer-n0', 'transformer-n1']);
     expect(statSync(join(done, 'checkpoint', 'model.safetensors')).mtimeMs).toBe(mtime);
     expect(third.results?.analysis.grid).toHaveLength(6);
   });

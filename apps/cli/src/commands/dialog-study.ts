@@ -1,23 +1,13 @@
 import { join } from 'node:path';
 import { MODEL_NAMES, PRESET_NAMES } from '@foxgate/models';
-import { type DialogContext, runDialogStudy, type StudyResults, studyMarkdown } from '@foxgate/train';
+import { type DialogContext, runDialogStudy } from '@foxgate/train';
 import { defineCommand, flag, outputFlags } from '../args.js';
-import { writeFileAtomic } from '../files.js';
 import { onInterrupt } from '../interrupt.js';
 import { type Progress, progress } from '../progress.js';
-import { renderStudyReport } from '../report/study-html.js';
-import { standaloneSvg, studyPlots } from '../report/study-plots.js';
+import { writeStudyFiles } from '../report/study-report.js';
 
 const contexts = (help: string, defaultHint?: string) =>
   flag.intList({ help, min: 0, max: 10_000, keywords: ['all'] as const, ...(defaultHint ? { defaultHint } : {}) });
-
-/** Writes the study's plots (OUT/*.svg) and report.html; returns the plot files. */
-export function writeStudyFiles(out: string, r: StudyResults): string[] {
-  const plots = studyPlots(r);
-  for (const p of plots) writeFileAtomic(join(out, p.file), standaloneSvg(p.svg));
-  writeFileAtomic(join(out, 'report.html'), renderStudyReport(r, studyMarkdown(r), plots));
-  return plots.map((p) => p.file);
-}
 
 /** `foxgate dialog-study`: the context-length study on DailyDialog, one model per (model, training N). */
 export const dialogStudyCommand = defineCommand(
@@ -141,6 +131,7 @@ export const dialogStudyCommand = defineCommand(
           report: join(run.out, 'report.html'),
           plots: files,
           trained: run.trained,
+          evaluated: run.evaluated,
           skipped: run.skipped,
           seconds,
           trainCurve: r.analysis.trainCurve,
@@ -151,7 +142,7 @@ export const dialogStudyCommand = defineCommand(
     }
     if (!flags.quiet) {
       console.log(
-        `dialog study: ${r.cells.length} cells (${run.trained.length} trained now, ${run.skipped.length} finished earlier) in ${seconds.toFixed(0)} s`,
+        `dialog study: ${r.cells.length} cells (${run.trained.length} trained now, ${run.evaluated.length} only evaluated, ${run.skipped.length} finished earlier) in ${seconds.toFixed(0)} s`,
       );
       for (const e of r.analysis.trainCurve)
         console.log(

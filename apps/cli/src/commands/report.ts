@@ -3,6 +3,7 @@ import { defineCommand, flag, outputFlags } from '../args.js';
 import { checkWritableFile, writeFileAtomic } from '../files.js';
 import { renderReport } from '../report/html.js';
 import { loadRun } from '../report/run.js';
+import { isStudyFolder, reportStudy } from '../report/study-report.js';
 import { terminalCharts } from '../report/terminal.js';
 
 /** `foxgate report RUN_DIR`: writes RUN_DIR/report.html and prints terminal charts. */
@@ -21,6 +22,17 @@ export const reportCommand = defineCommand(
   },
   async ({ flags, args }) => {
     const dir = args[0];
+    if (isStudyFolder(dir)) {
+      const s = reportStudy(dir); // a dialog-study folder: its tables and plots
+      console.log(
+        flags.json
+          ? JSON.stringify({ report: s.report, plots: s.plots, notes: [] })
+          : flags.quiet
+            ? s.report
+            : `report: ${s.report} (dialog study, ${s.plots.length} plots)`,
+      );
+      return 0;
+    }
     const run = loadRun(dir);
     const path = join(dir, 'report.html');
     checkWritableFile(path, 'report');

@@ -79,8 +79,9 @@ export interface StudyRun {
   stopped: boolean;
   /** Null when stopped. */
   results: StudyResults | null;
-  /** Cells trained (or resumed) by this call, and those found finished. */
+  /** Cells trained (or resumed) by this call; cells found trained and only evaluated (a new test N); cells found finished. */
   trained: string[];
+  evaluated: string[];
   skipped: string[];
 }
 
@@ -148,6 +149,7 @@ export async function runDialogStudy(options: DialogStudyOptions & { out: string
   const cells: StudyCell[] = [];
   const cellLosses: CellLosses[] = [];
   const trained: string[] = [];
+  const evaluated: string[] = [];
   const skipped: string[] = [];
   let samples: TestSamples | null = null;
   const total = o.models.length * o.trainContexts.length;
@@ -200,11 +202,14 @@ export async function runDialogStudy(options: DialogStudyOptions & { out: string
           });
           if (r.stopped) {
             log(`cell ${name}: stopped at step ${r.step}; run the same study again to continue`);
-            return { out, stopped: true, results: null, trained: [...trained, name], skipped };
+            return { out, stopped: true, results: null, trained: [...trained, name], evaluated, skipped };
           }
           log(`cell ${name}: trained ${r.step} steps in ${r.seconds.toFixed(1)} s, final training loss ${r.loss.toFixed(4)}`);
-        } else log(`cell ${index}/${total} ${name}: already trained, evaluating`);
-        trained.push(name);
+          trained.push(name);
+        } else {
+          log(`cell ${index}/${total} ${name}: already trained, evaluating at test N = ${missing.join(', ')}`);
+          evaluated.push(name);
+        }
         const device = await openDevice(o.device);
         try {
           const ck = await loadCheckpoint(join(dir, 'checkpoint'), { backend: device.backend });
@@ -256,7 +261,7 @@ export async function runDialogStudy(options: DialogStudyOptions & { out: string
         evalSeconds: s.evalSeconds,
         device: cfg.device,
       });
-      if (hooks.shouldStop?.()) return { out, stopped: true, results: null, trained, skipped };
+      if (hooks.shouldStop?.()) return { out, stopped: true, results: null, trained, evaluated, skipped };
     }
   }
   const hist = (samples as TestSamples).historyLength;
@@ -286,5 +291,5 @@ export async function runDialogStudy(options: DialogStudyOptions & { out: string
   writeAtomic(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeAtomic(join(out, 'results.md'), studyMarkdown(results));
   log(`results: ${join(out, 'results.json')}, ${join(out, 'results.md')}`);
-  return { out, stopped: false, results, trained, skipped };
+  return { out, stopped: false, results, trained, evaluated, skipped };
 }
