@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { probeWebGPU } from '@foxgate/tensor';
+import { memoryStats, probeWebGPU } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
 import { benchTrain, lossProblem } from '../src/bench/train.js';
 import { runCli } from './util/cli-run.js';
@@ -37,6 +37,12 @@ describe('bench train', () => {
       const ms = Number(/^(\d+\.\d) ms\/step/.exec(r.note ?? '')?.[1]);
       expect(r.value).toBeCloseTo(32 / (ms / 1000), -1);
     }
+  });
+  it('leaves no live tensors behind (params, optimizer state, gradients of every step)', async () => {
+    const live = () => memoryStats().backends.cpu?.tensors ?? 0;
+    const before = live();
+    await benchTrain({ presets: ['tiny'], models: ['foxPro'], context: 8, batch: 1, steps: 3 });
+    expect(live()).toBe(before);
   });
   it('through the command: the table, exit 0; its flags refused on another suite', async () => {
     const r = await runCli(['bench', 'train', '--preset', 'tiny', '--context', '16', '--batch', '2', '--steps', '2']);

@@ -84,6 +84,7 @@ async function benchOne(model: ModelName, preset: PresetName, T: number, B: numb
       r.value.dispose();
       peak = Math.max(peak, gpuBytes(dev) ?? 0);
       ({ params, state } = opt.updateAndDispose(params, r.grads, state));
+      dispose(r.grads);
       return loss;
     };
     // the smallest leaf: reading it waits for the last update on a GPU queue
