@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, root, runPnpm } from './pnpm.mjs';
 
-const dirs = ['packages', 'apps'].flatMap((d) => readdirSync(join(root, d)).map((p) => join(root, d, p)));
+const dirs = ['packages', 'apps', 'examples'].flatMap((d) => readdirSync(join(root, d)).map((p) => join(root, d, p)));
 for (const d of dirs) rmSync(join(d, '.vitest-result.json'), { force: true });
 
 log("running every package's tests: turbo run test");

@@ -1,6 +1,7 @@
 /**
- * safetensors files on disk (Node only). `node:fs/promises` is imported dynamically so that
- * browser bundles of @foxgate/tensor never pull it in.
+ * safetensors files on disk (Node only). `node:fs/promises` is imported dynamically, by a name in
+ * a variable, so that bundlers (esbuild, Vite) neither try to resolve it for the browser nor put
+ * a Node built-in into browser bundles of @foxgate/tensor (examples/browser tests that).
  */
 import { fail } from '../errors.js';
 import { parseSafetensors, type SafetensorsContents, type SafetensorsEntry, serializeSafetensors } from './safetensors.js';
@@ -9,7 +10,8 @@ type Fs = typeof import('node:fs/promises');
 
 async function fs(op: string): Promise<Fs> {
   try {
-    return await import('node:fs/promises');
+    const name = 'node:fs/promises';
+    return (await import(/* @vite-ignore */ name)) as Fs;
   } catch {
     return fail(op, 'file access needs Node.js (node:fs/promises); in a browser pass the bytes instead');
   }
