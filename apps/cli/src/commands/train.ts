@@ -153,6 +153,9 @@ export const trainCommand = defineCommand(
               `  data: ${s.data}`,
               `  context ${s.config.context}, batch ${s.config.batch}, ${s.config.steps} steps (${s.tokensPerStep} tokens each), lr ${s.config.lr}, ACP ${s.config.acp ? 'on' : 'off'}, device ${s.device}`,
               `  run folder: ${out}${s.fromStep ? ` (resuming at step ${s.fromStep})` : ''}`,
+              `  settings: ${Object.entries(s.config)
+                .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+                .join(' ')}`,
             ];
             if (!quiet) console.log(lines.join('\n'));
             ui.bar = progress({ total: s.config.steps, label: 'train', quiet: flags.quiet, json: flags.json });
