@@ -3,7 +3,6 @@ import {
   type Backend,
   type DType,
   dispose,
-  FoxgateError,
   matmul,
   mean,
   memoryStats,
@@ -17,35 +16,11 @@ import {
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { accumulateGrads, addTrees, clipFactor, clipGradNorm, globalNorm, scaleTree } from '../src/index.js';
+import { throwsNaming, uniformValues } from './util/optim.js';
 
 const gpu = (await testWebGPU()) as unknown as WebGPUBackend | null;
 const gpuB = gpu as unknown as Backend;
 afterAll(destroyTestWebGPU);
-
-/** Deterministic values in [−scale, scale] (xorshift), rounded to float32. */
-function values(n: number, seed: number, scale = 1): Float64Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = Math.fround((s / 4294967296 - 0.5) * 2 * scale);
-  }
-  return out;
-}
-
-const message = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FoxgateError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
-};
 
 /** A gradient tree with leaves of several sizes (one above 1e4 elements), on `backend`. */
 type G = { layers: { w: Tensor; b: Tensor }[]; emb: Tensor; ids: Tensor; tag: string };
@@ -53,7 +28,7 @@ const SIZES = [[64, 33], [33], [33, 5], [5]] as const;
 function grads(seed: number, dtype: DType, backend: string | Backend = 'cpu', scale = 1): G {
   const t = (shape: readonly number[], k: number) =>
     tensor(
-      values(
+      uniformValues(
         shape.reduce((a, b) => a * b, 1),
         seed * 10 + k,
         scale,
@@ -134,9 +109,9 @@ describe('globalNorm on WebGPU: one dispatch per leaf plus one', () => {
     const f32 = { dtype: 'float32', backend: gpuB } as const;
     // beyond 1024 workgroups · 256 threads: two rounds of the loop for 300 001 scalars, and for
     // 1 200 000 elements read as vec4
-    const big = values(300_001, 7, 2);
-    const big4 = values(1_200_000, 8, 0.5);
-    const base = values(60, 9);
+    const big = uniformValues(300_001, 7, 2);
+    const big4 = uniformValues(1_200_000, 8, 0.5);
+    const base = uniformValues(60, 9);
     const g = {
       big: tensor(big, [300_001], f32),
       big4: tensor(big4, [1000, 1200], f32),
@@ -188,11 +163,11 @@ describe('clipFactor', () => {
 
   it('names a bad norm or maxNorm', () => {
     const two = tensor([1, 2], [2]);
-    expect(message(() => clipFactor(two))).toBe('clipFactor: norm must be a one-element tensor, got shape [2]');
+    expect(throwsNaming(() => clipFactor(two))).toBe('clipFactor: norm must be a one-element tensor, got shape [2]');
     const n = tensor([1], [1]);
-    expect(message(() => clipFactor(n, -1))).toBe('clipFactor: maxNorm must be a finite number > 0, got -1');
+    expect(throwsNaming(() => clipFactor(n, -1))).toBe('clipFactor: maxNorm must be a finite number > 0, got -1');
     const i = tensor([1], [1], { dtype: 'int32' });
-    expect(message(() => clipFactor(i))).toBe('clipFactor: norm must be a float tensor, got int32');
+    expect(throwsNaming(() => clipFactor(i))).toBe('clipFactor: norm must be a float tensor, got int32');
     dispose([two, n, i]);
   });
 });
@@ -270,18 +245,20 @@ describe('clipGradNorm', () => {
 
   it('names a bad maxNorm, a tree without floats, a disposed leaf and mixed backends', () => {
     const g = { a: tensor([1, 2], [2]) };
-    expect(message(() => clipGradNorm(g, 0))).toBe('clipGradNorm: maxNorm must be a finite number > 0, got 0');
-    expect(message(() => clipGradNorm(g, Number.NaN))).toBe('clipGradNorm: maxNorm must be a finite number > 0, got NaN');
-    expect(message(() => globalNorm({ ids: tensor([1], [1], { dtype: 'int32' }), n: 3 }))).toBe('globalNorm: grads holds no float tensor');
+    expect(throwsNaming(() => clipGradNorm(g, 0))).toBe('clipGradNorm: maxNorm must be a finite number > 0, got 0');
+    expect(throwsNaming(() => clipGradNorm(g, Number.NaN))).toBe('clipGradNorm: maxNorm must be a finite number > 0, got NaN');
+    expect(throwsNaming(() => globalNorm({ ids: tensor([1], [1], { dtype: 'int32' }), n: 3 }))).toBe(
+      'globalNorm: grads holds no float tensor',
+    );
     const gone = tensor([1], [1]);
     gone.dispose();
-    expect(message(() => globalNorm({ layers: [{ w: gone }] }))).toBe('globalNorm: grads.layers[0].w has been disposed');
+    expect(throwsNaming(() => globalNorm({ layers: [{ w: gone }] }))).toBe('globalNorm: grads.layers[0].w has been disposed');
     dispose(g);
   });
 
   it.skipIf(!gpu)('names leaves on different backends', () => {
     const g = { a: tensor([1], [1]), b: [tensor([1], [1], { backend: gpuB })] };
-    expect(message(() => clipGradNorm(g))).toBe('clipGradNorm: grads.b[0] lives on webgpu but grads.a on cpu');
+    expect(throwsNaming(() => clipGradNorm(g))).toBe('clipGradNorm: grads.b[0] lives on webgpu but grads.a on cpu');
     dispose(g);
   });
 });
@@ -316,10 +293,12 @@ describe('gradient accumulation', () => {
   it('name structure mismatches and bad scales', () => {
     const a = { layers: [{ w: tensor([1], [1]) }] };
     const b = { layers: [{ w: tensor([1, 2], [2]) }] };
-    expect(message(() => addTrees(a, b))).toBe('addTrees: b.layers[0].w has shape [2] but a.layers[0].w has [1]');
-    expect(message(() => scaleTree(a, Number.POSITIVE_INFINITY))).toBe('scaleTree: s must be a finite number or a tensor, got Infinity');
+    expect(throwsNaming(() => addTrees(a, b))).toBe('addTrees: b.layers[0].w has shape [2] but a.layers[0].w has [1]');
+    expect(throwsNaming(() => scaleTree(a, Number.POSITIVE_INFINITY))).toBe(
+      'scaleTree: s must be a finite number or a tensor, got Infinity',
+    );
     const two = tensor([1, 2], [2]);
-    expect(message(() => scaleTree(a, two))).toBe('scaleTree: s must be a number or a one-element tensor, got shape [2]');
+    expect(throwsNaming(() => scaleTree(a, two))).toBe('scaleTree: s must be a number or a one-element tensor, got shape [2]');
     dispose([a, b, two]);
   });
 
@@ -344,10 +323,13 @@ describe('gradient accumulation', () => {
 
   it('the mean of micro-batch gradients equals the gradient of the whole batch', async () => {
     // least squares on 8 rows: the mean loss over the batch is the mean of the two 4-row losses
-    const x = tensor(values(8 * 3, 1), [8, 3], { dtype: 'float64' });
-    const y = tensor(values(8 * 2, 2), [8, 2], { dtype: 'float64' });
+    const x = tensor(uniformValues(8 * 3, 1), [8, 3], { dtype: 'float64' });
+    const y = tensor(uniformValues(8 * 2, 2), [8, 2], { dtype: 'float64' });
     type Lin = { w: Tensor; b: Tensor };
-    const params: Lin = { w: tensor(values(6, 3), [3, 2], { dtype: 'float64' }), b: tensor(values(2, 4), [2], { dtype: 'float64' }) };
+    const params: Lin = {
+      w: tensor(uniformValues(6, 3), [3, 2], { dtype: 'float64' }),
+      b: tensor(uniformValues(2, 4), [2], { dtype: 'float64' }),
+    };
     const loss = (p: Lin, xb: Tensor, yb: Tensor) => {
       const d = sub(matmul(xb, p.w).add(p.b), yb);
       return mean(mul(d, d));

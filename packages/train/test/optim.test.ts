@@ -31,29 +31,13 @@ import {
   scaleTree,
   unflattenTree,
 } from '../src/index.js';
+import { signedValues } from './util/optim.js';
 
 const gpu = (await testWebGPU()) as unknown as WebGPUBackend | null;
 const gpuB = gpu as unknown as Backend;
 afterAll(destroyTestWebGPU);
 
 // ---- data -----------------------------------------------------------------------------------------
-
-/** Deterministic values in ±[lo, hi] (xorshift), rounded to float32 so every dtype starts equal. */
-function values(n: number, seed: number, scale = 1, lo = 0.5, hi = 1.5): Float64Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    const u = s / 4294967296;
-    const mag = lo + (hi - lo) * ((u * 2) % 1);
-    out[i] = Math.fround((u < 0.5 ? -mag : mag) * scale);
-  }
-  return out;
-}
 
 /**
  * A model-shaped tree: matrices (decayed by default), 1-D norm weights and biases (not), sizes
@@ -123,8 +107,8 @@ function makeNet(data: (i: number) => Float64Array, dtype: DType, backend: strin
   const flat = new Map(SHAPES.map(([name], i) => [name, leaves[i]]));
   return unflattenTree<Net>(flat);
 }
-const paramData = (i: number) => values(size(SHAPES[i][1]), 10 + i);
-const gradData = (step: number) => (i: number) => values(size(SHAPES[i][1]), 1000 * (step + 1) + i, SHAPES[i][2]);
+const paramData = (i: number) => signedValues(size(SHAPES[i][1]), 10 + i);
+const gradData = (step: number) => (i: number) => signedValues(size(SHAPES[i][1]), 1000 * (step + 1) + i, SHAPES[i][2]);
 
 /** Every leaf's data in SHAPES order (row-major, whatever the view). */
 async function read(net: Net): Promise<number[][]> {
@@ -208,9 +192,9 @@ describe('adamw fused step vs the composed ops', () => {
     type Flat = { a: Tensor; b: Tensor; c: Tensor; ids: Tensor };
     const f32 = { dtype: 'float32', backend: gpuB } as const;
     const make = (seed: number): Flat => ({
-      a: tensor(values(3000, seed), [30, 100], f32),
-      b: tensor(values(7, seed + 1), [7], f32),
-      c: offsetView(tensor(values(12, seed + 2), [12], f32), 5, 4),
+      a: tensor(signedValues(3000, seed), [30, 100], f32),
+      b: tensor(signedValues(7, seed + 1), [7], f32),
+      c: offsetView(tensor(signedValues(12, seed + 2), [12], f32), 5, 4),
       ids: tensor([1, 2], [2], { dtype: 'int32', backend: gpuB }),
     });
     const params = make(1);
@@ -329,9 +313,9 @@ describe('adamw gradScale (the clip factor applied inside the step)', () => {
     type Flat = { a: Tensor; b: Tensor; c: Tensor };
     const f32 = { dtype: 'float32', backend: gpuB } as const;
     const make = (seed: number, scale = 1): Flat => ({
-      a: tensor(values(3000, seed, scale), [30, 100], f32),
-      b: tensor(values(7, seed + 1, scale), [7], f32),
-      c: tensor(values(12, seed + 2, scale), [3, 4], f32),
+      a: tensor(signedValues(3000, seed, scale), [30, 100], f32),
+      b: tensor(signedValues(7, seed + 1, scale), [7], f32),
+      c: tensor(signedValues(12, seed + 2, scale), [3, 4], f32),
     });
     const params = make(1);
     const grads = make(2, 10); // norm ≈ 550: clipped to 1
@@ -550,15 +534,15 @@ describe('adamw state as named tensors', () => {
 
   it.skipIf(!gpu)('moments read on the CPU are copied to the parameters on WebGPU', async () => {
     const opt = adamw<{ w: Tensor }>({ lr: 1e-3 });
-    const params = { w: tensor(values(6, 3), [2, 3], { dtype: 'float32', backend: gpuB }) };
+    const params = { w: tensor(signedValues(6, 3), [2, 3], { dtype: 'float32', backend: gpuB }) };
     const named = new Map([
-      ['m.w', tensor(values(6, 4), [2, 3], { dtype: 'float32' })],
-      ['v.w', tensor(values(6, 5, 1, 0.5, 1).map(Math.abs), [2, 3], { dtype: 'float32' })],
+      ['m.w', tensor(signedValues(6, 4), [2, 3], { dtype: 'float32' })],
+      ['v.w', tensor(signedValues(6, 5, 1, 0.5, 1).map(Math.abs), [2, 3], { dtype: 'float32' })],
     ]);
     const state = adamwStateFromTensors(params, named, 7);
     expect(state.m.w.backend).toBe(gpuB);
     expect([...(await state.m.w.data())]).toEqual([...named.get('m.w')!.dataSync()]);
-    const next = opt.update(params, { w: tensor(values(6, 6), [2, 3], { dtype: 'float32', backend: gpuB }) }, state);
+    const next = opt.update(params, { w: tensor(signedValues(6, 6), [2, 3], { dtype: 'float32', backend: gpuB }) }, state);
     expect(next.state.step).toBe(8);
     dispose([params, named, state, next]);
   });

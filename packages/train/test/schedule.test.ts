@@ -1,16 +1,7 @@
-import { dispose, FoxgateError, type Tensor, tensor } from '@foxgate/tensor';
+import { dispose, type Tensor, tensor } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
 import { adamw, constantLr, type WarmupCosineOptions, warmupCosine } from '../src/index.js';
-
-const message = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FoxgateError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
-};
+import { throwsNaming } from './util/optim.js';
 
 describe('warmupCosine', () => {
   // peak 1e-3, 1000 warmup tokens, cosine over the next 10 000 tokens down to 1e-4
@@ -93,9 +84,9 @@ describe('warmupCosine', () => {
         'warmupCosine: unknown option "warmup" (the options are peak, warmupTokens, totalTokens, minRatio)',
       ],
     ];
-    for (const [opts, msg] of bad) expect(message(() => warmupCosine(opts))).toBe(msg);
-    expect(message(() => sched(-1))).toBe('warmupCosine: tokens must be a finite number ≥ 0, got -1');
-    expect(message(() => sched(Number.NaN))).toBe('warmupCosine: tokens must be a finite number ≥ 0, got NaN');
+    for (const [opts, msg] of bad) expect(throwsNaming(() => warmupCosine(opts))).toBe(msg);
+    expect(throwsNaming(() => sched(-1))).toBe('warmupCosine: tokens must be a finite number ≥ 0, got -1');
+    expect(throwsNaming(() => sched(Number.NaN))).toBe('warmupCosine: tokens must be a finite number ≥ 0, got NaN');
   });
 });
 
@@ -111,8 +102,8 @@ describe('constantLr', () => {
   });
 
   it('names a bad value', () => {
-    expect(message(() => constantLr(0))).toBe('constantLr: lr must be a finite number > 0, got 0');
-    expect(message(() => constantLr(1, { warmupTokens: -5 }))).toBe('constantLr: warmupTokens must be a finite number ≥ 0, got -5');
-    expect(message(() => constantLr(1)(-1))).toBe('constantLr: tokens must be a finite number ≥ 0, got -1');
+    expect(throwsNaming(() => constantLr(0))).toBe('constantLr: lr must be a finite number > 0, got 0');
+    expect(throwsNaming(() => constantLr(1, { warmupTokens: -5 }))).toBe('constantLr: warmupTokens must be a finite number ≥ 0, got -5');
+    expect(throwsNaming(() => constantLr(1)(-1))).toBe('constantLr: tokens must be a finite number ≥ 0, got -1');
   });
 });
