@@ -1,5 +1,5 @@
-import { type AcpOptions, forgettingAttention, softmaxAttention } from '@foxgate/attention';
-import { cast, logsigmoid, mul, reshape, sigmoid, type Tensor, unsqueeze, where } from '@foxgate/tensor';
+import { type AcpOptions, forgettingAttention, softmaxAttention, sparsekAttention } from '@foxgate/attention';
+import { add, cast, fail, logsigmoid, mul, reshape, sigmoid, type Tensor, tensor, unsqueeze, where } from '@foxgate/tensor';
 import { headDim, type ModelConfig } from './config.js';
 import { applyLinear, type LinearParams } from './layers/linear.js';
 import { headRmsNorm, type RMSNormParams } from './layers/norm.js';
@@ -13,6 +13,8 @@ export interface AttentionParams {
   v_proj: LinearParams | ShiftLinearParams;
   o_proj: LinearParams;
   fgate_proj?: LinearParams;
+  /** SPARSEK scoring network `[H, h]` + bias (model 'sparsek'). */
+  score_proj?: LinearParams;
   ogate_proj?: LinearParams;
   output_norm?: RMSNormParams;
   q_norm?: RMSNormParams;
@@ -29,6 +31,25 @@ export const QK_NORM_EPS = 1e-5;
  * documents in a row.
  */
 export const DOC_RESET_LOGF = -100;
+
+/**
+ * ε of the SPARSEK scores `u = score_proj(x) + ε·t` (t the absolute position, 0-based): a
+ * tie-breaker toward recent tokens (the scores span only 4·10⁻² over 4096 positions, far less than
+ * the gap of 1 that makes a selection hard), absolute so that a prefix scores the same whatever
+ * follows it.
+ */
+export const SPARSEK_POSITION_EPS = 1e-5;
+
+/** The SPARSEK scores `u [B,T,H]` of one layer: the scoring network plus ε·position. */
+function sparsekScores(p: LinearParams, x: Tensor, offset: number): Tensor {
+  const T = x.shape[1];
+  const pos = new Float64Array(T);
+  for (let t = 0; t < T; t++) pos[t] = (offset + t) * SPARSEK_POSITION_EPS;
+  const bias = tensor(pos, [1, T, 1], { dtype: x.dtype, backend: x.backend });
+  const u = add(applyLinear(p, x), bias);
+  bias.dispose();
+  return u;
+}
 
 /** State a decoder hands to one attention layer (prefix keys/values; see the generation API). */
 export interface LayerContext {
@@ -114,7 +135,17 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
   let o: Tensor;
   let logF: Tensor | undefined;
   let pruned: Tensor | undefined;
-  if (cache) {
+  if (p.score_proj) {
+    if (cache) fail('generate', 'generation with a cache is not yet supported for sparsek (generate() recomputes the forward instead)');
+    // no fused WGSL kernel for SPARSEK attention yet: off the CPU the composed reference runs
+    const impl = q.backend.name === 'cpu' ? (ctx.impl ?? 'fused') : 'reference';
+    o = sparsekAttention(q, k, v, sparsekScores(p.score_proj, x, ctx.offset ?? 0), {
+      k: c.sparsek_k ?? 64,
+      window: c.sparsek_window ?? 64,
+      gate: c.sparsek_gate ?? 'kv',
+      impl,
+    });
+  } else if (cache) {
     // decoding: the cache appends k, v, logF and attends over everything it holds
     o = cache.attend(q, k, v, p.fgate_proj ? logsigmoid(applyLinear(p.fgate_proj, x)) : null);
   } else if (p.fgate_proj) {

@@ -1,7 +1,7 @@
 import { fail } from '@foxgate/tensor';
 
 /** The four model families; each is a set of defaults over the one block below. */
-export const MODEL_NAMES = ['transformer', 'fox', 'foxPro', 'transformerPro'] as const;
+export const MODEL_NAMES = ['transformer', 'fox', 'foxPro', 'transformerPro', 'sparsek'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 /**
@@ -35,7 +35,16 @@ export interface ModelConfig {
   /** Standard deviation of the weight init. */
   initializer_range: number;
   hidden_act: 'swish';
+  /** SPARSEK budget k of older positions per query (model 'sparsek' only; > 0). */
+  sparsek_k?: number;
+  /** SPARSEK local window (model 'sparsek' only; an integer ≥ 0). */
+  sparsek_window?: number;
+  /** How the SPARSEK gates enter (model 'sparsek' only): 'kv' (the paper's), 'v' or 'logit'. */
+  sparsek_gate?: 'kv' | 'v' | 'logit';
 }
+
+/** The config fields that only the 'sparsek' model has (refused on the others). */
+export const SPARSEK_FIELDS = ['sparsek_k', 'sparsek_window', 'sparsek_gate'] as const;
 
 /** Fields of the official configs that we accept and ignore (they do not change the math). */
 const IGNORED = new Set([
@@ -53,7 +62,7 @@ const IGNORED = new Set([
   'preset',
 ]);
 
-type Kind = 'int' | 'posint' | 'number' | 'bool' | 'enum' | 'intOrNull';
+type Kind = 'int' | 'posint' | 'nonnegint' | 'number' | 'bool' | 'enum' | 'intOrNull';
 interface Field {
   kind: Kind;
   values?: readonly string[];
@@ -80,6 +89,9 @@ const FIELDS: Record<keyof ModelConfig, Field> = {
   tie_word_embeddings: { kind: 'bool' },
   initializer_range: { kind: 'number' },
   hidden_act: { kind: 'enum', values: ['swish'] },
+  sparsek_k: { kind: 'number' },
+  sparsek_window: { kind: 'nonnegint' },
+  sparsek_gate: { kind: 'enum', values: ['kv', 'v', 'logit'] },
 };
 
 const BASE: Omit<ModelConfig, 'model'> = {
@@ -119,6 +131,8 @@ export const MODEL_DEFAULTS: Record<ModelName, Partial<ModelConfig>> = {
   fox: { use_rope: false, fgate_type: 'full' },
   foxPro: { ...PRO, use_rope: false, fgate_type: 'full' },
   transformerPro: { ...PRO, use_rope: true, fgate_type: 'none' },
+  /** Transformer++ whose attention is SPARSEK (k older positions, soft-selected) + a sliding window. */
+  sparsek: { use_rope: true, fgate_type: 'none', sparsek_k: 64, sparsek_window: 64, sparsek_gate: 'kv' },
 };
 
 /** Sizes; head dim 64 except `tiny`. The paper's nominal sizes count embeddings with its 50k vocab. */
@@ -143,6 +157,9 @@ function checkField(name: keyof ModelConfig, v: unknown, where: string): void {
       break;
     case 'posint':
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) bad('a positive integer');
+      break;
+    case 'nonnegint':
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) bad('an integer ≥ 0');
       break;
     case 'int':
       if (typeof v !== 'number' || !Number.isInteger(v)) bad('an integer');
@@ -198,7 +215,13 @@ export function modelConfig(input: ConfigInput, where = ''): ModelConfig {
     preset = PRESETS[raw.preset as PresetName];
   }
   const cfg: Record<string, unknown> = { ...BASE, ...MODEL_DEFAULTS[model], ...preset, model };
+  const sparseK = model === 'sparsek';
   for (const k of Object.keys(FIELDS) as (keyof ModelConfig)[]) {
+    const only = (SPARSEK_FIELDS as readonly string[]).includes(k);
+    if (only && !sparseK) {
+      if (raw[k] !== undefined) fail(OP, `${where}${k} is only for model 'sparsek', but model is '${model}'`);
+      continue;
+    }
     if (raw[k] !== undefined) cfg[k] = raw[k];
     checkField(k, cfg[k], where);
   }

@@ -14,6 +14,7 @@ export {
   DOC_RESET_LOGF,
   type LayerContext,
   QK_NORM_EPS,
+  SPARSEK_POSITION_EPS,
 } from './attention-layer.js';
 export {
   cleanCheckpointTemps,
@@ -36,6 +37,7 @@ export {
   PRESET_NAMES,
   PRESETS,
   type PresetName,
+  SPARSEK_FIELDS,
 } from './config.js';
 // generation with a KV cache (issue 16)
 export { type BenchGenerateOptions, type BenchGenerateRow, benchGenerate, trainedLikeGates } from './generate/bench.js';
@@ -60,6 +62,6 @@ export {
   type Model,
   type ModelParams,
 } from './model.js';
-export { fox, foxPro, transformer, transformerPro } from './models.js';
+export { fox, foxPro, sparsek, transformer, transformerPro } from './models.js';
 export { countParams, paramShapes } from './shapes.js';
 export { checkParams, paramProblems } from './tree-check.js';

@@ -114,6 +114,8 @@ function initParams(c: ModelConfig, key: RngKeyLike, opts: InitModelOptions): Mo
       o_proj: initLinear(ko, h, h, o),
     };
     if (c.fgate_type === 'full') attn.fgate_proj = initLinear(kf, h, H, { ...o, bias: true });
+    // sparsek has no forget gate: its scoring network takes the gate's key (other models' weights unchanged)
+    if (c.model === 'sparsek') attn.score_proj = initLinear(kf, h, H, { ...o, bias: true });
     if (c.use_output_gate) attn.ogate_proj = initLinear(kg, h, h, o);
     if (c.use_output_norm) attn.output_norm = initRMSNorm(h, o);
     if (c.qk_norm) {

@@ -16,3 +16,5 @@ export const fox = make('fox');
 export const foxPro = make('foxPro');
 /** Transformer-Pro: the Pro block with RoPE and no forget gate. */
 export const transformerPro = make('transformerPro');
+/** SPARSEK: Transformer++ whose attention is SPARSEK (`sparsek_k` soft-selected older positions) + a `sparsek_window` window. */
+export const sparsek = make('sparsek');

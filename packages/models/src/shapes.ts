@@ -28,6 +28,11 @@ export function paramShapes(c: ModelConfig): Map<string, number[]> {
       m.set(`${p}attn.fgate_proj.weight`, [H, h]);
       m.set(`${p}attn.fgate_proj.bias`, [H]);
     }
+    if (c.model === 'sparsek') {
+      // the SPARSEK scoring network u = x·Wᵀ + b (+ ε·position), one score per head
+      m.set(`${p}attn.score_proj.weight`, [H, h]);
+      m.set(`${p}attn.score_proj.bias`, [H]);
+    }
     if (c.use_output_gate) m.set(`${p}attn.ogate_proj.weight`, [h, h]);
     if (c.use_output_norm) m.set(`${p}attn.output_norm.weight`, [h]);
     if (c.qk_norm) {
@@ -46,7 +51,7 @@ export function paramShapes(c: ModelConfig): Map<string, number[]> {
 
 /**
  * The number of parameters, from the closed formula: per layer 4h² (q, k, v, o) + 3hI (MLP)
- * + 2h (norms) + gate, shift, output-gate/norm and QK-norm terms; plus Vh (embedding), h (final
+ * + 2h (norms) + gate, SPARSEK score, shift, output-gate/norm and QK-norm terms; plus Vh (embedding), h (final
  * norm) and Vh (LM head, unless tied). Tests hold it equal to the sum over `paramShapes`.
  */
 export function countParams(c: ModelConfig): number {
@@ -55,6 +60,7 @@ export function countParams(c: ModelConfig): number {
   const I = intermediateSize(c);
   let layer = 4 * h * h + 3 * h * I + 2 * h;
   if (c.fgate_type === 'full') layer += H * h + H;
+  if (c.model === 'sparsek') layer += H * h + H;
   if (c.use_k_shift) layer += H * h;
   if (c.use_v_shift) layer += H * h;
   if (c.use_output_gate) layer += h * h;

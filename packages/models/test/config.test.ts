@@ -60,7 +60,9 @@ describe('modelConfig', () => {
     expect(err({ model: 'fox', hiden_size: 64 })).toMatch(
       /^modelConfig: unknown field 'hiden_size' \(fields: model, vocab_size, hidden_size, /,
     );
-    expect(err({ model: 'gpt' })).toBe("modelConfig: model must be one of 'transformer', 'fox', 'foxPro', 'transformerPro', got \"gpt\"");
+    expect(err({ model: 'gpt' })).toBe(
+      "modelConfig: model must be one of 'transformer', 'fox', 'foxPro', 'transformerPro', 'sparsek', got \"gpt\"",
+    );
     expect(err({ hidden_size: '64' })).toBe('modelConfig: hidden_size must be a positive integer, got "64"');
     expect(err({ num_heads: 0 })).toBe('modelConfig: num_heads must be a positive integer, got 0');
     expect(err({ qk_norm: 1 })).toBe('modelConfig: qk_norm must be true or false, got 1');

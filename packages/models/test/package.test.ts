@@ -52,7 +52,7 @@ describe('@foxgate/models', () => {
     for (const name of fns) expect(typeof (models as Record<string, unknown>)[name], name).toBe('function');
     expect(models.QK_NORM_EPS).toBe(1e-5);
     expect(models.DOC_RESET_LOGF).toBe(-100);
-    expect([...models.MODEL_NAMES]).toEqual(['transformer', 'fox', 'foxPro', 'transformerPro']);
+    expect([...models.MODEL_NAMES]).toEqual(['transformer', 'fox', 'foxPro', 'transformerPro', 'sparsek']);
     expect(models.PRESET_NAMES.length).toBeGreaterThan(0);
     for (const name of models.PRESET_NAMES) expect(models.PRESETS[name], name).toBeTypeOf('object');
     expect(models.MODEL_DEFAULTS).toBeTypeOf('object');

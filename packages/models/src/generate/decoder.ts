@@ -65,6 +65,8 @@ export function checkPrompts(op: string, prompts: unknown, vocab: number): numbe
 export async function createDecoder(model: Model, params: ModelParams, opts: DecoderOptions = {}): Promise<Decoder> {
   const c = model.config;
   checkParams(OP, params, c);
+  if (c.model === 'sparsek')
+    fail(OP, 'generation with a cache is not yet supported for sparsek (generate() recomputes the forward instead)');
   const evict = opts.kvEvict ?? 'none';
   if (evict !== 'none' && evict !== 'acp') fail(OP, `opts.kvEvict must be 'none' or 'acp', got ${JSON.stringify(evict)}`);
   const logEps = opts.acpLogEps ?? DEFAULT_LOG_EPS;
