@@ -1,13 +1,13 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { flattenTree } from '@foxgate/autograd';
 import { dispose, readSafetensorsFile, rngKey, serializeSafetensors, tensor } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
 import { createModel, loadCheckpoint, saveCheckpoint } from '../src/index.js';
-import { repoRoot } from './util.js';
+import { modelFixtureFiles, modelFixturesDir, relMaxError } from './util.js';
 
-const fixtures = process.env.FOXGATE_MODEL_FIXTURES ?? resolve(repoRoot(), '../shared/fixtures/models');
+const fixtures = modelFixturesDir();
 const tmp = () => mkdtempSync(join(tmpdir(), 'foxgate-ckpt-'));
 
 describe('saveCheckpoint → loadCheckpoint', () => {
@@ -114,18 +114,8 @@ function bf16File(entries: [string, Float32Array, number[]][]): Uint8Array {
   return out;
 }
 
-const relMax = (got: ArrayLike<number>, want: ArrayLike<number>) => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return d / m;
-};
-
 describe('official Hugging Face folders load as they are', () => {
-  const files = readdirSync(fixtures).filter((f) => f.endsWith('.safetensors'));
+  const files = modelFixtureFiles();
   for (const file of files) {
     for (const shards of [1, 3]) {
       it(`${file}, ${shards === 1 ? 'one file' : 'sharded in 3'}: the fixture's logits`, async () => {
@@ -133,7 +123,7 @@ describe('official Hugging Face folders load as they are', () => {
         const { model, params } = await loadCheckpoint(dir, { backend: 'cpu' });
         const ids = c.tensors.get('input_ids') as { data: Int32Array; shape: number[] };
         const logits = model.forward(params, tensor(Int32Array.from(ids.data), ids.shape, { dtype: 'int32', backend: 'cpu' }));
-        expect(relMax(logits.dataSync(), c.tensors.get('logits')?.data as Float32Array)).toBeLessThan(1e-4);
+        expect(relMaxError(logits.dataSync(), c.tensors.get('logits')?.data as Float32Array)).toBeLessThan(1e-4);
         dispose([params, logits]);
       });
     }

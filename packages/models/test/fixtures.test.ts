@@ -1,14 +1,13 @@
-import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { flattenTree, unflattenTree, valueAndGrad } from '@foxgate/autograd';
 import { type Backend, dispose, readSafetensorsFile, type Tensor, tensor } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { createModel, type ModelParams, modelConfig } from '../src/index.js';
-import { repoRoot } from './util.js';
+import { modelFixtureFiles, modelFixturesDir, relMaxError } from './util.js';
 
-const dir = process.env.FOXGATE_MODEL_FIXTURES ?? resolve(repoRoot(), '../shared/fixtures/models');
-const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+const dir = modelFixturesDir();
+const files = modelFixtureFiles();
 const gpu = (await testWebGPU()) as unknown as Backend | null;
 afterAll(destroyTestWebGPU);
 
@@ -47,30 +46,20 @@ async function load(file: string, backend: string | Backend): Promise<Fixture> {
   };
 }
 
-const relMax = (got: ArrayLike<number>, want: ArrayLike<number>) => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return d / (m || 1);
-};
-
 async function check(file: string, backend: string | Backend) {
   const f = await load(file, backend);
   const model = createModel(modelConfig(f.config));
   const params = unflattenTree<ModelParams>(f.params);
   const logits = model.forward(params, f.inputIds);
   expect(logits.shape).toEqual([f.inputIds.shape[0], f.inputIds.shape[1], model.config.vocab_size]);
-  expect(relMax(await logits.data(), f.logits)).toBeLessThan(1e-4);
+  expect(relMaxError(await logits.data(), f.logits)).toBeLessThan(1e-4);
   const { value, grads } = valueAndGrad((p: ModelParams) => model.loss(p, f.inputIds, f.labels))(params);
   expect(Math.abs((await value.item()) - f.loss)).toBeLessThan(1e-5);
   const flat = flattenTree(grads);
   expect([...flat.keys()].sort()).toEqual([...f.grads.keys()].sort());
   for (const [name, want] of f.grads) {
     const got = await (flat.get(name) as Tensor).data();
-    expect(relMax(got, want), `grad ${name}`).toBeLessThan(1e-3);
+    expect(relMaxError(got, want), `grad ${name}`).toBeLessThan(1e-3);
   }
   dispose([logits, value, grads, [...f.params.values()], f.inputIds, f.labels]);
 }

@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { mul, sum, type Tensor, tensor } from '@foxgate/tensor';
 import { expect } from 'vitest';
 
@@ -37,6 +39,17 @@ export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** max |got − want| over max |want| (1 when `want` is all zeros): the relative error of a whole output. */
+export function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < want.length; i++) {
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+    m = Math.max(m, Math.abs(want[i]));
+  }
+  return d / (m || 1);
+}
+
 export { throwsNaming } from '../../tensor/test/util/errors.js';
 
 /** Row-major `[m,k] @ [k,n]` in plain JS. */
@@ -61,4 +74,16 @@ export function stats(xs: ArrayLike<number>): { mean: number; std: number } {
   return { mean, std: Math.sqrt(v / xs.length) };
 }
 
-export { repoRoot } from '../../attention/test/util/golden.js';
+import { repoRoot } from '../../attention/test/util/golden.js';
+
+export { repoRoot };
+
+/** The folder of the model fixtures (FOXGATE_MODEL_FIXTURES, else ../shared/fixtures/models). */
+export function modelFixturesDir(): string {
+  return process.env.FOXGATE_MODEL_FIXTURES ?? resolve(repoRoot(), '../shared/fixtures/models');
+}
+
+/** The `.safetensors` file names in the model fixtures folder. */
+export function modelFixtureFiles(): string[] {
+  return readdirSync(modelFixturesDir()).filter((f) => f.endsWith('.safetensors'));
+}
