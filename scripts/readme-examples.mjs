@@ -104,8 +104,10 @@ async function main() {
         env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() },
       });
       if (r.status !== 0) {
+        // stack lines `…/example.mjs:14:19` → the README line they come from
+        const text = output(r).replace(/file:\/\/\S*example\.mjs:(\d+)(:\d+)?/g, (_, n) => `${e.file}:${e.line + Number(n)}`);
         fail(
-          `the example at ${where} (the block opening there) ${r.signal ? `was killed (${r.signal})` : `exited ${r.status}`} in ${dir}:\n${output(r)}`,
+          `the example at ${where} (the block opening there) ${r.signal ? `was killed (${r.signal})` : `exited ${r.status}`} in ${dir}:\n${text}`,
         );
       }
       const printed = r.stdout.trim().split('\n').filter(Boolean);
