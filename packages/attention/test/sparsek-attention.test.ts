@@ -1,6 +1,7 @@
 import { gradcheck, valueAndGrad } from '@foxgate/autograd';
-import { FoxgateError, memoryStats, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { memoryStats, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
+import { throwsNaming } from '../../tensor/test/util/errors.js';
 import { type SparsekAttentionOptions, type SparsekGate, sparsekAttention } from '../src/sparsek/attention.js';
 import { sparsek } from '../src/sparsek/op.js';
 import { normals } from './util/sparsek-data.js';
@@ -229,15 +230,7 @@ describe('errors', () => {
   ];
   for (const [name, fn, re] of cases) {
     it(name, () => {
-      let err: unknown;
-      try {
-        fn();
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(FoxgateError);
-      expect((err as Error).message).toMatch(re);
-      expect((err as Error).message).not.toContain('\n');
+      throwsNaming(fn, re);
     });
   }
 });

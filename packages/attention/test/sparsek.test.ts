@@ -1,6 +1,7 @@
 import { gradcheck, valueAndGrad } from '@foxgate/autograd';
-import { FoxgateError, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { mul, sum, type Tensor, tensor } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
+import { throwsNaming } from '../../tensor/test/util/errors.js';
 import { sparsek } from '../src/sparsek/op.js';
 import { normals } from './util/sparsek-data.js';
 
@@ -184,15 +185,7 @@ describe('sparsek errors', () => {
   ];
   for (const [name, fn, re] of cases) {
     it(name, () => {
-      let err: unknown;
-      try {
-        fn();
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(FoxgateError);
-      expect((err as Error).message).toMatch(re);
-      expect((err as Error).message).not.toContain('\n');
+      throwsNaming(fn, re);
     });
   }
 });

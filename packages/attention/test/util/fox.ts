@@ -1,27 +1,9 @@
 import { valueAndGrad } from '@foxgate/autograd';
 import { type Backend, type DType, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
 import { type ForgettingAttentionOptions, forgettingAttention, softmaxAttention } from '../../src/index.js';
+import { normals, xorshift as rng } from './random.js';
 
-/** Uniforms in (0, 1) from xorshift32 (deterministic per seed). */
-function rng(seed: number): () => number {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-}
-
-/** Deterministic standard normals (Box–Muller), times `scale`. */
-export function normals(n: number, seed: number, scale = 1): Float64Array {
-  const u = rng(seed);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
+export { normals };
 
 /** Uniform values in [lo, hi). */
 export function uniforms(n: number, seed: number, lo: number, hi: number): Float64Array {
