@@ -5,9 +5,7 @@ import { defineCommand, flag, outputFlags } from '../args.js';
 import { UsageError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { findCheckpoint, hasValidationRows } from './run-folder.js';
-import { perPositionTable } from './train-summary.js';
-
-const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+import { accuracyLines, pct, perPositionTable } from './train-summary.js';
 
 /** The evaluation's settings: the run's (when DIR is a run folder) with the flags over them. */
 function evalConfig(
@@ -40,15 +38,7 @@ export function evalLines(e: EvalResult, missing: number[]): string[] {
     lines.push(`  at ${x.factor}× the context (T=${x.context}): loss ${x.loss.toFixed(4)} over ${x.targets} targets`);
   for (const f of missing) lines.push(`  at ${f}× the context (T=${f * e.context}): no validation rows of that length`);
   lines.push('per-position loss:', ...perPositionTable(e));
-  if (e.accuracy) {
-    const a = e.accuracy;
-    lines.push(
-      `${a.name} recall accuracy ${pct(a.value)} (${a.correct}/${a.total}) against chance ${pct(a.chance)}: ${(a.value / a.chance).toFixed(1)}× chance`,
-    );
-    for (const x of e.extrapolation)
-      if (x.accuracy) lines.push(`  at ${x.factor}× the context (T=${x.context}): accuracy ${pct(x.accuracy.value)}`);
-  }
-  if (e.perplexity !== undefined) lines.push(`dialog perplexity ${e.perplexity.toFixed(3)} over ${e.samples} responses`);
+  lines.push(...accuracyLines(e));
   if (e.acp) lines.push(`ACP pruned ${e.acp.prunedFraction.map((v, i) => `layer ${i} ${pct(v)}`).join(', ')} of the 64×64 attention tiles`);
   return lines;
 }

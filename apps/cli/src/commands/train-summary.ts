@@ -1,6 +1,22 @@
 import type { EvalResult, TrainResult } from '@foxgate/train';
 
-const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+/** A fraction as a percentage with one decimal. */
+export const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+
+/** The recall-accuracy lines (also at each extrapolated context) and the dialog-perplexity line of `e`, where it has them. */
+export function accuracyLines(e: EvalResult): string[] {
+  const lines: string[] = [];
+  if (e.accuracy) {
+    const a = e.accuracy;
+    lines.push(
+      `${a.name} recall accuracy ${pct(a.value)} (${a.correct}/${a.total}) against chance ${pct(a.chance)}: ${(a.value / a.chance).toFixed(1)}× chance`,
+    );
+    for (const x of e.extrapolation)
+      if (x.accuracy) lines.push(`  at ${x.factor}× the context (T=${x.context}): accuracy ${pct(x.accuracy.value)}`);
+  }
+  if (e.perplexity !== undefined) lines.push(`dialog perplexity ${e.perplexity.toFixed(3)} over ${e.samples} responses`);
+  return lines;
+}
 
 /** Position ranges: about `rows` equal ones over the training context, then doublings up to the longest context. */
 function ranges(context: number, longest: number, rows: number): [number, number][] {
@@ -45,15 +61,7 @@ export function summaryLines(r: TrainResult, e: EvalResult | null, out: string):
   lines.push(`validation loss ${e.loss.toFixed(4)} over ${e.targets} targets at context ${e.context}`);
   lines.push('per-position loss (validation):');
   lines.push(...perPositionTable(e));
-  if (e.accuracy) {
-    const a = e.accuracy;
-    lines.push(
-      `${a.name} recall accuracy ${pct(a.value)} (${a.correct}/${a.total}) against chance ${pct(a.chance)}: ${(a.value / a.chance).toFixed(1)}× chance`,
-    );
-    for (const x of e.extrapolation)
-      if (x.accuracy) lines.push(`  at ${x.factor}× the context (T=${x.context}): accuracy ${pct(x.accuracy.value)}`);
-  }
-  if (e.perplexity !== undefined) lines.push(`dialog perplexity ${e.perplexity.toFixed(3)} over ${e.samples} responses`);
+  lines.push(...accuracyLines(e));
   if (e.sample) {
     lines.push(`sample — prompt: ${JSON.stringify(e.sample.prompt)}`);
     lines.push(
