@@ -1,6 +1,7 @@
 import { benchGenerate, type ModelName, type PresetName } from '@foxgate/models';
 import { openDevice } from '@foxgate/train';
 import { formatBytes } from '../args.js';
+import { failedRow, firstLine } from './failed.js';
 import type { BenchRow } from './types.js';
 
 export interface BenchGenerateCliOptions {
@@ -53,15 +54,7 @@ export async function benchGenerateRows(o: BenchGenerateCliOptions = {}): Promis
             }
           }
         } catch (e) {
-          rows.push({
-            bench: 'generate',
-            case: kase,
-            impl,
-            value: Number.NaN,
-            unit: 'tok/s',
-            note: `FAILED: ${String((e as Error).message).split('\n')[0]}`,
-            failed: true,
-          });
+          rows.push(failedRow('generate', kase, impl, firstLine(e)));
         }
       }
     }

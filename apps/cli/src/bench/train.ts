@@ -3,6 +3,7 @@ import { createModel, type ModelName, type ModelParams, type PresetName } from '
 import { dispose, memoryStats, rngKey, type Tensor, tensor } from '@foxgate/tensor';
 import { adamw, openDevice, type RunDevice } from '@foxgate/train';
 import { formatBytes } from '../args.js';
+import { failedRow, firstLine } from './failed.js';
 import type { BenchRow } from './types.js';
 
 export interface BenchTrainOptions {
@@ -105,15 +106,7 @@ async function benchOne(model: ModelName, preset: PresetName, T: number, B: numb
     const mem = dev.name === 'webgpu' ? `, peak ${formatBytes(peak)} in use` : '';
     const ms = `${((1000 * seconds) / steps).toFixed(1)} ms/step`;
     if (problem) {
-      return {
-        bench: 'train',
-        case: kase,
-        impl,
-        value: Number.NaN,
-        unit: 'tok/s',
-        note: `FAILED: ${problem} (${curve})`,
-        failed: true,
-      };
+      return failedRow('train', kase, impl, `${problem} (${curve})`);
     }
     return {
       bench: 'train',
@@ -124,15 +117,7 @@ async function benchOne(model: ModelName, preset: PresetName, T: number, B: numb
       note: `${ms}, ${curve}, ${(m.countParams() / 1e6).toFixed(2)}M params${mem}`,
     };
   } catch (e) {
-    return {
-      bench: 'train',
-      case: kase,
-      impl,
-      value: Number.NaN,
-      unit: 'tok/s',
-      note: `FAILED: ${String((e as Error).message).split('\n')[0]}`,
-      failed: true,
-    };
+    return failedRow('train', kase, impl, firstLine(e));
   } finally {
     for (const h of held) dispose((h as () => unknown)());
   }
