@@ -7,14 +7,7 @@ import { FoxgateError, fail } from '@foxgate/tensor';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { reportError, UsageError } from '../src/errors.js';
 import { main, usage } from '../src/main.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.map(String).join(' ')));
-  return { out, err };
-}
+import { captureConsole } from './util/cli-run.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -23,7 +16,7 @@ afterEach(() => {
 
 describe('foxgate CLI', () => {
   it('prints usage listing the commands and the exit codes', async () => {
-    const { out } = capture();
+    const { out } = captureConsole();
     expect(await main([])).toBe(0);
     expect(out.join('\n')).toBe(usage());
     expect(usage()).toMatch(/info\s+version, CPU backend and WebGPU adapter/);
@@ -31,7 +24,7 @@ describe('foxgate CLI', () => {
     expect(usage()).toContain('Exit codes: 0 ok, 2 usage or input error, 130 interrupted, 70 internal error.');
   });
   it('rejects an unknown command with one line and exit code 2', async () => {
-    const { err } = capture();
+    const { err } = captureConsole();
     expect(await main(['trian'])).toBe(2);
     expect(await main(['--steps', '3'])).toBe(2);
     expect(err).toEqual([
@@ -40,7 +33,7 @@ describe('foxgate CLI', () => {
     ]);
   });
   it('help COMMAND and COMMAND --help print the generated help, exit 0', async () => {
-    const { out } = capture();
+    const { out } = captureConsole();
     expect(await main(['help', 'bench'])).toBe(0);
     expect(await main(['bench', '--help'])).toBe(0);
     expect(await main(['report', '-h'])).toBe(0);
@@ -50,7 +43,7 @@ describe('foxgate CLI', () => {
     expect(out[2]).toMatch(/^usage: foxgate report RUN_DIR \[options\]/);
   });
   it('info names the CPU backend and the WebGPU adapter or why there is none', async () => {
-    const { out } = capture();
+    const { out } = captureConsole();
     expect(await main(['info'])).toBe(0);
     const text = out.join('\n');
     expect(text).toMatch(/^foxgate \d+\.\d+\.\d+/);
@@ -63,7 +56,7 @@ describe('foxgate CLI', () => {
 describe('bench --json PATH', () => {
   it('writes the rows to the file (a tiny CPU run)', async () => {
     const f = join(mkdtempSync(join(tmpdir(), 'fg-cli-')), 'bench.json');
-    const { out } = capture();
+    const { out } = captureConsole();
     expect(await main(['bench', 'cpu', '--sizes', '8', '--no-tfjs', '--json', f])).toBe(0);
     const j = JSON.parse(readFileSync(f, 'utf8'));
     expect(j.rows.length).toBeGreaterThan(0);
@@ -114,7 +107,7 @@ describe('every argument mistake: one line on stderr, exit code 2, nothing on st
   ];
   for (const [argv, msg] of cases)
     it(argv.join(' '), async () => {
-      const { out, err } = capture();
+      const { out, err } = captureConsole();
       expect(await main(argv)).toBe(2);
       expect(err).toEqual([`foxgate: ${msg}`]);
       expect(out).toEqual([]);
@@ -123,7 +116,7 @@ describe('every argument mistake: one line on stderr, exit code 2, nothing on st
 
 describe('reportError', () => {
   it('a library FoxgateError (bad user input) is one line and exit 2', () => {
-    const { err } = capture();
+    const { err } = captureConsole();
     let e: unknown;
     try {
       fail('matmul', 'inner dimensions differ: [2,3] vs [4,5]');
@@ -135,14 +128,14 @@ describe('reportError', () => {
     expect(err).toEqual(['foxgate: matmul: inner dimensions differ: [2,3] vs [4,5]']);
   });
   it('FOXGATE_DEBUG=1 adds the stack of a user error', () => {
-    const { err } = capture();
+    const { err } = captureConsole();
     process.env.FOXGATE_DEBUG = '1';
     expect(reportError(new UsageError('x: bad'))).toBe(2);
     expect(err[0]).toBe('foxgate: x: bad');
     expect(err[1]).toMatch(/^UsageError: x: bad\n\s+at /);
   });
   it('a Node parseArgs error is a usage error too; anything else is an internal error (70) with its stack', () => {
-    const { err } = capture();
+    const { err } = captureConsole();
     const pa = Object.assign(new TypeError("Unknown option '--x'"), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' });
     expect(reportError(pa)).toBe(2);
     expect(reportError(new TypeError('undefined is not a function'))).toBe(70);
@@ -151,13 +144,13 @@ describe('reportError', () => {
     expect(err[2]).toMatch(/TypeError: undefined is not a function\n\s+at /);
   });
   it('an error named FoxgateError from another copy of the library is a user error too', () => {
-    const { err } = capture();
+    const { err } = captureConsole();
     const e = Object.assign(new Error('load: no such file x.safetensors'), { name: 'FoxgateError' });
     expect(reportError(e)).toBe(2);
     expect(err).toEqual(['foxgate: load: no such file x.safetensors']);
   });
   it('a multi-line message prints its first line only', () => {
-    const { err } = capture();
+    const { err } = captureConsole();
     expect(reportError(new FoxgateError('load: bad file\n  details'))).toBe(2);
     expect(err).toEqual(['foxgate: load: bad file']);
   });

@@ -7,6 +7,7 @@ import { getBackend, tensor } from '@foxgate/tensor';
 import { createTokenizer, dialogSequence, loadDailyDialog, type StudyResults } from '@foxgate/train';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/main.js';
+import { captureConsole } from './util/cli-run.js';
 
 /** DailyDialog: $FOXGATE_DATA_DIR, else ../shared/data relative to the repo root. */
 function dailyDialog(): string {
@@ -16,13 +17,6 @@ function dailyDialog(): string {
   return p;
 }
 
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.map(String).join(' ')));
-  return { out, err };
-}
 afterEach(() => vi.restoreAllMocks());
 
 const T = 64;
@@ -89,7 +83,7 @@ async function handLosses(cellDir: string, dataDir: string, n: number): Promise<
 describe('foxgate dialog-study', () => {
   it('runs the whole study on a tiny subset: files, the metric by hand, the oracle, and a rerun retrains nothing', async () => {
     const out = mkdtempSync(join(tmpdir(), 'fg-dstudy-'));
-    const first = capture();
+    const first = captureConsole();
     expect(await main(args(out))).toBe(0);
     expect(first.err).toEqual([]);
     const text = first.out.join('\n');
@@ -141,7 +135,7 @@ describe('foxgate dialog-study', () => {
 
     // the same command again: every cell is found finished, nothing is retrained
     const mtimes = r.cells.map((c) => statSync(join(out, c.dir, 'checkpoint', 'model.safetensors')).mtimeMs);
-    const again = capture();
+    const again = captureConsole();
     expect(await main(args(out))).toBe(0);
     const log = again.out.join('\n');
     for (const c of ['transformer-n0', 'transformer-n1', 'foxPro-n0', 'foxPro-n1'])
@@ -152,12 +146,12 @@ describe('foxgate dialog-study', () => {
     expect(r2.analysis).toEqual(r.analysis);
 
     // foxgate report on the study folder redraws its page and plots
-    const rep = capture();
+    const rep = captureConsole();
     expect(await main(['report', out])).toBe(0);
     expect(rep.out).toEqual([`report: ${join(out, 'report.html')} (dialog study, ${plots.length} plots)`]);
   });
   it('rejects bad flags in one line (exit 2)', async () => {
-    const { err } = capture();
+    const { err } = captureConsole();
     expect(await main(['dialog-study', '--model', 'transformer'])).toBe(2);
     expect(await main(['dialog-study', '--data', 'x', '--train-context', '1,two'])).toBe(2);
     expect(await main(['dialog-study', '--data', 'x', '--model', 'foxpro'])).toBe(2);

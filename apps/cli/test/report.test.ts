@@ -6,15 +6,8 @@ import { main } from '../src/main.js';
 import { findSetting, renderReport } from '../src/report/html.js';
 import { loadRun, parseMetrics } from '../src/report/run.js';
 import { bar, downsample, sparkline, terminalCharts } from '../src/report/terminal.js';
+import { captureConsole } from './util/cli-run.js';
 import { FIXTURE, fixtureCopy } from './util/fixture.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  return { out, err };
-}
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -55,7 +48,7 @@ describe('loadRun on the fixture run folder', () => {
 describe('foxgate report RUN_DIR', () => {
   it('writes report.html atomically with the five plots and prints terminal charts', async () => {
     const dir = fixtureCopy();
-    const { out, err } = capture();
+    const { out, err } = captureConsole();
     expect(await main(['report', dir])).toBe(0);
     expect(err).toEqual([]);
     expect(readdirSync(dir).sort()).toEqual(['config.json', 'eval.json', 'metrics.jsonl', 'report.html']);
@@ -87,7 +80,7 @@ describe('foxgate report RUN_DIR', () => {
   });
   it('--json prints one JSON object and nothing else; --quiet the path only', async () => {
     const dir = fixtureCopy();
-    const { out } = capture();
+    const { out } = captureConsole();
     expect(await main(['report', dir, '--json'])).toBe(0);
     expect(out).toHaveLength(1);
     expect(JSON.parse(out[0])).toEqual({
@@ -104,7 +97,7 @@ describe('foxgate report RUN_DIR', () => {
       join(dir, 'metrics.jsonl'),
       '{"kind":"train","step":1,"tokens":10,"loss":3}\n{"kind":"train","step":2,"tokens":20,"loss":2.5}\n',
     );
-    const { out } = capture();
+    const { out } = captureConsole();
     expect(await main(['report', dir])).toBe(0);
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
     expect([...html.matchAll(/data-plot="([^"]+)"/g)].map((m) => m[1])).toEqual(['loss']);
@@ -138,7 +131,7 @@ describe('foxgate report RUN_DIR', () => {
     writeFileSync(join(arrCfg, 'config.json'), '[1]');
     const badLine = fixtureCopy();
     writeFileSync(join(badLine, 'metrics.jsonl'), '{"kind":"train","step":1,"loss":1}\n{"kind":\n{"kind":"train","step":2,"loss":1}\n');
-    const { err } = capture();
+    const { err } = captureConsole();
     for (const d of [join(base, 'missing'), file, empty, badCfg, badEval, arrCfg, badLine]) expect(await main(['report', d])).toBe(2);
     expect(err).toHaveLength(7);
     expect(err[0]).toBe(`foxgate: report: run folder '${join(base, 'missing')}' does not exist`);

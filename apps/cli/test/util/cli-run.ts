@@ -9,6 +9,18 @@ export interface CliResult {
   err: string[];
 }
 
+/**
+ * Captures console.log and console.error lines until `vi.restoreAllMocks()` (call it in
+ * `afterEach`); for tests that call `main` themselves.
+ */
+export function captureConsole(): { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.map(String).join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.map(String).join(' ')));
+  return { out, err };
+}
+
 /** Runs `main(argv)` in this process with console output captured (progress on stderr is swallowed). */
 export async function runCli(argv: string[]): Promise<CliResult> {
   const out: string[] = [];
