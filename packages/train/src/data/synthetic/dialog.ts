@@ -12,9 +12,8 @@
  * rows cycle through it; accuracy is reported by distance.
  */
 import { fail } from '@foxgate/tensor';
-import { checkKeys, checkPositiveInt } from '../batch.js';
 import type { Rng } from '../random.js';
-import { makeTask, names, type RowInfo, type SyntheticTask } from './task.js';
+import { makeTask, names, type RowInfo, type SyntheticTask, taskOptions } from './task.js';
 
 export interface DialogTaskOptions {
   /** Row length (default 256). */
@@ -41,14 +40,14 @@ const KEYS = ['T', 'B', 'distance', 'facts', 'attributes', 'values', 'words', 'w
 
 export function dialogTask(opts: DialogTaskOptions = {}): SyntheticTask<ResolvedDialogTaskOptions> {
   const op = 'createTask(dialog)';
-  checkKeys(op, opts, KEYS);
-  const T = checkPositiveInt(op, 'T', opts.T ?? 256);
-  const B = checkPositiveInt(op, 'B', opts.B ?? 16);
-  const facts = checkPositiveInt(op, 'facts', opts.facts ?? 2);
-  const attributes = checkPositiveInt(op, 'attributes', opts.attributes ?? 8, 1 << 20);
-  const values = checkPositiveInt(op, 'values', opts.values ?? 16, 1 << 20);
-  const words = checkPositiveInt(op, 'words', opts.words ?? 32, 1 << 20);
-  const wpu = checkPositiveInt(op, 'wordsPerUtterance', opts.wordsPerUtterance ?? 4);
+  const int = taskOptions(op, opts, KEYS);
+  const T = int.positive('T', 256);
+  const B = int.positive('B', 16);
+  const facts = int.positive('facts', 2);
+  const attributes = int.positive('attributes', 8, 1 << 20);
+  const values = int.positive('values', 16, 1 << 20);
+  const words = int.positive('words', 32, 1 << 20);
+  const wpu = int.positive('wordsPerUtterance', 4);
   const dist = opts.distance ?? 4;
   const distances = Array.isArray(dist) ? [...dist] : [dist];
   if (distances.length === 0 || !distances.every((d) => Number.isInteger(d) && d >= 2)) {

@@ -11,9 +11,8 @@
  * the same cost when T is much longer than one episode.
  */
 import { fail } from '@foxgate/tensor';
-import { checkKeys, checkPositiveInt } from '../batch.js';
 import type { Rng } from '../random.js';
-import { checkNonNegInt, makeTask, names, type RowInfo, type SyntheticTask } from './task.js';
+import { makeTask, names, type RowInfo, type SyntheticTask, taskOptions } from './task.js';
 
 export interface MqarOptions {
   /** Row length (default 256). */
@@ -42,21 +41,21 @@ const KEYS = ['T', 'B', 'pairs', 'keys', 'values', 'queries', 'gap', 'fillerToke
 
 export function mqarTask(opts: MqarOptions = {}): SyntheticTask<ResolvedMqarOptions> {
   const op = 'createTask(mqar)';
-  checkKeys(op, opts, KEYS);
-  const T = checkPositiveInt(op, 'T', opts.T ?? 32);
-  const B = checkPositiveInt(op, 'B', opts.B ?? 32);
-  const pairs = checkPositiveInt(op, 'pairs', opts.pairs ?? 4);
-  const keys = checkPositiveInt(op, 'keys', opts.keys ?? 8, 1 << 20);
-  const values = checkPositiveInt(op, 'values', opts.values ?? 8, 1 << 20);
-  const queries = checkPositiveInt(op, 'queries', opts.queries ?? pairs);
-  const fillerTokens = checkPositiveInt(op, 'fillerTokens', opts.fillerTokens ?? 16, 1 << 20);
+  const int = taskOptions(op, opts, KEYS);
+  const T = int.positive('T', 32);
+  const B = int.positive('B', 32);
+  const pairs = int.positive('pairs', 4);
+  const keys = int.positive('keys', 8, 1 << 20);
+  const values = int.positive('values', 8, 1 << 20);
+  const queries = int.positive('queries', pairs);
+  const fillerTokens = int.positive('fillerTokens', 16, 1 << 20);
   if (pairs > keys) fail(op, `pairs = ${pairs} needs as many distinct keys, but keys = ${keys}`);
   if (queries > pairs) fail(op, `queries = ${queries} must be ≤ pairs = ${pairs}`);
   const used = 1 + 2 * pairs + 2 * queries;
-  const gap = opts.gap === 'max' ? Math.max(0, T - used) : checkNonNegInt(op, 'gap', opts.gap ?? 0);
+  const gap = opts.gap === 'max' ? Math.max(0, T - used) : int.nonNegative('gap', 0);
   if (used + gap > T) fail(op, `a row needs 1 + 2·pairs + gap + 2·queries = ${used + gap} tokens but T = ${T}`);
   const span = used + gap;
-  const episodes = opts.episodes === 'fill' ? Math.floor(T / span) : checkPositiveInt(op, 'episodes', opts.episodes ?? 1);
+  const episodes = opts.episodes === 'fill' ? Math.floor(T / span) : int.positive('episodes', 1);
   if (episodes * span > T) fail(op, `${episodes} episodes of ${span} tokens need T ≥ ${episodes * span}, but T = ${T}`);
 
   const PAD = 0;

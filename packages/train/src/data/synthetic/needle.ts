@@ -7,9 +7,8 @@
  * `depths`, and accuracy is reported by depth.
  */
 import { fail } from '@foxgate/tensor';
-import { checkKeys, checkPositiveInt } from '../batch.js';
 import type { Rng } from '../random.js';
-import { checkNonNegInt, makeTask, names, type RowInfo, type SyntheticTask } from './task.js';
+import { makeTask, names, type RowInfo, type SyntheticTask, taskOptions } from './task.js';
 
 export interface NeedleOptions {
   /** Row length (default 256). */
@@ -34,13 +33,13 @@ const KEYS = ['T', 'B', 'keys', 'values', 'fillerTokens', 'distractors', 'depths
 
 export function needleTask(opts: NeedleOptions = {}): SyntheticTask<ResolvedNeedleOptions> {
   const op = 'createTask(needle)';
-  checkKeys(op, opts, KEYS);
-  const T = checkPositiveInt(op, 'T', opts.T ?? 256);
-  const B = checkPositiveInt(op, 'B', opts.B ?? 16);
-  const keys = checkPositiveInt(op, 'keys', opts.keys ?? 16, 1 << 20);
-  const values = checkPositiveInt(op, 'values', opts.values ?? 16, 1 << 20);
-  const fillerTokens = checkPositiveInt(op, 'fillerTokens', opts.fillerTokens ?? 32, 1 << 20);
-  const distractors = checkNonNegInt(op, 'distractors', opts.distractors ?? 0);
+  const int = taskOptions(op, opts, KEYS);
+  const T = int.positive('T', 256);
+  const B = int.positive('B', 16);
+  const keys = int.positive('keys', 16, 1 << 20);
+  const values = int.positive('values', 16, 1 << 20);
+  const fillerTokens = int.positive('fillerTokens', 32, 1 << 20);
+  const distractors = int.nonNegative('distractors', 0);
   const depths = opts.depths ?? [0, 0.25, 0.5, 0.75, 1];
   if (!Array.isArray(depths) || depths.length === 0 || !depths.every((d) => typeof d === 'number' && d >= 0 && d <= 1)) {
     fail(op, `depths must be a non-empty array of numbers in [0, 1], got ${JSON.stringify(depths)}`);

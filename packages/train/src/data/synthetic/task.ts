@@ -5,7 +5,7 @@
  * distance).
  */
 import { fail } from '@foxgate/tensor';
-import { type Batch, type BatchLoader, checkPositiveInt, emptyBatch, IGNORE_INDEX } from '../batch.js';
+import { type Batch, type BatchLoader, checkKeys, checkPositiveInt, emptyBatch, IGNORE_INDEX } from '../batch.js';
 import { hashString } from '../fingerprint.js';
 import { checkSeed, Rng } from '../random.js';
 
@@ -199,6 +199,20 @@ export function checkNonNegInt(op: string, name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1)
     fail(op, `${name} must be an integer ≥ 0, got ${JSON.stringify(v)}`);
   return v;
+}
+
+/**
+ * The integer-option reader of one task: checks the keys of `opts` against `allowed`, then reads
+ * an option or its default, failing as `op` with the option's name: `positive` in [1, max],
+ * `nonNegative` ≥ 0.
+ */
+export function taskOptions<O extends object>(op: string, opts: O, allowed: readonly string[]) {
+  checkKeys(op, opts, allowed);
+  const get = (name: keyof O & string, fallback: number): unknown => (opts as Record<string, unknown>)[name] ?? fallback;
+  return {
+    positive: (name: keyof O & string, fallback: number, max?: number) => checkPositiveInt(op, name, get(name, fallback), max),
+    nonNegative: (name: keyof O & string, fallback: number) => checkNonNegInt(op, name, get(name, fallback)),
+  };
 }
 
 /** Token names `prefix0, prefix1, …`. */
