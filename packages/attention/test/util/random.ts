@@ -1,19 +1,13 @@
 /** Deterministic random test data (xorshift32), shared by the forgetting-attention and SPARSEK tests. */
+import { xorshift32 } from '../../../tensor/test/util/random.js';
 
 /**
  * Uniforms in (0, 1) from xorshift32, deterministic in `seed`; a different `salt` gives another
  * family of streams (the SPARSEK tests use one so their data is independent of the others').
  */
 export function xorshift(seed: number, salt = 0): () => number {
-  let s = (seed * 2654435761 + salt) >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
+  const next = xorshift32(seed, salt);
+  return () => (next() + 0.5) / 4294967296;
 }
 
 /** `n` standard normals (Box–Muller) times `scale`, from the stream `xorshift(seed, salt)`. */

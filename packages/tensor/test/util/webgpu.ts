@@ -5,6 +5,7 @@ import type { WebGPUBackend } from '../../src/backends/webgpu/backend.js';
 import { initWebGPU } from '../../src/backends/webgpu/device.js';
 import { arrayFor, type DType, type TypedArray } from '../../src/dtype.js';
 import { sizeOf } from '../../src/shape.js';
+import { xorshift32 } from './random.js';
 
 /**
  * The WebGPU backend for the tests of every package. Initialised once per test file (vitest
@@ -54,17 +55,9 @@ export const cpu = new CpuBackend();
 /** Deterministic pseudo-random values (xorshift), in [-scale, scale] for floats. */
 export function values(n: number, dtype: DType, seed = 1, scale = 3): TypedArray {
   const out = arrayFor(dtype, n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  const next = xorshift32(seed);
   for (let i = 0; i < n; i++) {
-    const u = next();
+    const u = next() / 4294967296;
     if (dtype === 'bool') out[i] = u < 0.5 ? 1 : 0;
     else if (dtype === 'int32') out[i] = Math.floor((u - 0.5) * 2 * scale * 10);
     else if (dtype === 'uint32') out[i] = Math.floor(u * scale * 20);

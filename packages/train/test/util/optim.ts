@@ -2,19 +2,14 @@
  * Deterministic test data shared by the optimizer, clipping and schedule suites, and the
  * one-line-FoxgateError check every suite uses.
  */
+import { xorshift32 } from '../../../tensor/test/util/random.js';
+
 export { throwsNaming } from '../../../tensor/test/util/errors.js';
 
-/** A xorshift32 stream seeded by `seed`: each call returns the next uniform in [0, 1). */
+/** A stream of uniforms in [0, 1) from xorshift32, deterministic in `seed`. */
 export function xorshift(seed: number): () => number {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 4294967296;
 }
 
 /** `n` values uniform in [−scale, scale], rounded to float32 so every dtype starts equal. */
