@@ -10,14 +10,10 @@ const lenient = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
  */
 export function byteTokenizer(speakers?: number): Tokenizer {
   const n = checkSpeakers('createTokenizer', speakers);
-  const sp = specialTokens(256, n);
+  const { names, ...special } = specialTokens(256, n);
   return {
     kind: 'byte',
-    vocabSize: sp.vocabSize,
-    bos: sp.bos,
-    eos: sp.eos,
-    pad: sp.pad,
-    speakers: sp.speakers,
+    ...special,
     encode(text: string): number[] {
       return Array.from(utf8.encode(text));
     },
@@ -27,13 +23,13 @@ export function byteTokenizer(speakers?: number): Tokenizer {
       let nb = 0;
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i];
-        checkId('byteTokenizer.decode', id, i, sp.vocabSize);
+        checkId('byteTokenizer.decode', id, i, special.vocabSize);
         if (id < 256) {
           bytes[nb++] = id;
         } else {
           if (nb > 0) out += lenient.decode(bytes.subarray(0, nb));
           nb = 0;
-          out += sp.names[id - 256];
+          out += names[id - 256];
         }
       }
       if (nb > 0) out += lenient.decode(bytes.subarray(0, nb));

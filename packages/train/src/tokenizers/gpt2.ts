@@ -22,15 +22,11 @@ const noSpecials = { allowedSpecial: new Set<string>(), disallowedSpecial: new S
  */
 export function gpt2Tokenizer(speakers?: number): Tokenizer {
   const n = checkSpeakers('createTokenizer', speakers);
-  const sp = specialTokens(GPT2_BASE_VOCAB, n);
+  const { names, ...special } = specialTokens(GPT2_BASE_VOCAB, n);
   const lib = loadBpe();
   return {
     kind: 'gpt2',
-    vocabSize: sp.vocabSize,
-    bos: sp.bos,
-    eos: sp.eos,
-    pad: sp.pad,
-    speakers: sp.speakers,
+    ...special,
     encode(text: string): number[] {
       return lib.encode(text, noSpecials);
     },
@@ -39,13 +35,13 @@ export function gpt2Tokenizer(speakers?: number): Tokenizer {
       let run: number[] = [];
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i];
-        checkId('gpt2Tokenizer.decode', id, i, sp.vocabSize);
+        checkId('gpt2Tokenizer.decode', id, i, special.vocabSize);
         if (id < GPT2_BASE_VOCAB) {
           run.push(id);
         } else {
           if (run.length > 0) out += lib.decode(run);
           run = [];
-          out += sp.names[id - GPT2_BASE_VOCAB];
+          out += names[id - GPT2_BASE_VOCAB];
         }
       }
       if (run.length > 0) out += lib.decode(run);
