@@ -50,7 +50,7 @@ export function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): nu
   return d / (m || 1);
 }
 
-export { throwsNaming } from '../../tensor/test/util/errors.js';
+export { rejectsNaming, throwsNaming } from '../../tensor/test/util/errors.js';
 
 /** Row-major `[m,k] @ [k,n]` in plain JS. */
 export function refMatmul(a: number[], b: number[], m: number, k: number, n: number): number[] {

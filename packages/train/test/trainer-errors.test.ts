@@ -1,8 +1,8 @@
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FoxgateError } from '@foxgate/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectsNaming } from '../../tensor/test/util/errors.js';
 import { train } from '../src/index.js';
 import { sharedData } from './data-shared.js';
 
@@ -19,21 +19,6 @@ const RUN = {
   evalRows: 2,
   extrapolate: [],
 };
-
-/** `p` rejects with a one-line FoxgateError whose message matches every pattern. */
-async function rejectsOneLine(p: Promise<unknown>, ...patterns: (RegExp | string)[]): Promise<string> {
-  let err: unknown;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an error').toBeInstanceOf(FoxgateError);
-  const msg = (err as Error).message;
-  expect(msg).not.toContain('\n');
-  for (const pat of patterns) expect(msg).toMatch(pat);
-  return msg;
-}
 
 let done: string;
 let n = 0;
@@ -61,33 +46,33 @@ describe('corrupt or incomplete checkpoints are refused on resume, naming the fi
     const dir = copy();
     const f = ckpt(dir, 'model.safetensors');
     truncateSync(f, Math.floor(readFileSync(f).length / 2));
-    await rejectsOneLine(train({ steps: 3 }, { out: dir, resume: true }), f);
+    await rejectsNaming(train({ steps: 3 }, { out: dir, resume: true }), f);
   });
 
   it('model.safetensors cut inside its header', async () => {
     const dir = copy();
     const f = ckpt(dir, 'model.safetensors');
     truncateSync(f, 20);
-    await rejectsOneLine(train({ steps: 3 }, { out: dir, resume: true }), f);
+    await rejectsNaming(train({ steps: 3 }, { out: dir, resume: true }), f);
   });
 
   it('optimizer.safetensors deleted', async () => {
     const dir = copy();
     rmSync(ckpt(dir, 'optimizer.safetensors'));
-    await rejectsOneLine(train({ steps: 3 }, { out: dir, resume: true }), 'optimizer.safetensors');
+    await rejectsNaming(train({ steps: 3 }, { out: dir, resume: true }), 'optimizer.safetensors');
   });
 
   it('optimizer.safetensors truncated', async () => {
     const dir = copy();
     const f = ckpt(dir, 'optimizer.safetensors');
     truncateSync(f, Math.floor(readFileSync(f).length / 2));
-    await rejectsOneLine(train({ steps: 3 }, { out: dir, resume: true }), 'optimizer.safetensors');
+    await rejectsNaming(train({ steps: 3 }, { out: dir, resume: true }), 'optimizer.safetensors');
   });
 
   it('checkpoint/config.json garbage', async () => {
     const dir = copy();
     writeFileSync(ckpt(dir, 'config.json'), '{"hidden_size": 64, oops');
-    await rejectsOneLine(train({ steps: 3 }, { out: dir, resume: true }), ckpt(dir, 'config.json'), /JSON/);
+    await rejectsNaming(train({ steps: 3 }, { out: dir, resume: true }), ckpt(dir, 'config.json'), /JSON/);
   });
 
   it('checkpoint/config.json without the training state', async () => {
@@ -96,22 +81,22 @@ describe('corrupt or incomplete checkpoints are refused on resume, naming the fi
     const j = JSON.parse(readFileSync(f, 'utf8'));
     delete j.foxgate;
     writeFileSync(f, JSON.stringify(j));
-    await rejectsOneLine(train({ steps: 3 }, { out: dir, resume: true }), f, /training state/);
+    await rejectsNaming(train({ steps: 3 }, { out: dir, resume: true }), f, /training state/);
   });
 
   it("the run's config.json garbage or missing", async () => {
     const dir = copy();
     writeFileSync(join(dir, 'config.json'), 'not json');
-    await rejectsOneLine(train({}, { out: dir, resume: true }), join(dir, 'config.json'), /JSON/);
+    await rejectsNaming(train({}, { out: dir, resume: true }), join(dir, 'config.json'), /JSON/);
     rmSync(join(dir, 'config.json'));
-    await rejectsOneLine(train({}, { out: dir, resume: true }), join(dir, 'config.json'), /cannot read/);
+    await rejectsNaming(train({}, { out: dir, resume: true }), join(dir, 'config.json'), /cannot read/);
   });
 
   it('no checkpoint at all', async () => {
     const dir = copy();
     rmSync(join(dir, 'checkpoint'), { recursive: true });
-    await rejectsOneLine(train({}, { out: dir, resume: true }), /no checkpoint/, dir);
-    await rejectsOneLine(train({}, { out: join(tmp, 'never-made'), resume: true }), /no checkpoint/);
+    await rejectsNaming(train({}, { out: dir, resume: true }), /no checkpoint/, dir);
+    await rejectsNaming(train({}, { out: join(tmp, 'never-made'), resume: true }), /no checkpoint/);
   });
 
   it('a vocabulary that no longer matches the checkpoint (the data edited in config.json)', async () => {
@@ -120,7 +105,7 @@ describe('corrupt or incomplete checkpoints are refused on resume, naming the fi
     const j = JSON.parse(readFileSync(f, 'utf8'));
     j.run.task = { keys: 20 };
     writeFileSync(f, JSON.stringify(j));
-    await rejectsOneLine(train({}, { out: dir, resume: true }), /vocab_size/, join(dir, 'checkpoint'));
+    await rejectsNaming(train({}, { out: dir, resume: true }), /vocab_size/, join(dir, 'checkpoint'));
   });
 
   it('killed between the two renames of a checkpoint replacement: the complete old one is put back', async () => {
@@ -138,27 +123,27 @@ describe('corrupt or incomplete checkpoints are refused on resume, naming the fi
 describe('refused run settings and folders', () => {
   it('a resume that changes a non-resumable field', async () => {
     const dir = copy();
-    await rejectsOneLine(train({ lr: 0.01 }, { out: dir, resume: true }), /--resume: lr differs/, /only .*steps/);
-    await rejectsOneLine(train({ model: { model: 'transformer', preset: 'tiny' } }, { out: dir, resume: true }), /model differs/);
+    await rejectsNaming(train({ lr: 0.01 }, { out: dir, resume: true }), /--resume: lr differs/, /only .*steps/);
+    await rejectsNaming(train({ model: { model: 'transformer', preset: 'tiny' } }, { out: dir, resume: true }), /model differs/);
     // the same value is not a change
     const r = await train({ lr: 3e-3, steps: 3 }, { out: dir, resume: true, skipFinalEval: true });
     expect(r.step).toBe(3);
   });
 
   it('a new run into a folder that already holds a run', async () => {
-    await rejectsOneLine(train(RUN, { out: done }), /already holds a run/, done);
+    await rejectsNaming(train(RUN, { out: done }), /already holds a run/, done);
   });
 
   it('an out folder that cannot be made or written (under a regular file; also as root)', async () => {
     const file = join(tmp, 'a-file');
     writeFileSync(file, 'x');
-    await rejectsOneLine(train(RUN, { out: join(file, 'x') }), /cannot write there/, join(file, 'x'));
-    await rejectsOneLine(train(RUN, { out: file }), /not a folder/);
+    await rejectsNaming(train(RUN, { out: join(file, 'x') }), /cannot write there/, join(file, 'x'));
+    await rejectsNaming(train(RUN, { out: file }), /not a folder/);
   });
 
   it('an unknown or ill-typed setting', async () => {
-    await rejectsOneLine(train({ ...RUN, stepz: 3 }, { out: join(tmp, 'x1') }), /unknown field 'stepz'/);
-    await rejectsOneLine(train({ ...RUN, batch: 0 }, { out: join(tmp, 'x2') }), /batch must be an integer/);
+    await rejectsNaming(train({ ...RUN, stepz: 3 }, { out: join(tmp, 'x1') }), /unknown field 'stepz'/);
+    await rejectsNaming(train({ ...RUN, batch: 0 }, { out: join(tmp, 'x2') }), /batch must be an integer/);
   });
 });
 
@@ -191,16 +176,16 @@ describe('bad data: one line before any training', () => {
   for (const [what, o, pats] of cases) {
     it(what, async () => {
       const dir = out();
-      await rejectsOneLine(train({ ...RUN, ...o }, { out: dir }), ...pats);
+      await rejectsNaming(train({ ...RUN, ...o }, { out: dir }), ...pats);
     });
   }
 
   it('a context too short for a dialog response (real DailyDialog)', async () => {
-    await rejectsOneLine(train({ ...RUN, data: `dailydialog:${sharedData('dailydialog')}`, context: 8 }, { out: out() }), /T = 8/, /T ≥/);
+    await rejectsNaming(train({ ...RUN, data: `dailydialog:${sharedData('dailydialog')}`, context: 8 }, { out: out() }), /T = 8/, /T ≥/);
   });
 
   it('docResets on a model without forget gates', async () => {
-    await rejectsOneLine(
+    await rejectsNaming(
       train({ ...RUN, model: { model: 'transformer', preset: 'tiny' }, docResets: true }, { out: out() }),
       /docResets needs a FoX model/,
     );

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flattenTree } from '@foxgate/autograd';
 import { loadCheckpoint } from '@foxgate/models';
-import { dispose, FoxgateError, loadSafetensors, saveSafetensors, tensor } from '@foxgate/tensor';
+import { dispose, loadSafetensors, saveSafetensors, tensor } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rejectsNaming } from '../../tensor/test/util/errors.js';
 import { train } from '../src/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'foxgate-nan-'));
@@ -29,17 +30,6 @@ const DIVERGING = {
   checkpointEvery: 1,
 };
 
-async function failure(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(FoxgateError);
-  const msg = (err as Error).message;
-  expect(msg).not.toContain('\n');
-  return msg;
-}
-
 const paramName = /(model\.[\w.]+|lm_head\.weight)/;
 
 /** Loads the run's checkpoint: its step, and whether every parameter is finite. */
@@ -55,7 +45,7 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
   it('grad norm read every step (logEvery 1): stops before the NaN update', async () => {
     const out = join(tmp, 'every-step');
     const steps: number[] = [];
-    const msg = await failure(train({ ...DIVERGING, logEvery: 1 }, { out, hooks: { onStep: (m) => steps.push(m.step) } }));
+    const msg = await rejectsNaming(train({ ...DIVERGING, logEvery: 1 }, { out, hooks: { onStep: (m) => steps.push(m.step) } }));
     const last = steps[steps.length - 1];
     expect(last).toBeGreaterThan(1);
     expect(last).toBeLessThan(60);
@@ -68,7 +58,7 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
   it('grad norm not read back on most steps (logEvery 100): the NaN parameters never replace the checkpoint', async () => {
     const out = join(tmp, 'rarely-logged');
     const steps: number[] = [];
-    const msg = await failure(train({ ...DIVERGING, logEvery: 100 }, { out, hooks: { onStep: (m) => steps.push(m.step) } }));
+    const msg = await rejectsNaming(train({ ...DIVERGING, logEvery: 100 }, { out, hooks: { onStep: (m) => steps.push(m.step) } }));
     // the step's loss was finite and its gradients were not read back: the check before the checkpoint caught it
     expect(msg).toMatch(new RegExp(`^train: step \\d+: parameter ${paramName.source} is not finite after the update`));
     const failed = Number(/step (\d+)/.exec(msg)?.[1]);
@@ -77,7 +67,7 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
     expect(ck.step).toBe(failed - 1);
     expect(msg).toContain(`the last good checkpoint is ${join(out, 'checkpoint')}`);
     // the checkpoint loads and continues: deterministically into the same failure at the same step
-    const again = await failure(train({}, { out, resume: true, skipFinalEval: true }));
+    const again = await rejectsNaming(train({}, { out, resume: true, skipFinalEval: true }));
     expect(again).toBe(msg);
   });
 
@@ -93,7 +83,7 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
     ts[name] = tensor(w, ts[name].shape, { backend: 'cpu' });
     await saveSafetensors(file, ts);
     dispose(Object.values(ts));
-    const msg = await failure(train({ steps: 5 }, { out, resume: true }));
+    const msg = await rejectsNaming(train({ steps: 5 }, { out, resume: true }));
     expect(msg).toMatch(/^train: step 3: the loss is not finite \(loss NaN\); first non-finite gradient: /);
     expect(msg).toMatch(paramName);
   });

@@ -19,6 +19,21 @@ export function throwsNaming(fn: () => unknown, ...parts: (string | RegExp)[]): 
   return msg;
 }
 
+/** Like `throwsNaming` for a promise: expects it to reject with one such FoxgateError; returns the message. */
+export async function rejectsNaming(p: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<string> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  expect(err, 'expected an error').toBeInstanceOf(FoxgateError);
+  const msg = (err as Error).message;
+  expect(msg).not.toContain('\n');
+  for (const part of parts) expect(msg).toMatch(part);
+  return msg;
+}
+
 /** n float32 values in [0.1, 1.1) with their float64 sum (for large-reduction accuracy checks). */
 export function sumAccuracyData(n: number): { data: Float32Array; exact: number } {
   const data = new Float32Array(n);
