@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { argmaxOf, createDecoder, generate, MODEL_NAMES, type Model, type ModelParams, transformer } from '../src/index.js';
 import { createModel } from '../src/model.js';
-import { lcg } from './util.js';
+import { lcg, relMaxError } from './util.js';
 
 const gpu = (await testWebGPU()) as unknown as Backend | null;
 afterAll(destroyTestWebGPU);
@@ -22,16 +22,6 @@ async function fullLast(model: Model, params: ModelParams, seq: number[], backen
   dispose([ids, logits]);
   return all.slice((seq.length - 1) * V);
 }
-
-const relDiff = (got: ArrayLike<number>, want: ArrayLike<number>) => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return d / m;
-};
 
 /**
  * Prefills `prompts`, then decodes `steps` greedy tokens; at the steps in `check` every
@@ -54,7 +44,7 @@ async function cachedMatchesFull(
       if (check(s)) {
         for (let b = 0; b < prompts.length; b++) {
           const row = logits.subarray(b * V, (b + 1) * V);
-          worst = Math.max(worst, relDiff(row, await fullLast(model, params, seqs[b], backend)));
+          worst = Math.max(worst, relMaxError(row, await fullLast(model, params, seqs[b], backend)));
         }
       }
       if (s === steps) break;
