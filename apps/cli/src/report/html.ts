@@ -31,7 +31,13 @@ const KEYS = ['model', 'preset', 'context', 'steps', 'batch', 'lr', 'data', 'dev
 
 /** A setting of the config: top level first, then one or two levels down (`model.preset`). */
 export function findSetting(config: Record<string, unknown>, key: string, depth = 2): unknown {
-  if (key in config) return config[key];
+  if (key in config) {
+    const v = config[key];
+    // a model given as a config object ({model: 'foxPro', preset, …}) shows by its name
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as Record<string, unknown>)[key] === 'string')
+      return (v as Record<string, unknown>)[key];
+    return v;
+  }
   if (depth === 0) return undefined;
   for (const v of Object.values(config)) {
     if (typeof v === 'object' && v !== null && !Array.isArray(v)) {

@@ -82,10 +82,11 @@ function buckets(v: unknown): Bucket[] | undefined {
   if (!Array.isArray(v) || v.length === 0) return undefined;
   const out: Bucket[] = [];
   for (const b of v) {
-    if (!isObj(b) || !num(b.start) || !num(b.end) || !num(b.loss)) return undefined;
-    out.push({ start: b.start, end: b.end, loss: b.loss });
+    if (!isObj(b) || !num(b.start) || !num(b.end) || !(num(b.loss) || b.loss === null)) return undefined;
+    // a bucket without counted targets (null loss: e.g. padding of a synthetic task) has no point
+    if (num(b.loss)) out.push({ start: b.start, end: b.end, loss: b.loss });
   }
-  return out;
+  return out.length ? out : undefined;
 }
 
 function matrix(v: unknown): number[][] | undefined {
