@@ -1,4 +1,4 @@
-import { type DType, fail, fmtShape, isFloat, type Tensor } from '@foxgate/tensor';
+import { type DType, fail, fmtShape, isFloat, isTensor, type Tensor } from '@foxgate/tensor';
 
 /** Throws `op: name must be a positive integer, got v` unless `v` is one. */
 export function checkDim(op: string, name: string, v: unknown): void {
@@ -12,8 +12,7 @@ export function fmtTensor(t: Tensor): string {
 
 /** Throws unless `t` is a live tensor; `name` names the argument (e.g. `x`, `p.w`). */
 export function checkTensor(op: string, name: string, t: unknown): asserts t is Tensor {
-  const ok = t !== null && typeof t === 'object' && (t as { __isFoxgateTensor?: unknown }).__isFoxgateTensor === true;
-  if (!ok) fail(op, `${name} must be a Tensor, got ${t === null ? 'null' : Array.isArray(t) ? 'an array' : typeof t}`);
+  if (!isTensor(t)) fail(op, `${name} must be a Tensor, got ${t === null ? 'null' : Array.isArray(t) ? 'an array' : typeof t}`);
 }
 
 /** Throws unless `dtype` is a float dtype. */

@@ -1,5 +1,5 @@
 import { valueAndGrad } from '@foxgate/autograd';
-import { type Backend, dispose, rngKey, type Tensor, tensor } from '@foxgate/tensor';
+import { type Backend, dispose, isTensor, rngKey, type Tensor, tensor } from '@foxgate/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import {
@@ -147,7 +147,7 @@ describe.skipIf(!gpu)('the same gradients on WebGPU and on the CPU (float32)', (
       const { value, grads } = valueAndGrad((q: P) => loss(q, backend))(p);
       const leaves: Tensor[] = [];
       const walk = (t: unknown) => {
-        if (t && typeof t === 'object' && (t as { __isFoxgateTensor?: boolean }).__isFoxgateTensor) leaves.push(t as Tensor);
+        if (isTensor(t)) leaves.push(t);
         else if (t && typeof t === 'object') for (const v of Object.values(t)) walk(v);
       };
       walk(grads);

@@ -1,8 +1,8 @@
 import { mapTree, noGrad, stopGradient } from '@foxgate/autograd';
-import { dispose, fail, isFloat, type Tensor, tidy, zerosLike } from '@foxgate/tensor';
+import { dispose, fail, isFloat, isTensor, type Tensor, tidy, zerosLike } from '@foxgate/tensor';
 import { type AdamWImpl, type AdamWStepCoefficients, adamwStep } from './optim/adamw-step.js';
 import { defaultDecayMask } from './optim/decay.js';
-import { checkSameTree, dottedPath, fmtPath, isTensor, type PathSegment, zipMap } from './tree.js';
+import { checkSameTree, dottedPath, fmtPath, type PathSegment, zipMap } from './tree.js';
 
 /** Options of {@link adamw}. */
 export interface AdamWOptions {

@@ -1,4 +1,4 @@
-import { fail, fmtShape, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, isTensor, type Tensor } from '@foxgate/tensor';
 
 /**
  * Walking several parameter trees of one structure at once (params, grads, optimizer state):
@@ -8,10 +8,6 @@ import { fail, fmtShape, type Tensor } from '@foxgate/tensor';
  * this file holds what that lacks: structure checks whose errors name both paths, and a map over
  * several trees at once that hands each leaf its path.
  */
-
-export function isTensor(v: unknown): v is Tensor {
-  return typeof v === 'object' && v !== null && (v as { __isFoxgateTensor?: boolean }).__isFoxgateTensor === true;
-}
 
 type Kind = 'tensor' | 'array' | 'map' | 'record' | 'leaf';
 

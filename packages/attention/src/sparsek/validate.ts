@@ -1,10 +1,6 @@
-import { fail, fmtShape, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, isTensor, type Tensor } from '@foxgate/tensor';
 
 /** Argument checks of `sparsek` and `sparsekAttention`: one FoxgateError line each. */
-
-export function isTensor(x: unknown): x is Tensor {
-  return x !== null && typeof x === 'object' && (x as { __isFoxgateTensor?: boolean }).__isFoxgateTensor === true;
-}
 
 export function describe(x: unknown): string {
   if (isTensor(x)) return `${x.dtype}${fmtShape(x.shape)}`;

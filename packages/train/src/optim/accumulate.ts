@@ -1,6 +1,6 @@
 import { noGrad, stopGradient } from '@foxgate/autograd';
-import { add, cast, dispose, fail, isFloat, mul, type Tensor, tidy } from '@foxgate/tensor';
-import { checkSameTree, isTensor, zipMap } from '../tree.js';
+import { add, cast, dispose, fail, isFloat, isTensor, mul, type Tensor, tidy } from '@foxgate/tensor';
+import { checkSameTree, zipMap } from '../tree.js';
 
 /**
  * Gradient accumulation over micro-batches: sums and scalings of gradient trees. Each returns a

@@ -1,6 +1,6 @@
 import { noGrad, stopGradient } from '@foxgate/autograd';
-import { add, cast, div, fail, isFloat, minimum, mul, sqrt, sum, type Tensor, tidy } from '@foxgate/tensor';
-import { fmtPath, isTensor, zipMap } from '../tree.js';
+import { add, cast, div, fail, isFloat, isTensor, minimum, mul, sqrt, sum, type Tensor, tidy } from '@foxgate/tensor';
+import { fmtPath, zipMap } from '../tree.js';
 import { fitsNormKernel, globalNormWebGPU } from './norm-kernel.js';
 
 /**

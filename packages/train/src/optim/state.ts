@@ -1,7 +1,7 @@
 import { stopGradient, treeLeaves } from '@foxgate/autograd';
-import { fail, fmtShape, type Tensor, tensor, tidy } from '@foxgate/tensor';
+import { fail, fmtShape, isTensor, type Tensor, tensor, tidy } from '@foxgate/tensor';
 import type { AdamWState } from '../adamw.js';
-import { checkSameTree, dottedPath, isTensor, zipMap } from '../tree.js';
+import { checkSameTree, dottedPath, zipMap } from '../tree.js';
 
 /**
  * AdamW state ↔ named tensors, for checkpoints (safetensors files hold named tensors; the step
