@@ -9,5 +9,16 @@ export { type AuxOf, type GradOptions, grad, type LossOutput, type ValueAndGrad,
 export { type GradcheckInputReport, type GradcheckOptions, type GradcheckReport, gradcheck } from './gradcheck.js';
 export { noGrad, stopGradient } from './nograd.js';
 export { type NodeValues, type Rule, rules, type Save } from './rules.js';
-export { flattenTree, mapTree, type Params, treeLeaves, unflattenTree } from './tree.js';
+export {
+  checkSameTree,
+  dottedPath,
+  flattenTree,
+  fmtPath,
+  mapTree,
+  type Params,
+  type PathSegment,
+  treeLeaves,
+  unflattenTree,
+  zipTree,
+} from './tree.js';
 export { unbroadcast } from './unbroadcast.js';

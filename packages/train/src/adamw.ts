@@ -1,8 +1,7 @@
-import { mapTree, noGrad, stopGradient } from '@foxgate/autograd';
+import { checkSameTree, dottedPath, fmtPath, mapTree, noGrad, type PathSegment, stopGradient, zipTree } from '@foxgate/autograd';
 import { dispose, fail, isFloat, isTensor, type Tensor, tidy, zerosLike } from '@foxgate/tensor';
 import { type AdamWImpl, type AdamWStepCoefficients, adamwStep } from './optim/adamw-step.js';
 import { defaultDecayMask } from './optim/decay.js';
-import { checkSameTree, dottedPath, fmtPath, type PathSegment, zipMap } from './tree.js';
 
 /** Options of {@link adamw}. */
 export interface AdamWOptions {
@@ -204,7 +203,7 @@ export function adamw<P>(opts: AdamWOptions): AdamW<P> {
 
     return noGrad(() =>
       tidy(() => {
-        const [p1, m1, v1] = zipMap([params, grads, state.m, state.v], [0, 2, 3], leaf);
+        const [p1, m1, v1] = zipTree([params, grads, state.m, state.v], [0, 2, 3], leaf);
         return { params: p1 as P, state: { step: t, m: m1 as P, v: v1 as P } };
       }),
     );

@@ -1,6 +1,5 @@
-import { noGrad, stopGradient } from '@foxgate/autograd';
+import { checkSameTree, noGrad, stopGradient, zipTree } from '@foxgate/autograd';
 import { add, cast, dispose, fail, isFloat, isTensor, mul, type Tensor, tidy } from '@foxgate/tensor';
-import { checkSameTree, zipMap } from '../tree.js';
 
 /**
  * Gradient accumulation over micro-batches: sums and scalings of gradient trees. Each returns a
@@ -22,7 +21,7 @@ import { checkSameTree, zipMap } from '../tree.js';
 /** `a + b` leaf by leaf; `b` must have `a`'s structure (the first mismatch names both paths). */
 export function addTrees<P>(a: P, b: P): P {
   checkSameTree('addTrees', a, 'a', b, 'b');
-  return noGrad(() => tidy(() => zipMap([a, b], [0], ([x, y]) => [isFloat(x.dtype) ? add(x, y) : stopGradient(x)])[0] as P));
+  return noGrad(() => tidy(() => zipTree([a, b], [0], ([x, y]) => [isFloat(x.dtype) ? add(x, y) : stopGradient(x)])[0] as P));
 }
 
 /** `s · tree` leaf by leaf; `s` is a finite number or a one-element tensor on the leaves' backend. */
@@ -40,7 +39,7 @@ export function scaleTree<P>(tree: P, s: number | Tensor): P {
         if (s.backend !== t.backend) fail(op, `s lives on ${s.backend.name} but the tree on ${t.backend.name}`);
         return s.dtype === t.dtype ? s.reshape([]) : cast(s.reshape([]), t.dtype);
       };
-      return zipMap([tree], [0], ([x]) => [isFloat(x.dtype) ? mul(x, factor(x)) : stopGradient(x)])[0] as P;
+      return zipTree([tree], [0], ([x]) => [isFloat(x.dtype) ? mul(x, factor(x)) : stopGradient(x)])[0] as P;
     }),
   );
 }

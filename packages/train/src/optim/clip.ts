@@ -1,6 +1,5 @@
-import { noGrad, stopGradient } from '@foxgate/autograd';
+import { fmtPath, noGrad, stopGradient, zipTree } from '@foxgate/autograd';
 import { add, cast, div, fail, isFloat, isTensor, minimum, mul, sqrt, sum, type Tensor, tidy } from '@foxgate/tensor';
-import { fmtPath, zipMap } from '../tree.js';
 import { fitsNormKernel, globalNormWebGPU } from './norm-kernel.js';
 
 /**
@@ -12,7 +11,7 @@ import { fitsNormKernel, globalNormWebGPU } from './norm-kernel.js';
 function floatLeaves(op: string, tree: unknown, name: string): Tensor[] {
   const out: Tensor[] = [];
   let firstPath = '';
-  zipMap([tree], [], ([t], path) => {
+  zipTree([tree], [], ([t], path) => {
     if (t.isDisposed) fail(op, `${fmtPath(name, path)} has been disposed`);
     if (!isFloat(t.dtype)) return [];
     if (out.length === 0) firstPath = fmtPath(name, path);
@@ -98,7 +97,7 @@ export function clipGradNorm<P>(grads: P, maxNorm = 1): { grads: P; norm: Tensor
         if (!s) scales.set(dtype, (s = cast(scale, dtype as Tensor['dtype'])));
         return s;
       };
-      const [clipped] = zipMap([grads], [0], ([g]) => [isFloat(g.dtype) ? mul(g, scaleOf(g.dtype)) : stopGradient(g)]);
+      const [clipped] = zipTree([grads], [0], ([g]) => [isFloat(g.dtype) ? mul(g, scaleOf(g.dtype)) : stopGradient(g)]);
       return { grads: clipped as P, norm };
     }),
   );

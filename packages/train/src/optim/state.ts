@@ -1,7 +1,6 @@
-import { stopGradient, treeLeaves } from '@foxgate/autograd';
+import { checkSameTree, dottedPath, stopGradient, treeLeaves, zipTree } from '@foxgate/autograd';
 import { fail, fmtShape, isTensor, type Tensor, tensor, tidy } from '@foxgate/tensor';
 import type { AdamWState } from '../adamw.js';
-import { checkSameTree, dottedPath, zipMap } from '../tree.js';
 
 /**
  * AdamW state ↔ named tensors, for checkpoints (safetensors files hold named tensors; the step
@@ -12,7 +11,7 @@ import { checkSameTree, dottedPath, zipMap } from '../tree.js';
 function names(op: string, tree: unknown, prefix: string): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
-  zipMap([tree], [], (_leaves, path) => {
+  zipTree([tree], [], (_leaves, path) => {
     const name = dottedPath(path);
     if (seen.has(name)) fail(op, `two leaves are both named ${JSON.stringify(name)} (rename a key that holds a dot)`);
     seen.add(name);
@@ -74,7 +73,7 @@ export function adamwStateFromTensors<P>(
     if (ours && !expected.has(name)) fail(op, `${JSON.stringify(name)} names no parameter`);
   }
   const pick = (which: 'm' | 'v') =>
-    zipMap([params], [0], ([p], path) => {
+    zipTree([params], [0], ([p], path) => {
       const name = `${prefix}${which}.${dottedPath(path)}`;
       const t = byName.get(name);
       if (t === undefined) fail(op, `${JSON.stringify(name)} is missing`);
