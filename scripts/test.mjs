@@ -4,7 +4,12 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, root, runPnpm } from './pnpm.mjs';
 
-const dirs = ['packages', 'apps', 'examples'].flatMap((d) => readdirSync(join(root, d)).map((p) => join(root, d, p)));
+// every workspace package with a `test` script (@foxgate/testing, the shared test utilities, has none)
+const hasTests = (dir) => {
+  const f = join(dir, 'package.json');
+  return existsSync(f) && Boolean(JSON.parse(readFileSync(f, 'utf8')).scripts?.test);
+};
+const dirs = ['packages', 'apps', 'examples'].flatMap((d) => readdirSync(join(root, d)).map((p) => join(root, d, p))).filter(hasTests);
 for (const d of dirs) rmSync(join(d, '.vitest-result.json'), { force: true });
 
 log("running every package's tests: turbo run test");

@@ -7,7 +7,7 @@
 import { MATMUL_CONFIGS, type MatmulConfig, setMatmulConfig } from '../../packages/tensor/src/dev.js';
 import type { DType } from '../../packages/tensor/src/dtype.js';
 import { BINARY_OPS, initWebGPU, philoxRandom, UNARY_OPS } from '../../packages/tensor/src/index.js';
-import { sumAccuracyData } from '../../packages/tensor/test/util/errors.js';
+import { sumAccuracyData } from '../../packages/tensor/test/util/accuracy.js';
 import { both, mismatch, permutedSpec, type ViewSpec, values } from '../../packages/tensor/test/util/webgpu.js';
 
 /** Every primitive on the GPU against the CPU backend; returns the failures. */

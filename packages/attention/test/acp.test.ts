@@ -1,6 +1,6 @@
 import { type Backend, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { acpDeltaCpu } from '../src/forgetting/acp.js';
 import { acpFirstBlocks } from '../src/tiles.js';
 import { ALL_CLOSE, compareResults, type FoxResult, normals, problem, runFox } from './util/fox.js';

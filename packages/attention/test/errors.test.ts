@@ -1,8 +1,7 @@
 import { valueAndGrad } from '@foxgate/autograd';
 import { abs, CpuBackend, memoryStats, mul, sum, type Tensor, tensor, zeros } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { throwsNaming } from '../../tensor/test/util/errors.js';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { forgettingAttention, softmaxAttention } from '../src/index.js';
 import { normals } from './util/fox.js';
 

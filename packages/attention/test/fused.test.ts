@@ -1,6 +1,6 @@
 import { type Backend, slice, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { forgettingAttention } from '../src/index.js';
 import { ALL_CLOSE, compareResults, far, logsigmoid, normals, problem, runFox, uniforms } from './util/fox.js';
 

@@ -1,7 +1,7 @@
 import { valueAndGrad } from '@foxgate/autograd';
 import { type Backend, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { forgettingAttention } from '../src/index.js';
 import { type GoldenCase, goldenFile, loadGolden, mismatch } from './util/golden.js';
 import { runSparsekGolden } from './util/sparsek-golden.js';

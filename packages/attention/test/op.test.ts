@@ -1,8 +1,7 @@
 import { valueAndGrad } from '@foxgate/autograd';
 import { add, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { throwsNaming } from '../../tensor/test/util/errors.js';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { defineFusedOp, type HostTensor, jsGemm } from '../src/dev.js';
 
 /**

@@ -1,7 +1,7 @@
 import { gradcheck, valueAndGrad } from '@foxgate/autograd';
 import { memoryStats, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { throwsNaming } from '@foxgate/testing';
 import { describe, expect, it } from 'vitest';
-import { throwsNaming } from '../../tensor/test/util/errors.js';
 import { type SparsekAttentionOptions, type SparsekGate, sparsekAttention } from '../src/sparsek/attention.js';
 import { sparsek } from '../src/sparsek/op.js';
 import { normals } from './util/sparsek-data.js';

@@ -1,7 +1,7 @@
 import { valueAndGrad } from '@foxgate/autograd';
 import { type Backend, memoryStats, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { sparsek } from '../src/sparsek/op.js';
 import { normals } from './util/sparsek-data.js';
 

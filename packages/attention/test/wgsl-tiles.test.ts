@@ -1,6 +1,6 @@
 import type { Backend, WebGPUBackend } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../src/dev.js';
 import { ALL_CLOSE, compareResults, problem, runFox } from './util/fox.js';
 

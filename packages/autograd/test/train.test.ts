@@ -1,7 +1,7 @@
 import type { Backend } from '@foxgate/tensor';
 import * as T from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { valueAndGrad } from '../src/index.js';
 import { initMlp, type Mlp, mlpLoss, problem, sgd } from './mlp.js';
 

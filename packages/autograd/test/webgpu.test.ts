@@ -1,7 +1,7 @@
 import type { Backend, Tensor } from '@foxgate/tensor';
 import * as T from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { customOp, valueAndGrad } from '../src/index.js';
 import { lcg, maxDiff } from './util.js';
 

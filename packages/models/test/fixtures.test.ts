@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { flattenTree, unflattenTree, valueAndGrad } from '@foxgate/autograd';
 import { type Backend, dispose, readSafetensorsFile, type Tensor, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { createModel, type ModelParams, modelConfig } from '../src/index.js';
 import { modelFixtureFiles, modelFixturesDir, relMaxError } from './util.js';
 

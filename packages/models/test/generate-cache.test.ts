@@ -1,6 +1,6 @@
 import { type Backend, dispose, memoryStats, rngKey, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { argmaxOf, createDecoder, generate, MODEL_NAMES, type Model, type ModelParams, transformer } from '../src/index.js';
 import { createModel } from '../src/model.js';
 import { lcg, relMaxError } from './util.js';

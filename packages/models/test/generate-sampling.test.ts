@@ -1,6 +1,6 @@
 import { type Backend, dispose, rngKey, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { argmaxOf, createModel, generate, sampleToken, sampleUniform, samplingDistribution } from '../src/index.js';
 import { lcg } from './util.js';
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flattenTree, grad, gradcheck, unflattenTree } from '@foxgate/autograd';
 import { type Backend, dispose, rngKey, type Tensor, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import {
   type ConfigInput,
   countParams,

@@ -50,7 +50,7 @@ export function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): nu
   return d / (m || 1);
 }
 
-export { rejectsNaming, throwsNaming } from '../../tensor/test/util/errors.js';
+export { rejectsNaming, throwsNaming } from '@foxgate/testing';
 
 /** Row-major `[m,k] @ [k,n]` in plain JS. */
 export function refMatmul(a: number[], b: number[], m: number, k: number, n: number): number[] {
@@ -74,7 +74,7 @@ export function stats(xs: ArrayLike<number>): { mean: number; std: number } {
   return { mean, std: Math.sqrt(v / xs.length) };
 }
 
-import { repoRoot } from '../../attention/test/util/golden.js';
+import { repoRoot } from '@foxgate/testing';
 
 export { repoRoot };
 

@@ -4,7 +4,7 @@ import { softmax as softmaxKernel } from '../src/backends/webgpu/kernels/softmax
 import type { DType } from '../src/dtype.js';
 import { FoxgateError } from '../src/errors.js';
 import { sizeOf } from '../src/shape.js';
-import { sumAccuracyData } from './util/errors.js';
+import { sumAccuracyData } from './util/accuracy.js';
 import { both, cpu, destroyTestWebGPU, mismatch, permutedSpec, testWebGPU, type ViewSpec, values, viewOn } from './util/webgpu.js';
 
 const gpu = await testWebGPU();

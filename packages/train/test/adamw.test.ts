@@ -1,7 +1,7 @@
 import { valueAndGrad } from '@foxgate/autograd';
 import { type Backend, type DType, dispose, matmul, mean, memoryStats, mul, sub, type Tensor, tensor, tidy, zeros } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { type AdamWOptions, type AdamWState, adamw, defaultDecayMask } from '../src/index.js';
 import { signedValues, throwsNaming } from './util/optim.js';
 

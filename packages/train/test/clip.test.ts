@@ -13,8 +13,8 @@ import {
   tensor,
   type WebGPUBackend,
 } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import { accumulateGrads, addTrees, clipFactor, clipGradNorm, globalNorm, scaleTree } from '../src/index.js';
 import { throwsNaming, uniformValues } from './util/optim.js';
 

@@ -14,8 +14,8 @@ import {
   type WebGPUBackend,
   zeros,
 } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { destroyTestWebGPU, testWebGPU } from '../../tensor/test/util/webgpu.js';
 import {
   type AdamWOptions,
   type AdamWState,

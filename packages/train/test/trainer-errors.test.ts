@@ -1,8 +1,8 @@
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rejectsNaming } from '@foxgate/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rejectsNaming } from '../../tensor/test/util/errors.js';
 import { train } from '../src/index.js';
 import { sharedData } from './data-shared.js';
 

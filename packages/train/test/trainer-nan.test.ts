@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { flattenTree } from '@foxgate/autograd';
 import { loadCheckpoint } from '@foxgate/models';
 import { dispose, loadSafetensors, saveSafetensors, tensor } from '@foxgate/tensor';
+import { rejectsNaming } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { rejectsNaming } from '../../tensor/test/util/errors.js';
 import { train } from '../src/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'foxgate-nan-'));

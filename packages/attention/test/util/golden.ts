@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseSafetensors } from '@foxgate/tensor';
+import { repoRoot } from '@foxgate/testing';
 
 /** One tensor of a fixture file, widened to float64. */
 export interface GoldenTensor {
@@ -14,17 +14,6 @@ export interface GoldenCase {
   kind: string;
   meta: Record<string, unknown>;
   tensors: Map<string, GoldenTensor>;
-}
-
-/** The folder holding pnpm-workspace.yaml, walking up from this file. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'pnpm-workspace.yaml'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('golden: no pnpm-workspace.yaml above the test folder');
-    dir = up;
-  }
-  return dir;
 }
 
 /** The fixture file the golden tests run: env FOXGATE_GOLDEN_FILE, else the public one. */

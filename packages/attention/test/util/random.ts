@@ -1,5 +1,5 @@
 /** Deterministic random test data (xorshift32), shared by the forgetting-attention and SPARSEK tests. */
-import { xorshift32 } from '../../../tensor/test/util/random.js';
+import { xorshift32 } from '@foxgate/testing';
 
 /**
  * Uniforms in (0, 1) from xorshift32, deterministic in `seed`; a different `salt` gives another

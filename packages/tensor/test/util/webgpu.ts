@@ -1,48 +1,16 @@
-import { tmpdir } from 'node:os';
+// @foxgate/testing depends on this package, so tensor's suites reach it by path (a
+// devDependency would make a cycle in the workspace graph); every other package imports it
+import { xorshift32 } from '../../../testing/src/random.js';
+import * as device from '../../../testing/src/webgpu.js';
 import type { Backend, Storage, View } from '../../src/backend.js';
 import { CpuBackend } from '../../src/backends/cpu/backend.js';
 import type { WebGPUBackend } from '../../src/backends/webgpu/backend.js';
-import { initWebGPU } from '../../src/backends/webgpu/device.js';
 import { arrayFor, type DType, type TypedArray } from '../../src/dtype.js';
 import { sizeOf } from '../../src/shape.js';
-import { xorshift32 } from './random.js';
 
-/**
- * The WebGPU backend for the tests of every package. Initialised once per test file (vitest
- * gives each file its own module graph). Without an adapter: fails when
- * FOXGATE_REQUIRE_WEBGPU=1, otherwise prints one line `WebGPU tests skipped: <reason>` and
- * returns null (use `describe.skipIf(!gpu)` / `it.skipIf(!gpu)`). Destroy the device in
- * `afterAll(destroyTestWebGPU)` so the worker process can exit.
- */
-let pending: Promise<WebGPUBackend | null> | null = null;
-let backend: WebGPUBackend | null = null;
-
-export function testWebGPU(): Promise<WebGPUBackend | null> {
-  pending ??= (async () => {
-    // lavapipe (software Vulkan) needs a runtime dir; harmless elsewhere
-    process.env.XDG_RUNTIME_DIR ??= tmpdir();
-    try {
-      backend = await initWebGPU();
-      return backend;
-    } catch (e) {
-      const reason = (e as Error).message;
-      if (process.env.FOXGATE_REQUIRE_WEBGPU === '1') {
-        throw new Error(`FOXGATE_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${reason}`);
-      }
-      console.log(`WebGPU tests skipped: ${reason}`);
-      return null;
-    }
-  })();
-  return pending;
-}
-
-/** Destroys the test device (for `afterAll`); a later `testWebGPU()` creates a new one. */
-export async function destroyTestWebGPU(): Promise<void> {
-  const b = backend;
-  backend = null;
-  pending = null;
-  if (b) await b.destroy();
-}
+export const destroyTestWebGPU = device.destroyTestWebGPU;
+/** The shared test device, typed with this package's source classes (at run time it is the same class; tsc sees @foxgate/testing's through dist/). */
+export const testWebGPU = device.testWebGPU as unknown as () => Promise<WebGPUBackend | null>;
 
 // ---- kernel comparison helpers (WebGPU vs CPU) ----------------------------------------------
 

@@ -2,9 +2,9 @@
  * Deterministic test data shared by the optimizer, clipping and schedule suites, and the
  * one-line-FoxgateError check every suite uses.
  */
-import { xorshift32 } from '../../../tensor/test/util/random.js';
+import { xorshift32 } from '@foxgate/testing';
 
-export { throwsNaming } from '../../../tensor/test/util/errors.js';
+export { throwsNaming } from '@foxgate/testing';
 
 /** A stream of uniforms in [0, 1) from xorshift32, deterministic in `seed`. */
 export function xorshift(seed: number): () => number {

@@ -1,5 +1,5 @@
+import { FoxgateError } from '@foxgate/tensor';
 import { expect } from 'vitest';
-import { FoxgateError } from '../../src/errors.js';
 
 /**
  * Expects `fn` to throw one FoxgateError with a single-line message that matches every part;
@@ -32,15 +32,4 @@ export async function rejectsNaming(p: Promise<unknown>, ...parts: (string | Reg
   expect(msg).not.toContain('\n');
   for (const part of parts) expect(msg).toMatch(part);
   return msg;
-}
-
-/** n float32 values in [0.1, 1.1) with their float64 sum (for large-reduction accuracy checks). */
-export function sumAccuracyData(n: number): { data: Float32Array; exact: number } {
-  const data = new Float32Array(n);
-  let exact = 0;
-  for (let i = 0; i < n; i++) {
-    data[i] = 0.1 + ((i * 7919) % 1000) / 997;
-    exact += data[i];
-  }
-  return { data, exact };
 }
