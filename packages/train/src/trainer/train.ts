@@ -10,7 +10,7 @@ import {
   type ModelParams,
   saveCheckpoint,
 } from '@foxgate/models';
-import { dispose, FoxgateError, fail, loadSafetensors, mul, rngKey, type Tensor, tidy } from '@foxgate/tensor';
+import { dispose, FoxgateError, fail, full, loadSafetensors, mul, rngKey, type Tensor, tidy } from '@foxgate/tensor';
 import { adamw } from '../adamw.js';
 import { accumulateGrads } from '../optim/accumulate.js';
 import { clipFactor, globalNorm } from '../optim/clip.js';
@@ -360,7 +360,7 @@ async function run(
     const scale = tidy(() => {
       const f = cfg.clip > 0 ? clipFactor(norm, cfg.clip) : null;
       if (cfg.accumulate === 1) return f;
-      return f ? mul(f, 1 / cfg.accumulate) : mul(norm, 0).add(1 / cfg.accumulate);
+      return f ? mul(f, 1 / cfg.accumulate) : full([], 1 / cfg.accumulate, { dtype: norm.dtype, backend: norm.backend });
     });
     ({ params, state } = opt.updateAndDispose(params, g, state, scale ? { gradScale: scale } : undefined));
     dispose([g, norm, scale]);
