@@ -79,6 +79,8 @@ export interface BackendMemory {
   pooledBuffers?: number;
   /** Buffers the device has allocated in total (pool + in use). */
   deviceBuffers?: number;
+  /** The most bytes held by live storages at once since `resetPeakMemory()` (or since the start). */
+  peakBytes?: number;
 }
 
 /**
@@ -100,6 +102,8 @@ export interface Backend {
   /** Releases a storage (to a pool or to the system). Called exactly once per storage. */
   free(storage: Storage): void;
   memory(): BackendMemory;
+  /** Starts a new peak of `memory().peakBytes` at the bytes in use now. */
+  resetPeak?(): void;
   /**
    * Returns cached free memory (the WebGPU buffer pool) to the device; live tensors are kept.
    * Backends without a cache leave it undefined.

@@ -8,13 +8,18 @@ export { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from './backend.js';
 export { CpuBackend } from './backends/cpu/backend.js';
 export {
   type AdapterDescription,
+  type DispatchProfile,
   describeAdapter,
   destroyWebGPU,
   type InitWebGPUOptions,
   initWebGPU,
+  KERNEL_FAMILIES,
+  type KernelFamily,
   type KernelInput,
   type KernelOutput,
   type KernelSpec,
+  type KernelTime,
+  kernelFamily,
   probeWebGPU,
   WebGPUBackend,
   type WebGPUProbe,
@@ -25,7 +30,7 @@ export { DTYPES, isFloat, itemSize } from './dtype.js';
 export { FoxgateError, fail, fmtShape } from './errors.js';
 export * from './io/index.js';
 export { isTensor } from './is-tensor.js';
-export { dispose, emptyCache, forEachTensor, keep, type MemoryStats, memoryStats, tidy } from './memory.js';
+export { dispose, emptyCache, forEachTensor, keep, type MemoryStats, memoryStats, resetPeakMemory, tidy } from './memory.js';
 export * from './ops/index.js';
 export { checkPrecision, MATMUL_PRECISIONS, type MatmulOptions, type MatmulPrecision } from './precision.js';
 export { getRecorder, type OpRecord, type Prim, type PrimParams, type Recorder, setRecorder } from './prims.js';

@@ -129,6 +129,14 @@ export function emptyCache(): void {
   for (const b of knownBackends.values()) b.emptyCache?.();
 }
 
+/**
+ * Starts a new peak on every backend: `memoryStats().backends[name].peakBytes` then counts from
+ * the bytes in use now (like `torch.cuda.reset_peak_memory_stats()`).
+ */
+export function resetPeakMemory(): void {
+  for (const b of knownBackends.values()) b.resetPeak?.();
+}
+
 /** Live tensors and bytes per backend. */
 export function memoryStats(): MemoryStats {
   const backends: MemoryStats['backends'] = {};

@@ -28,6 +28,7 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu';
   readonly #simd: boolean;
   #bytes = 0;
+  #peak = 0;
   #storages = 0;
 
   constructor(opts: CpuBackendOptions = {}) {
@@ -41,6 +42,7 @@ export class CpuBackend implements Backend {
 
   #wrap(data: TypedArray): CpuStorage {
     this.#bytes += data.byteLength;
+    if (this.#bytes > this.#peak) this.#peak = this.#bytes;
     this.#storages++;
     return new CpuStorage(data);
   }
@@ -75,7 +77,11 @@ export class CpuBackend implements Backend {
   }
 
   memory(): BackendMemory {
-    return { bytesInUse: this.#bytes, storages: this.#storages };
+    return { bytesInUse: this.#bytes, storages: this.#storages, peakBytes: this.#peak };
+  }
+
+  resetPeak(): void {
+    this.#peak = this.#bytes;
   }
 
   sync(): Promise<void> {

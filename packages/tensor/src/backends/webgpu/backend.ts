@@ -14,6 +14,7 @@ import { random } from './kernels/random.js';
 import { reduce } from './kernels/reduce.js';
 import { cumsum } from './kernels/scan.js';
 import { softmax } from './kernels/softmax.js';
+import { type DispatchProfile, startProfile, stopProfile } from './profiler.js';
 import { type KernelSpec, runKernel } from './run-kernel.js';
 
 /** What `describeAdapter()` / `foxgate info` reports about the device. */
@@ -129,7 +130,25 @@ export class WebGPUBackend implements Backend {
       pooledBytes: e.pool.pooledBytes,
       pooledBuffers: e.pool.pooledBuffers,
       deviceBuffers: e.pool.deviceBuffers,
+      peakBytes: e.peakSinceReset,
     };
+  }
+
+  resetPeak(): void {
+    this.engine.resetPeak();
+  }
+
+  /**
+   * Times every dispatch from now on with timestamp queries, until `stopProfile()` (see
+   * `profiler.ts`; `initWebGPU({ profiling: true })` for unrounded timestamps). Off by default.
+   */
+  startProfile(): void {
+    startProfile(this.engine, this.engine.batchSize);
+  }
+
+  /** Ends the profile: GPU milliseconds per kernel name and per family (attention, matmul, other). */
+  stopProfile(): Promise<DispatchProfile> {
+    return stopProfile(this.engine);
   }
 
   sync(): Promise<void> {

@@ -3,6 +3,7 @@ import { checkPrecision, type MatmulPrecision } from '../../precision.js';
 import { registerBackend, unregisterBackend } from '../../registry.js';
 import { type AdapterDescription, WebGPUBackend } from './backend.js';
 import { Engine } from './engine.js';
+import { TIMESTAMP_QUANTIZATION_TOGGLE } from './profiler.js';
 import {
   formatConfig,
   SUBGROUP_MATRIX_FEATURE,
@@ -50,6 +51,11 @@ export interface InitWebGPUOptions {
    * 'high'. Like `dawnFlags`, only used when the instance is first created.
    */
   tensorCores?: boolean;
+  /**
+   * Unrounded timestamps for `backend.startProfile()` (Dawn's `timestamp_quantization` toggle off,
+   * merged into `dawnFlags`); default false. Like `dawnFlags`, only used when the instance is first created.
+   */
+  profiling?: boolean;
 }
 
 const WANTED_FEATURES = ['subgroups', 'timestamp-query', 'shader-f16', SUBGROUP_MATRIX_FEATURE] as const;
@@ -145,6 +151,7 @@ export async function initWebGPU(opts: InitWebGPUOptions = {}): Promise<WebGPUBa
   const envFlags = env('FOXGATE_DAWN_FLAGS');
   let dawnFlags = opts.dawnFlags ?? (envFlags ? envFlags.split(/\s+/).filter((f) => f) : undefined);
   if (opts.tensorCores ?? precision === 'high') dawnFlags = withDawnFeatures(dawnFlags ?? [], TENSOR_CORE_TOGGLES);
+  if (opts.profiling) dawnFlags = withDawnFeatures(dawnFlags ?? [], [TIMESTAMP_QUANTIZATION_TOGGLE], 'disable');
   const gpu = await getGpu(dawnFlags ?? []);
   if (dawnFlags && nodeGpuFlags && dawnFlags.join(',') !== nodeGpuFlags.join(',')) {
     // flags only apply to a fresh instance; say so instead of silently ignoring them

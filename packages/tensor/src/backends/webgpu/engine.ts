@@ -1,6 +1,7 @@
 import type { Storage } from '../../backend.js';
 import { FoxgateError } from '../../errors.js';
 import { BufferPool } from './pool.js';
+import type { DispatchProfiler } from './profiler.js';
 import { type Access, type Params, PRELUDE } from './wgsl.js';
 
 /** WebGPU flag values (fixed by the spec; the globals do not exist everywhere, e.g. in Node). */
@@ -95,7 +96,8 @@ export class Engine {
   private readonly mirrorI32 = new Int32Array(this.mirror);
   private arenaUsed = 0;
   private readonly uniformAlign: number;
-  private readonly batchSize: number;
+  /** Dispatches per submitted command buffer at most. */
+  readonly batchSize: number;
   private readonly checks = new Set<Promise<void>>();
   private error: FoxgateError | null = null;
   private stickyError: FoxgateError | null = null;
@@ -106,6 +108,10 @@ export class Engine {
   bytesInUse = 0;
   /** The most bytes live at once so far (the pool's budget follows it). */
   peakBytes = 0;
+  /** The most bytes live at once since `resetPeak()` (for `memoryStats()`). */
+  peakSinceReset = 0;
+  /** Set while a timestamp profile runs (profiler.ts); null otherwise. */
+  profiler: DispatchProfiler | null = null;
   /** Dispatches encoded so far (for tests and benchmarks). */
   dispatches = 0;
 
@@ -186,7 +192,13 @@ export class Engine {
     this.storages++;
     this.bytesInUse += s.byteLength;
     if (this.bytesInUse > this.peakBytes) this.peakBytes = this.bytesInUse;
+    if (this.bytesInUse > this.peakSinceReset) this.peakSinceReset = this.bytesInUse;
     return s;
+  }
+
+  /** Starts a new peak: `peakSinceReset` becomes the bytes live now. */
+  resetPeak(): void {
+    this.peakSinceReset = this.bytesInUse;
   }
 
   free(s: GpuStorage): void {
@@ -332,11 +344,15 @@ export class Engine {
       this.device.pushErrorScope('validation');
     }
     const group = this.bindGroup(layoutKey, layout.bgl, d, paramSize);
-    this.pass ??= this.commandEncoder().beginComputePass({ label: 'foxgate' });
+    // profiling: each dispatch in its own pass, stamped at its beginning and end
+    const timestampWrites = this.profiler?.writes(d.name);
+    if (timestampWrites) this.endPass();
+    this.pass ??= this.commandEncoder().beginComputePass({ label: 'foxgate', timestampWrites });
     this.pass.setPipeline(entry.pipeline);
     if (d.params) this.pass.setBindGroup(0, group, [paramOffset]);
     else this.pass.setBindGroup(0, group);
     this.pass.dispatchWorkgroups(x, y, z);
+    if (timestampWrites) this.endPass();
     this.lastKernel = d.name;
     this.dispatches++;
     this.pendingDispatches++;
@@ -418,7 +434,9 @@ export class Engine {
     this.endPass();
     if (this.encoder) {
       if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.mirror, 0, this.arenaUsed);
+      this.profiler?.resolve(this.encoder);
       this.device.queue.submit([this.encoder.finish()]);
+      this.profiler?.submitted();
       this.encoder = null;
       this.pendingDispatches = 0;
       this.arenaUsed = 0;

@@ -11,11 +11,11 @@ export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
 export const TENSOR_CORE_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] as const;
 
 /**
- * `flags` with `features` added to its `enable-dawn-features=` flag (one comma-separated flag:
- * Dawn keeps only the last of repeated keys), without duplicates.
+ * `flags` with `features` added to its `enable-dawn-features=` flag (or `disable-dawn-features=`;
+ * one comma-separated flag: Dawn keeps only the last of repeated keys), without duplicates.
  */
-export function withDawnFeatures(flags: readonly string[], features: readonly string[]): string[] {
-  const key = 'enable-dawn-features=';
+export function withDawnFeatures(flags: readonly string[], features: readonly string[], which: 'enable' | 'disable' = 'enable'): string[] {
+  const key = `${which}-dawn-features=`;
   const existing = flags.filter((f) => f.startsWith(key)).flatMap((f) => f.slice(key.length).split(','));
   const merged = [...new Set([...existing, ...features].map((f) => f.trim()).filter((f) => f))];
   return [...flags.filter((f) => !f.startsWith(key)), `${key}${merged.join(',')}`];
