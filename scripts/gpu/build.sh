@@ -3,11 +3,13 @@
 # GPU machine, which has no package registry, then packs Node + Dawn around it (.gpu/).
 # Usage from the project root, after `npm test` or `npm run demo` installed the workspace:
 #   sh scripts/gpu/build.sh, then on the device: source .gpu/boot.sh; cd /tmp/gpuenv/app;
-#   node check.mjs; node foxgate.mjs bench attention
+#   node check.mjs; node foxgate.mjs bench attention; or every table of BENCHMARKS.md: sh bench-all.sh "$OUT"
 set -eu
 cd "$(dirname "$0")/../.."
 mkdir -p build-gpu
-cp scripts/gpu/torch_ref.py build-gpu/
+cp scripts/gpu/torch_ref.py scripts/gpu/fox_triton_ref.py scripts/gpu/bench-all.sh scripts/gpu/bench-md.mjs build-gpu/
+# what the bundle was built from, for the reports (bench-all.sh prints it)
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(git status --porcelain 2>/dev/null | grep -c .) uncommitted paths, built $(date -u +%Y-%m-%dT%H:%M:%SZ)" > build-gpu/BUILD_INFO
 ESBUILD=$(node -e "console.log(require.resolve('esbuild/bin/esbuild', { paths: [require.resolve('tsup')] }))")
 bundle() {
   "$ESBUILD" "$1" --bundle --platform=node --format=esm --target=node20 \

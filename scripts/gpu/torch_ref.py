@@ -1,7 +1,9 @@
 """Reference timings with PyTorch on the GPU machine, printed as JSON lines.
 
-fp32 matmul (cuBLAS, TF32 off) and fp32 causal SDPA at the attention benchmark's shapes, so that
-BENCHMARKS.md compares foxgate's WebGPU numbers with numbers from the same device and run.
+fp32 matmul (cuBLAS, TF32 off), the same products with TF32 on and in bf16 (the anchors of
+foxgate's matmul precision 'high', f16 operands on the tensor cores), and fp32 causal SDPA at the
+attention benchmark's shapes, so that BENCHMARKS.md compares foxgate's WebGPU numbers with
+numbers from the same device and run (scripts/gpu/bench-all.sh runs it).
 """
 import json
 import sys
@@ -35,6 +37,14 @@ for n in [1024, 2048, 4096, 8192]:
     b = torch.randn(n, n, device=dev)
     s = timeit(lambda: a @ b, 20 if n < 8192 else 8)
     row("matmul", f"n={n}", "torch-cublas-fp32", 2 * n**3 / s / 1e12, "TFLOP/s")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    s = timeit(lambda: a @ b, 20 if n < 8192 else 8)
+    row("matmul", f"n={n}", "torch-cublas-tf32", 2 * n**3 / s / 1e12, "TFLOP/s")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    s = timeit(lambda: a16 @ b16, 20 if n < 8192 else 8)
+    row("matmul", f"n={n}", "torch-cublas-bf16", 2 * n**3 / s / 1e12, "TFLOP/s", "bf16 in, bf16 out")
+    del a16, b16
 
 B, H, D = 4, 16, 64
 for T in [2048, 8192, 16384]:
