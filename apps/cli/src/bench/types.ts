@@ -8,4 +8,6 @@ export interface BenchRow {
   note?: string;
   /** The case failed its correctness check or threw (value NaN); `foxgate bench` exits non-zero. */
   failed?: boolean;
+  /** Machine-readable details for the JSON rows (bench train: ms/step, peak bytes, time split, losses). */
+  data?: Record<string, unknown>;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PRESET_NAMES, type PresetName } from '@foxgate/models';
 import { checkAllocation, defineCommand, flag } from '../args.js';
+import { checkTrainFlags, TRAIN_FLAGS, type TrainFlagOptions, trainFlagOptions } from '../bench/train-flags.js';
 import type { BenchRow } from '../bench/types.js';
 import { UsageError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
@@ -19,6 +20,8 @@ type Suite = (opts: {
   context?: number;
   batch?: number;
   steps?: number;
+  /** train only (bench/train-flags.ts) */
+  train?: TrainFlagOptions;
 }) => Promise<BenchRow[]>;
 
 /**
@@ -101,6 +104,7 @@ export const benchCommand = defineCommand(
       sizes: flag.intList({ help: 'matrix sizes n (cpu, ops) or sequence lengths T (attention)', min: 1, max: 2 ** 17 }),
       seconds: flag.float({ help: 'GPU time per timed case of ops and attention', min: 0, minExclusive: true, max: 600, default: 1 }),
       'head-dim': flag.positiveInt({ help: "attention's head dim D", max: 256, defaultHint: '64' }),
+      ...TRAIN_FLAGS,
       json: flag.file({ help: 'also write the rows to PATH (checked before any benchmark runs)', writable: true }),
       'no-tfjs': flag.bool({ help: 'skip the tfjs comparison rows' }),
       device: flag.enum(['cpu', 'webgpu'] as const, { help: 'train, generate: where to run', defaultHint: 'cpu' }),
@@ -147,6 +151,7 @@ export const benchCommand = defineCommand(
         else checkAllocation(`bench ${s}: --sizes ${n} (an ${n}×${n} float32 matrix)`, n * n, 4, MAX_BUFFER);
       }
     }
+    checkTrainFlags(flags, suites);
     const tiles = flags.tiles !== undefined ? readTiles(flags.tiles) : {};
     const rows: BenchRow[] = [];
     for (const name of suites) {
@@ -163,6 +168,7 @@ export const benchCommand = defineCommand(
         context: flags.context,
         batch: flags.batch,
         steps: flags.steps,
+        train: name === 'train' ? trainFlagOptions(flags) : undefined,
       });
       printRows(r);
       rows.push(...r);
