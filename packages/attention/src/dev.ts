@@ -21,3 +21,5 @@ export {
   jsGemm,
   type WebGPUKernels,
 } from './op.js';
+// the host SPARSEK threshold of one row, in float64 (benchmark checks)
+export { rowTau } from './sparsek/project.js';

@@ -3,6 +3,7 @@ import { type FoxTileOverrides, setFoxTiles } from '@foxgate/attention/dev';
 import { valueAndGrad } from '@foxgate/autograd';
 import {
   add,
+  type Backend,
   emptyCache,
   initWebGPU,
   logsigmoid,
@@ -51,11 +52,12 @@ export interface AttentionBenchOptions {
 }
 
 /** Largest relative error a check accepts (float32 kernels measure ≈ 1e-5). */
-const CHECK_TOL = 2e-3;
+export const CHECK_TOL = 2e-3;
 
 const now = () => performance.now();
 
-async function timeLoop(run: () => void, sync: () => Promise<void>, seconds: number): Promise<{ ms: number; iters: number }> {
+/** Milliseconds per call of `run`: two warm-up calls, one to size the loop, then `iters` queued back to back. */
+export async function timeLoop(run: () => void, sync: () => Promise<void>, seconds: number): Promise<{ ms: number; iters: number }> {
   run(); // warm-up: pipelines, buffer pool
   run();
   await sync();
@@ -203,7 +205,7 @@ function deviceName(gpu: WebGPUBackend): string {
  * The benchmark's problem: q, k, v, dO ~ N(0,1) `[B,T,H,D]` (seeded by T), and logF = logsigmoid of
  * logits ~U(5,10) for the first half of the heads and ~U(0,5) for the rest (as a trained model's).
  */
-export function benchProblem(gpu: WebGPUBackend, B: number, T: number, H: number, D: number) {
+export function benchProblem(gpu: Backend, B: number, T: number, H: number, D: number) {
   const shape = [B, T, H, D];
   const q = randomNormal([11, T], shape, { backend: gpu });
   const k = randomNormal([12, T], shape, { backend: gpu });
