@@ -40,7 +40,8 @@ console.log(
     '',
     'It writes to $OUT: REPORT.md (every table, the device, driver, date and bundle commit), and per step',
     'NAME.json (rows), NAME.md (markdown table), NAME.txt (output); steps.md has the exit status and seconds',
-    'of each step. Time estimate ≈ 455–505 s (scripts/gpu/bench-all.sh says how; it stops starting steps at',
-    '540 s). Record the rows under benchmarks/<date>-h200/ and the tables in BENCHMARKS.md.',
+    'of each step. Time estimate ≈ 480–530 s (scripts/gpu/bench-all.sh says how; it starts no step after',
+    '540 s, so a late step is recorded as skipped). Record the rows under benchmarks/<date>-h200/ and the',
+    'tables in BENCHMARKS.md.',
   ].join('\n'),
 );

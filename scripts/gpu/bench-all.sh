@@ -9,12 +9,14 @@
 # Time (estimates for the lent H200 from the raw rows in benchmarks/, seconds): boot.sh ≈ 15,
 # env + info 5, ops 30, matmul 'high' suite 35 (measured 33), attention D=64 all sizes with the
 # deterministic variant 50, SPARSEK vs FoX vs sliding window 90, generate 125M 15 (measured ≤ 10),
-# train 125M T=4096 B=8 6 steps × (foxPro ACP off/on, transformer) × ('highest', 'high') 80,
-# torch_ref 20, PyTorch training 90, official FoX Triton probe 10 (60 if installed and compiling),
-# attention D=128 at 16k 10: ≈ 455–505 in all. Each step has its own time limit, and no step
-# starts past BUDGET seconds (default 540) from the start of this script: a step that overruns
-# costs its limit and marks the rest "skipped", but the call still ends inside the device's 600 s
-# with every file written so far. Steps are ordered so the tables in BENCHMARKS.md come first.
+# train 125M T=4096 B=8 6 steps × (foxPro ACP off/on, transformer) × ('highest', 'high') 100,
+# PyTorch training (2 models × fp32/TF32/bf16, 2 warm-up + 6 steps) 100, torch_ref 20, official
+# FoX Triton probe 10 (60 if installed and compiling), attention D=128 at 16k 10: ≈ 480–530 in
+# all, close to the limit: SPARSEK and the PyTorch training are the least known. Each step has its
+# own time limit, and no step starts past BUDGET seconds (default 540) from the start of this
+# script: a step that overruns costs its limit and marks the rest "skipped", but the call still
+# ends inside the device's 600 s with every file written so far. The order puts the foxgate tables
+# first and the least needed rows (D = 128) last.
 #
 # A step's failure (a FAILED row exits non-zero) is recorded in steps.md and the next step runs;
 # the script exits 1 when any step did not exit 0.
@@ -111,24 +113,27 @@ md sparsek "bench attention --variant sparsek: SPARSEK vs FoX vs sliding window 
 step generate 90 node foxgate.mjs bench generate --device webgpu --preset 125M --context 4096 --steps 16 --json "$OUT/generate.json"
 md generate "bench generate: 125M, prompt 4096, greedy, batch 1"
 
-# --- training: a full step (fwd, bwd, AdamW) at 125M, T=4096, B=8
-step train-highest 120 node foxgate.mjs bench train --device webgpu --preset 125M --context 4096 --batch 8 --steps 6 \
-  --acp off,on --precision highest --json "$OUT/train-highest.json"
-md train-highest "bench train: 125M T=4096 B=8, precision 'highest' (tokens/s)"
-step train-high 90 node foxgate.mjs bench train --device webgpu --preset 125M --context 4096 --batch 8 --steps 6 \
-  --acp off,on --precision high --json "$OUT/train-high.json"
-md train-high "bench train: 125M T=4096 B=8, precision 'high' (tokens/s)"
-
-# --- PyTorch anchors on the same GPU in the same call
-step torch-ref 60 sh -c "python3 torch_ref.py > '$OUT/torch-ref.jsonl'"
-md torch-ref "PyTorch: cuBLAS matmul fp32 / TF32 / bf16 (TFLOP/s), SDPA fp32 causal (ms)"
-if [ -f torch/train_bench.py ]; then
-  step torch-train 150 python3 torch/train_bench.py --preset 125M --context 4096 --batch 8 --steps 6 \
-    --modes fp32,tf32,bf16 --json "$OUT/torch-train.json"
+# --- training: a full step (fwd, bwd, AdamW) at 125M, T=4096, B=8: foxgate, then PyTorch on the same
+# weights and batch (--save-step0 writes them, with the step-0 loss train_bench.py must match; kept
+# outside OUT: two 85M-parameter checkpoints are too large to bring back)
+STEP0=${STEP0_DIR:-/tmp/bench-step0}
+rm -rf "$STEP0"
+step train 200 node foxgate.mjs bench train --device webgpu --preset 125M --context 4096 --batch 8 --steps 6 \
+  --acp off,on --precision highest,high --save-step0 "$STEP0" --json "$OUT/train.json"
+md train "bench train: 125M T=4096 B=8, foxPro ACP off/on and transformer, 'highest' and 'high' (tokens/s)"
+if [ -f torch/train_bench.py ] && [ -d "$STEP0" ]; then
+  step torch-train 200 python3 torch/train_bench.py --weights "$STEP0" --steps 6 --json "$OUT/torch-train.json"
+elif [ -f torch/train_bench.py ]; then
+  # no foxgate step-0 files (the train step failed): torch's own initialisation, foxgate's token stream
+  step torch-train 200 python3 torch/train_bench.py --preset 125M --context 4096 --batch 8 --steps 6 --json "$OUT/torch-train.json"
 else
   echo "| torch-train | not in this bundle (no torch/train_bench.py) | 0 | |" >> "$OUT/steps.md"
 fi
-md torch-train "PyTorch training step: the same models, fp32 / TF32 / bf16 autocast (tokens/s)"
+md torch-train "PyTorch training step: the same models, weights and batch, fp32 / TF32 / bf16 autocast (tokens/s)"
+
+# --- PyTorch and official FoX Triton anchors on the same GPU in the same call
+step torch-ref 60 sh -c "python3 torch_ref.py > '$OUT/torch-ref.jsonl'"
+md torch-ref "PyTorch: cuBLAS matmul fp32 / TF32 / bf16 (TFLOP/s), SDPA fp32 causal (ms)"
 step fox-triton 90 sh -c "python3 fox_triton_ref.py > '$OUT/fox-triton.jsonl'"
 md fox-triton "official FoX Triton kernel, bf16 (ms)"
 
@@ -147,7 +152,7 @@ md attention-d128 "bench attention: T=16384 D=128 (ms)"
   echo "## Steps ($FAILED not exiting 0; $(($(date +%s) - T0)) s in all)"
   echo
   cat "$OUT/steps.md"
-  for n in ops matmul-high attention sparsek generate train-highest train-high torch-ref torch-train fox-triton attention-d128; do
+  for n in ops matmul-high attention sparsek generate train torch-train torch-ref fox-triton attention-d128; do
     echo
     cat "$OUT/$n.md" 2>/dev/null
   done
