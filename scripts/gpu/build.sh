@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")/../.."
 mkdir -p build-gpu
 cp scripts/gpu/torch_ref.py scripts/gpu/fox_triton_ref.py scripts/gpu/bench-all.sh scripts/gpu/bench-md.mjs build-gpu/
-mkdir -p build-gpu/torch && cp bench/torch/*.py build-gpu/torch/   # the PyTorch peer of bench train (bench-all.sh)
+# the PyTorch peer of bench train (bench-all.sh runs it where the bundle has it)
+if [ -d bench/torch ]; then mkdir -p build-gpu/torch && cp bench/torch/*.py build-gpu/torch/; fi
 # what the bundle was built from, for the reports (bench-all.sh prints it)
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(git status --porcelain 2>/dev/null | grep -c .) uncommitted paths, built $(date -u +%Y-%m-%dT%H:%M:%SZ)" > build-gpu/BUILD_INFO
 ESBUILD=$(node -e "console.log(require.resolve('esbuild/bin/esbuild', { paths: [require.resolve('tsup')] }))")
