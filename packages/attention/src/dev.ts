@@ -1,7 +1,8 @@
 /**
  * @foxgate/attention/dev — for benchmarks, GPU scripts and tests, not for applications: the
  * process-wide kernel configuration overrides of the WebGPU kernels, the configurations in use,
- * the fused-op scaffold, and the kernel launchers (for per-kernel timing).
+ * the fused-op scaffold, the kernel launchers (for per-kernel timing), and `PrefixSelector` (the
+ * SPARSEK prefix projection that the decoding cache of `@foxgate/models` steps token by token).
  */
 
 export { foxBackwardCpu, foxForwardCpu, lambdaCpu } from './forgetting/cpu.js';
@@ -21,5 +22,6 @@ export {
   jsGemm,
   type WebGPUKernels,
 } from './op.js';
-// the host SPARSEK threshold of one row, in float64 (benchmark checks)
-export { rowTau } from './sparsek/project.js';
+// the host SPARSEK threshold of one row, in float64 (benchmark checks), and the incremental prefix
+// projection (the models package's bounded decoding cache steps it)
+export { PrefixSelector, rowTau } from './sparsek/project.js';

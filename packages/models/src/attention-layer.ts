@@ -1,4 +1,4 @@
-import { type AcpOptions, forgettingAttention, softmaxAttention, sparsekAttention } from '@foxgate/attention';
+import { type AcpOptions, forgettingAttention, type SparsekAttentionOptions, softmaxAttention, sparsekAttention } from '@foxgate/attention';
 import { add, cast, fail, logsigmoid, mul, reshape, sigmoid, type Tensor, tensor, unsqueeze, where } from '@foxgate/tensor';
 import { headDim, type ModelConfig } from './config.js';
 import { applyLinear, type LinearParams } from './layers/linear.js';
@@ -40,12 +40,21 @@ export const DOC_RESET_LOGF = -100;
  */
 export const SPARSEK_POSITION_EPS = 1e-5;
 
-/** The SPARSEK scores `u [B,T,H]` of one layer: the scoring network plus ε·position. */
-function sparsekScores(p: LinearParams, x: Tensor, offset: number): Tensor {
-  const T = x.shape[1];
-  const pos = new Float64Array(T);
-  for (let t = 0; t < T; t++) pos[t] = (offset + t) * SPARSEK_POSITION_EPS;
-  const bias = tensor(pos, [1, T, 1], { dtype: x.dtype, backend: x.backend });
+/**
+ * The SPARSEK scores `u [B,T,H]` of one layer: the scoring network plus ε·position, the position
+ * of row t being `offset + t` (or `offset[b] + t` per sequence: a ragged batch in decoding).
+ */
+export function sparsekScores(p: LinearParams, x: Tensor, offset: number | readonly number[]): Tensor {
+  const [B, T] = x.shape;
+  const per = typeof offset === 'number' ? null : offset;
+  if (per && per.length !== B) fail('sparsekScores', `${per.length} offsets for a batch of ${B}`);
+  const rows = per ? B : 1;
+  const pos = new Float64Array(rows * T);
+  for (let b = 0; b < rows; b++) {
+    const o = per ? per[b] : (offset as number);
+    for (let t = 0; t < T; t++) pos[b * T + t] = (o + t) * SPARSEK_POSITION_EPS;
+  }
+  const bias = tensor(pos, [rows, T, 1], { dtype: x.dtype, backend: x.backend });
   const u = add(applyLinear(p, x), bias);
   bias.dispose();
   return u;
@@ -61,6 +70,11 @@ export interface LayerContext {
   docReset?: Tensor | null;
   /** Position of the first row (RoPE offset). */
   offset?: number;
+  /**
+   * Per sequence, the absolute position of its first row in the SPARSEK scores (decoding a ragged
+   * batch, whose RoPE runs at left-padded buffer positions); default `offset` for every sequence.
+   */
+  scoreOffsets?: readonly number[];
   stats?: boolean;
   /** A decoder's KV cache for this layer (generation): the token shift and attention go through it. */
   cache?: AttentionCacheHook | null;
@@ -78,6 +92,11 @@ export interface AttentionCacheHook {
   shiftRaw(which: 'k' | 'v', raw: Tensor): void;
   /** Appends k, v `[B,T,H,D]` (after QK-norm and RoPE) and logF `[B,T,H]` (FoX), attends q over the cache. */
   attend(q: Tensor, k: Tensor, v: Tensor, logF: Tensor | null): Tensor;
+  /**
+   * SPARSEK layers (model 'sparsek'): attends this call's q `[B,T,H,D]` over the cache's window
+   * and selected entries, given this call's k, v and scores u `[B,T,H]` and the layer's options.
+   */
+  attendSparsek?(q: Tensor, k: Tensor, v: Tensor, u: Tensor, opts: SparsekAttentionOptions): Tensor;
 }
 
 export interface LayerOutput {
@@ -136,15 +155,15 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
   let logF: Tensor | undefined;
   let pruned: Tensor | undefined;
   if (p.score_proj) {
-    if (cache) fail('generate', 'generation with a cache is not yet supported for sparsek (generate() recomputes the forward instead)');
     // no fused WGSL kernel for SPARSEK attention yet: off the CPU the composed reference runs
     const impl = q.backend.name === 'cpu' ? (ctx.impl ?? 'fused') : 'reference';
-    o = sparsekAttention(q, k, v, sparsekScores(p.score_proj, x, ctx.offset ?? 0), {
-      k: c.sparsek_k ?? 64,
-      window: c.sparsek_window ?? 64,
-      gate: c.sparsek_gate ?? 'kv',
-      impl,
-    });
+    const u = sparsekScores(p.score_proj, x, ctx.scoreOffsets ?? ctx.offset ?? 0);
+    const opts = { k: c.sparsek_k ?? 64, window: c.sparsek_window ?? 64, gate: c.sparsek_gate ?? 'kv', impl };
+    if (cache) {
+      // decoding: the bounded SPARSEK cache (generate/sparsek-cache.ts)
+      if (!cache.attendSparsek) fail('generate', 'this KV cache has no SPARSEK attention (attendSparsek); use createDecoder');
+      o = cache.attendSparsek(q, k, v, u, opts);
+    } else o = sparsekAttention(q, k, v, u, opts);
   } else if (cache) {
     // decoding: the cache appends k, v, logF and attends over everything it holds
     o = cache.attend(q, k, v, p.fgate_proj ? logsigmoid(applyLinear(p.fgate_proj, x)) : null);

@@ -58,7 +58,7 @@ async function cachedMatchesFull(
   return worst;
 }
 
-/** The models with a KV cache ('sparsek' generates by recomputing: test/sparsek-model.test.ts). */
+/** The models with the KV cache of these tests ('sparsek' has its bounded cache: test/generate-sparsek.test.ts). */
 const CACHED = MODEL_NAMES.filter((n) => n !== 'sparsek');
 
 describe('cached decoding equals the full forward at every step (CPU)', () => {

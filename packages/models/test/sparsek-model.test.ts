@@ -211,7 +211,7 @@ describe('sparsek model: checkpoints and generation', () => {
     }
   });
 
-  it('generate recomputes the forward: greedy tokens are the argmax of the full forward', async () => {
+  it('generate (bounded SPARSEK cache, test/generate-sparsek.test.ts): greedy tokens are the argmax of the full forward', async () => {
     const m = createModel(small());
     const p = m.init(rngKey(6), { backend: 'cpu' });
     const prompts = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [5]];
@@ -227,9 +227,9 @@ describe('sparsek model: checkpoints and generation', () => {
       expect(res.tokens[b].length).toBe(6);
     }
     await expect(generate(m, p, prompts, { maxNewTokens: 2, kvEvict: 'acp' })).rejects.toThrow(
-      /^generate: opts.kvEvict "acp" needs a KV cache/,
+      /^generate: opts.kvEvict "acp" is not for model 'sparsek'/,
     );
-    await expect(createDecoder(m, p)).rejects.toThrow(/^generate: generation with a cache is not yet supported for sparsek/);
+    await expect(createDecoder(m, p, { kvEvict: 'acp' })).rejects.toThrow(/^generate: opts.kvEvict "acp" is not for model 'sparsek'/);
     dispose(p);
   });
 });

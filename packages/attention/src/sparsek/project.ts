@@ -99,7 +99,10 @@ export function gate(z: number, tau: number): number {
  * O(|active| · passes), not O(i).
  */
 export class PrefixSelector {
-  /** Positions with a non-zero gate for the current query (the support), unordered. */
+  /**
+   * Positions with a non-zero gate for the current query (the support), in the order they were
+   * added (eviction keeps the survivors' order). Grows by doubling when `capacity` is reached.
+   */
   active: Int32Array;
   /** Number of valid entries of `active`. */
   size = 0;
@@ -124,6 +127,7 @@ export class PrefixSelector {
    */
   step(e: number, tau?: number): number {
     const { u, at } = this;
+    if (this.size === this.active.length) this.grow();
     this.active[this.size] = e;
     this.vals[this.size] = u[at(e)];
     this.size++;
@@ -161,6 +165,16 @@ export class PrefixSelector {
       this.size = w;
     }
     return t;
+  }
+
+  /** Doubles the active set's capacity (decoding: the support is not known in advance). */
+  private grow(): void {
+    const active = new Int32Array(2 * this.active.length);
+    active.set(this.active);
+    const vals = new Float64Array(2 * this.vals.length);
+    vals.set(this.vals);
+    this.active = active;
+    this.vals = vals;
   }
 
   /** The gate of active entry `a` for the current query. */

@@ -10,6 +10,7 @@ import type { Model, ModelParams } from '../model.js';
 import { checkParams } from '../tree-check.js';
 import { type CacheShape, type CallState, keyColumnFor, LayerCache } from './cache.js';
 import { acpBounds, acpThreshold, EvictionTracker } from './evict.js';
+import { createSparsekDecoder } from './sparsek-decoder.js';
 
 export interface DecoderOptions {
   /** 'none' (default) keeps every key; 'acp' evicts keys that ACP prunes for every later query (FoX models). */
@@ -26,15 +27,16 @@ export interface DecoderOptions {
 export interface CacheStats {
   kept: number;
   full: number;
-  perLayer: { kept: number[]; full: number }[];
+  /** `selected` (model 'sparsek'): of the kept entries, those older than the window (the support of the newest query). */
+  perLayer: { kept: number[]; full: number; selected?: number[] }[];
   /** Bytes the cache buffers hold (allocated capacity, all layers). */
   bytes: number;
 }
 
 /**
  * Incremental decoding with a KV cache: `prefill(prompts)` runs the prompts (left-padded into
- * one batch) and returns the last position's logits; `step(tokens)` appends one token per
- * sequence and returns the next logits. Logits come back to the host as `[B·V]` row-major.
+ * one batch; model 'sparsek': one prompt at a time) and returns the last position's logits;
+ * `step(tokens)` appends one token per sequence and returns the next logits. Logits come back to the host as `[B·V]` row-major.
  * `dispose()` frees the cache.
  */
 export interface Decoder {
@@ -65,8 +67,7 @@ export function checkPrompts(op: string, prompts: unknown, vocab: number): numbe
 export async function createDecoder(model: Model, params: ModelParams, opts: DecoderOptions = {}): Promise<Decoder> {
   const c = model.config;
   checkParams(OP, params, c);
-  if (c.model === 'sparsek')
-    fail(OP, 'generation with a cache is not yet supported for sparsek (generate() recomputes the forward instead)');
+  if (c.model === 'sparsek') return createSparsekDecoder(model, params, opts);
   const evict = opts.kvEvict ?? 'none';
   if (evict !== 'none' && evict !== 'acp') fail(OP, `opts.kvEvict must be 'none' or 'acp', got ${JSON.stringify(evict)}`);
   const logEps = opts.acpLogEps ?? DEFAULT_LOG_EPS;

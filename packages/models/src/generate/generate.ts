@@ -1,4 +1,4 @@
-import { dispose, fail, narrow, reshape, type Tensor, tensor, tidy } from '@foxgate/tensor';
+import { fail } from '@foxgate/tensor';
 import type { Model, ModelParams } from '../model.js';
 import { type CacheStats, checkPrompts, createDecoder } from './decoder.js';
 import { checkSampling, type SamplingOptions, sampleToken, sampleUniform } from './sampling.js';
@@ -73,7 +73,6 @@ export async function generate(
   const n = opts.maxNewTokens;
   const seed = opts.seed ?? 0;
   const stop = new Set(opts.stop ?? []);
-  if (model.config.model === 'sparsek') return generateByRecompute(model, params, ps, opts);
   const decoder = await createDecoder(model, params, {
     kvEvict: opts.kvEvict,
     acpLogEps: opts.acpLogEps,
@@ -119,55 +118,4 @@ export async function generate(
   } finally {
     decoder.dispose();
   }
-}
-
-/**
- * Generation without a cache (model 'sparsek', which has none yet): each prompt on its own, the
- * whole forward recomputed for every new token (O(n·T²)); the same sampling draws as the cached
- * path, so equal logits give equal tokens.
- */
-async function generateByRecompute(model: Model, params: ModelParams, ps: number[][], opts: GenerateOptions): Promise<GenerateResult> {
-  if ((opts.kvEvict ?? 'none') !== 'none') {
-    fail(OP, `opts.kvEvict ${JSON.stringify(opts.kvEvict)} needs a KV cache, which model '${model.config.model}' does not have yet`);
-  }
-  const V = model.config.vocab_size;
-  const n = opts.maxNewTokens;
-  const seed = opts.seed ?? 0;
-  const stop = new Set(opts.stop ?? []);
-  const backend = params.model.embeddings.weight.backend;
-  const out: number[][] = ps.map(() => []);
-  const t0 = performance.now();
-  let firstSeconds = 0;
-  for (let b = 0; b < ps.length; b++) {
-    const seq = [...ps[b]];
-    for (let s = 0; s < n; s++) {
-      const t = performance.now();
-      const last: Tensor = tidy(() => {
-        const toks = tensor(Int32Array.from(seq), [1, seq.length], { dtype: 'int32', backend });
-        const logits = model.forward(params, toks, { impl: opts.impl });
-        return reshape(narrow(logits, 1, seq.length - 1, 1), [V]);
-      });
-      const row = (await last.data()) as Float32Array | Float64Array;
-      dispose(last);
-      if (s === 0) firstSeconds += (performance.now() - t) / 1000;
-      const tok = sampleToken(row, opts, sampleUniform(seed, s, b));
-      out[b].push(tok);
-      seq.push(tok);
-      if (stop.has(tok)) break;
-    }
-  }
-  const total = (performance.now() - t0) / 1000;
-  const count = out.reduce((a, o) => a + o.length, 0);
-  const decodeSeconds = Math.max(total - firstSeconds, 0);
-  const decoded = count - ps.length;
-  return {
-    tokens: out,
-    stats: {
-      cache: { kept: 0, full: 0, perLayer: [], bytes: 0 },
-      tokensPerSecond: count / Math.max(total, 1e-9),
-      decodeTokensPerSecond: decoded > 0 ? decoded / Math.max(decodeSeconds, 1e-9) : 0,
-      prefillSeconds: firstSeconds,
-      decodeSeconds,
-    },
-  };
 }

@@ -34,6 +34,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
+const COPY_WGSL = /* wgsl */ `
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = wg_linear(wid, nwg) * ${WG}u + lid;
+  if (i >= P.total) { return; }
+  let r = i / P.width;
+  let c = i % P.width;
+  let d = idx[P.idx_offset + 2u * r];
+  let s = idx[P.idx_offset + 2u * r + 1u];
+  dst[d * P.width + c] = src[P.src_offset + s * P.width + c];
+}
+`;
+
 function isGpu(t: Tensor): boolean {
   return 'runKernel' in t.backend;
 }
@@ -100,4 +114,54 @@ export function setElements(dst: Tensor, indices: readonly number[], value: numb
   }
   const out = hostArray('setElements', dst);
   for (const i of indices) out[i] = value;
+}
+
+/**
+ * Row gather-scatter: `dst.row(dstRows[i]) = src.row(srcRows[i])` for rows of `width` elements of
+ * the flattened tensors (`dst` contiguous, owned by the caller; `src` any layout). The SPARSEK
+ * decoding cache writes new keys and values into free slots and moves rows with it.
+ */
+export function copyRows(dst: Tensor, dstRows: ArrayLike<number>, src: Tensor, srcRows: ArrayLike<number>, width: number): void {
+  const op = 'copyRows';
+  const n = dstRows.length;
+  if (srcRows.length !== n) fail(op, `${n} destination rows but ${srcRows.length} source rows`);
+  if (!dst.isContiguous || src.dtype !== dst.dtype || dst.size % width !== 0 || src.size % width !== 0) {
+    fail(op, `cannot copy rows of ${width} from ${src.dtype}${fmtShape(src.shape)} into ${dst.dtype}${fmtShape(dst.shape)}`);
+  }
+  const dMax = dst.size / width;
+  const sMax = src.size / width;
+  for (let i = 0; i < n; i++) {
+    if (!(dstRows[i] >= 0 && dstRows[i] < dMax && srcRows[i] >= 0 && srcRows[i] < sMax)) {
+      fail(op, `row pair ${i} (${dstRows[i]} ← ${srcRows[i]}) is outside ${dMax} destination / ${sMax} source rows`);
+    }
+  }
+  if (n === 0 || width === 0) return;
+  if (isGpu(dst)) {
+    const backend = dst.backend as unknown as WebGPUBackend;
+    const pairs = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      pairs[2 * i] = dstRows[i];
+      pairs[2 * i + 1] = srcRows[i];
+    }
+    const idx = tensor(pairs, [2 * n], { dtype: 'uint32', backend: dst.backend });
+    const total = n * width;
+    backend.runKernel({
+      name: 'kv_cache_copy_rows',
+      code: COPY_WGSL,
+      inputs: [
+        { name: 'src', data: src },
+        { name: 'idx', data: idx },
+      ],
+      outputs: [{ name: 'dst', storage: dst.storage, dtype: dst.dtype }],
+      uniforms: { u32: { total, width } },
+      workgroups: Math.ceil(total / WG),
+    });
+    idx.dispose();
+    return;
+  }
+  const out = hostArray(op, dst);
+  const c = contiguous(src);
+  const from = c.dataSync();
+  c.dispose();
+  for (let i = 0; i < n; i++) out.set(from.subarray(srcRows[i] * width, (srcRows[i] + 1) * width), dstRows[i] * width);
 }
