@@ -53,6 +53,22 @@ describe('bench train', () => {
     const bad = await runCli(['bench', 'cpu', '--preset', 'tiny']);
     expect(bad.code).toBe(2);
     expect(bad.err).toEqual(["foxgate: bench: --preset applies to the train and generate suites only, not 'cpu'"]);
+    const only = await runCli([
+      'bench',
+      'train',
+      '--model',
+      'transformer',
+      '--preset',
+      'tiny',
+      '--context',
+      '8',
+      '--batch',
+      '1',
+      '--steps',
+      '2',
+    ]);
+    expect(only.code, only.err.join('\n')).toBe(0);
+    expect(only.out.join('\n').match(/^train\s/gm)).toHaveLength(1);
     const acp = await runCli(['bench', 'cpu', '--acp', 'on']);
     expect(acp.err).toEqual(["foxgate: bench: --acp applies to the train suite only, not 'cpu'"]);
     const cap = await runCli(['bench', 'train', '--memory-cap', '4']);

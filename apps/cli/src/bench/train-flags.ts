@@ -1,9 +1,11 @@
+import { MODEL_NAMES, type ModelName } from '@foxgate/models';
 import { MATMUL_PRECISIONS, type MatmulPrecision } from '@foxgate/tensor';
 import { flag } from '../args.js';
 import { UsageError } from '../errors.js';
 
 /** The flags of `foxgate bench train` beyond device, preset, context, batch and steps. */
 export const TRAIN_FLAGS = {
+  model: flag.list({ help: 'train: models', choices: MODEL_NAMES, defaultHint: 'foxPro,transformer' }),
   acp: flag.list({ help: 'train: ACP settings of the FoX models', choices: ['off', 'on'] as const, defaultHint: 'off' }),
   precision: flag.list({ help: 'train, WebGPU: matmul precisions', choices: MATMUL_PRECISIONS, defaultHint: 'highest' }),
   'max-batch': flag.bool({ help: 'train: instead of --batch, double B from 1 while a full step fits, then time that B' }),
@@ -21,6 +23,7 @@ export const TRAIN_FLAGS = {
 
 /** What the train flags hand to `benchTrain`. */
 export interface TrainFlagOptions {
+  models?: ModelName[];
   acp?: boolean[];
   precisions?: MatmulPrecision[];
   maxBatch?: boolean;
@@ -29,6 +32,7 @@ export interface TrainFlagOptions {
 }
 
 interface TrainFlagValues {
+  model?: ModelName[];
   acp?: ('off' | 'on')[];
   precision?: MatmulPrecision[];
   maxBatch: boolean;
@@ -38,6 +42,7 @@ interface TrainFlagValues {
 }
 
 const NAMES: [keyof TrainFlagValues, string][] = [
+  ['model', 'model'],
   ['acp', 'acp'],
   ['precision', 'precision'],
   ['maxBatch', 'max-batch'],
@@ -58,6 +63,7 @@ export function checkTrainFlags(flags: TrainFlagValues, suites: readonly string[
 
 export function trainFlagOptions(flags: TrainFlagValues): TrainFlagOptions {
   return {
+    models: flags.model && [...new Set(flags.model)],
     acp: flags.acp && [...new Set(flags.acp)].map((a) => a === 'on'),
     precisions: flags.precision && [...new Set(flags.precision)],
     maxBatch: flags.maxBatch,
