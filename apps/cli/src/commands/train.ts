@@ -82,6 +82,9 @@ export const trainCommand = defineCommand(
       }),
       out: flag.string({ help: 'the run folder', defaultHint: 'runs/<model>-<date>' }),
       resume: flag.string({ help: 'continue the run in this folder from its last checkpoint' }),
+      'init-from': flag.string({
+        help: "start from a checkpoint's weights (a run folder, its checkpoint/ or a Hugging Face folder): the same model (fine-tune), or --model sparsek from transformer/transformerPro (score_proj fresh); sizes come from the checkpoint",
+      }),
       ...outputFlags,
     },
     notes:
@@ -90,11 +93,14 @@ export const trainCommand = defineCommand(
       'foxgate train',
       'foxgate train --model fox --data text:../shared/data/tinyshakespeare/input.txt --context 256 --steps 500',
       'foxgate train --resume runs/demo --steps 600',
+      'foxgate train --model sparsek --init-from runs/transformer-demo --steps 200',
     ],
   },
   async ({ flags }) => {
     if (flags.acp && flags.noAcp) throw new UsageError('train: --acp and --no-acp contradict each other');
     if (flags.out && flags.resume) throw new UsageError('train: give --out or --resume, not both (a resumed run stays in its folder)');
+    if (flags.initFrom && flags.resume)
+      throw new UsageError('train: give --init-from or --resume, not both (a resumed run continues from its own checkpoint)');
     const o: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
     const model: Record<string, unknown> = { ...((o.model as object) ?? {}) };
     if (flags.model) model.model = flags.model;
@@ -112,6 +118,7 @@ export const trainCommand = defineCommand(
     set('seed', flags.seed);
     set('evalEvery', flags.evalEvery);
     set('checkpointEvery', flags.checkpointEvery);
+    set('initFrom', flags.initFrom);
     if (flags.acp) o.acp = true;
     if (flags.noAcp) o.acp = false;
     if (flags.dialogContext !== undefined) {
@@ -119,7 +126,8 @@ export const trainCommand = defineCommand(
       if (v !== 'all' && !/^\d+$/.test(v)) throw new UsageError(`train: --dialog-context must be an integer >= 0 or 'all', got '${v}'`);
       o.dialogContext = v === 'all' ? 'all' : Number(v);
     }
-    const out = flags.resume ?? flags.out ?? join('runs', `${(model.model as string) ?? DEFAULT_RUN.model.model}-${stamp()}`);
+    const name = (model.model as string) ?? (flags.initFrom ? 'finetune' : DEFAULT_RUN.model.model);
+    const out = flags.resume ?? flags.out ?? join('runs', `${name}-${stamp()}`);
     if (flags.resume) {
       for (const k of ['model', 'data', 'context', 'batch', 'lr', 'seed'] as const) {
         if (flags[k] !== undefined)
@@ -153,6 +161,9 @@ export const trainCommand = defineCommand(
               `  data: ${s.data}`,
               `  context ${s.config.context}, batch ${s.config.batch}, ${s.config.steps} steps (${s.tokensPerStep} tokens each), lr ${s.config.lr}, ACP ${s.config.acp ? 'on' : 'off'}, device ${s.device}`,
               `  run folder: ${out}${s.fromStep ? ` (resuming at step ${s.fromStep})` : ''}`,
+              ...(s.config.initFrom && !s.fromStep
+                ? [`  weights from: ${s.config.initFrom} (every tensor by name; new ones from the seed)`]
+                : []),
               `  settings: ${Object.entries(s.config)
                 .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
                 .join(' ')}`,

@@ -51,6 +51,12 @@ export interface RunConfig {
   extrapolate: number[];
   /** Fraction of documents held out for validation (text data). */
   validation: number;
+  /**
+   * A new run starts from this checkpoint's weights (a run folder, its `checkpoint/`, or a Hugging
+   * Face folder): the same model (fine-tune), or `sparsek` from `transformer`/`transformerPro` with
+   * a fresh scoring network. The model config comes from the checkpoint. null: a fresh init.
+   */
+  initFrom: string | null;
 }
 
 export const DEFAULT_RUN: RunConfig = {
@@ -80,6 +86,7 @@ export const DEFAULT_RUN: RunConfig = {
   logEvery: 10,
   extrapolate: [2, 16],
   validation: 0.05,
+  initFrom: null,
 };
 
 type Check = (v: unknown) => string | null;
@@ -129,6 +136,7 @@ const CHECKS: { [K in keyof RunConfig]: Check } = {
       ? null
       : 'a list of integers in [2, 64]',
   validation: num(0, 0.5, true),
+  initFrom: (v) => (v === null || (typeof v === 'string' && v.length > 0) ? null : 'null or the path of a run or checkpoint folder'),
 };
 
 /** Defaults, then `overrides` (a config file's JSON, then flags); every field checked, unknown ones refused. */

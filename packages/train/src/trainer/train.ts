@@ -20,6 +20,7 @@ import { type RunConfig, runConfig } from './config.js';
 import { type RunData, runData } from './data-source.js';
 import { openDevice, type RunDevice } from './device.js';
 import { batchTensors, type EvalResult, evaluate, sampleOf } from './eval.js';
+import { initFromCheckpoint } from './init-from.js';
 
 export interface StepMetrics {
   kind: 'train';
@@ -210,11 +211,13 @@ export async function train(overrides: Record<string, unknown>, opts: TrainOptio
     }
     cfg = runConfig({ ...prev, ...overrides }, `${join(out, 'config.json')}`);
   } else cfg = runConfig(overrides);
+  // the model fields the settings give themselves (a run started from a checkpoint takes the rest from it)
+  const given = { ...((overrides.model as Record<string, unknown> | undefined) ?? {}) };
 
   const data = runData(cfg);
   const device = await openDevice(cfg.device);
   try {
-    return await run(cfg, data, device, out, resume, opts);
+    return await run(cfg, data, device, out, resume, opts, given);
   } finally {
     await device.release();
   }
@@ -227,6 +230,7 @@ async function run(
   out: string,
   resume: boolean,
   opts: TrainOptions,
+  given: Record<string, unknown>,
 ): Promise<TrainResult> {
   const hooks = opts.hooks ?? {};
   const backend = device.backend;
@@ -248,6 +252,10 @@ async function run(
         `${ckptDir}: the checkpoint's vocab_size ${model.config.vocab_size} does not match the data's tokenizer (${data.vocabSize})`,
       );
     }
+  } else if (cfg.initFrom) {
+    // weights by name from the checkpoint (sparsek from a Transformer: the scoring network from the seed)
+    ({ model, params } = await initFromCheckpoint(cfg.initFrom, { given, vocabSize: data.vocabSize, seed: cfg.seed, backend }));
+    cfg = { ...cfg, model: { ...cfg.model, model: model.config.model } };
   } else {
     model = createModel({ ...cfg.model, vocab_size: data.vocabSize } as never);
     params = model.init(rngKey(cfg.seed), { backend });
