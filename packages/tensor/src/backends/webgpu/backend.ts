@@ -237,6 +237,20 @@ export class WebGPUBackend implements Backend {
     return storages.map((s, i) => new Tensor(this, s, spec.outputs[i].dtype, spec.outputs[i].shape));
   }
 
+  /**
+   * A deferred device-side check (like a CUDA device assert): `flag` is a one-element tensor on
+   * this backend computed by the caller's kernels, nonzero (or NaN) when its input was invalid.
+   * Nothing waits now; the flag is read together with the next readback of any tensor on this
+   * backend (or at `sync()`), which then throws the FoxgateError `op: message` instead of
+   * returning. Each check is read once; the flag's value is taken at this call (dispose the
+   * flag when you like).
+   */
+  checkLater(flag: Tensor, op: string, message: string): void {
+    flag.assertAlive('checkLater');
+    if (flag.backend !== this) fail('checkLater', `the flag lives on the ${flag.backend.name} backend, not on this webgpu backend`);
+    this.engine.deviceChecks.add(flag, op, message);
+  }
+
   /** Submits queued work now (ops submit in batches on their own; readback submits too). */
   flush(): void {
     this.engine.flush();

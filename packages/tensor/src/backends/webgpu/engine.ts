@@ -1,5 +1,6 @@
 import type { Storage } from '../../backend.js';
 import { FoxgateError } from '../../errors.js';
+import { DeviceChecks } from './checks.js';
 import { BufferPool } from './pool.js';
 import type { DispatchProfiler } from './profiler.js';
 import { type Access, type Params, PRELUDE } from './wgsl.js';
@@ -114,6 +115,8 @@ export class Engine {
   profiler: DispatchProfiler | null = null;
   /** Dispatches encoded so far (for tests and benchmarks). */
   dispatches = 0;
+  /** Device-side checks read with the next readback (`checks.ts`). */
+  readonly deviceChecks = new DeviceChecks(this);
 
   constructor(
     readonly device: GPUDevice,
@@ -222,28 +225,38 @@ export class Engine {
   async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     this.checkError();
     await this.settle();
-    if (bytes === 0) return new ArrayBuffer(0);
-    const staging = this.staging.acquire(bytes);
+    const checks = this.deviceChecks.size;
+    if (bytes === 0 && checks === 0) return new ArrayBuffer(0);
+    // the pending device checks' words follow the data (a mapped range starts at a multiple of 8)
+    const at = Math.ceil(bytes / 8) * 8;
+    const staging = this.staging.acquire(at + 4 * checks);
     this.endPass();
-    this.commandEncoder().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
+    if (bytes) this.commandEncoder().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
+    const taken = this.deviceChecks.take(this.commandEncoder(), staging, at);
     this.flush();
     try {
-      await staging.mapAsync(MAP_READ_MODE, 0, bytes);
+      await staging.mapAsync(MAP_READ_MODE, 0, at + 4 * checks);
     } catch (e) {
       if (this.stickyError) throw this.stickyError;
       throw new FoxgateError(
         `webgpu: reading back a result failed (${(e as Error).message}); last kernel dispatched: '${this.lastKernel}'`,
       );
     }
-    const out = staging.getMappedRange(0, bytes).slice(0);
+    const out = bytes ? staging.getMappedRange(0, bytes).slice(0) : new ArrayBuffer(0);
+    const words = new Uint32Array(checks ? staging.getMappedRange(at, 4 * checks).slice(0) : new ArrayBuffer(0));
     staging.unmap();
     this.staging.release(staging);
     await this.settle();
+    this.deviceChecks.verify(taken, words);
     return out;
   }
 
-  /** Submits pending work and waits until the GPU has finished it. */
+  /** Submits pending work and waits until the GPU has finished it (reading pending device checks). */
   async sync(): Promise<void> {
+    if (this.deviceChecks.size) {
+      await this.read(this.arena, 0);
+      return;
+    }
     this.checkError();
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
