@@ -23,6 +23,11 @@ export function totalTiles(dims: FoxDims): number {
   return dims.B * dims.H * causalBlockCount(dims, ACP_TILE, ACP_TILE);
 }
 
+/** Causal 64×64 tiles holding a pair of the sliding `window` (all causal tiles without one). */
+export function windowTiles(dims: FoxDims, window: number | null): number {
+  return dims.B * dims.H * causalBlockCount(dims, ACP_TILE, ACP_TILE, window);
+}
+
 export function withStats(out: Tensor, computed: Tensor, dims: FoxDims): AttentionResult {
   const totalBlocks = totalTiles(dims);
   const computedBlocks = computed.dtype === 'float32' ? computed : cast(computed, 'float32');

@@ -54,15 +54,27 @@ export function acpFirstBlocks(lam: (t: number) => number, dims: FoxDims, bq: nu
   }
 }
 
+/**
+ * The first key tile a query tile needs under a sliding window (`window`: positions
+ * `(p − window, p]`; null: 0): the tile holding the window start of the tile's first query.
+ */
+export function windowKeyBlock(qb: number, dims: FoxDims, bq: number, bk: number, window: number | null): number {
+  if (window === null) return 0;
+  return Math.floor(Math.max(0, qb * bq + dims.Tk - dims.Tq - window + 1) / bk);
+}
+
 /** Number of query tiles. */
 export function numBlocks(n: number, b: number): number {
   return Math.ceil(n / b);
 }
 
-/** Tiles a causal kernel visits for one (b, h) without pruning. */
-export function causalBlockCount(dims: FoxDims, bq: number, bk: number): number {
+/**
+ * Tiles a causal kernel visits for one (b, h) without pruning; with a sliding `window`, only
+ * those from each query tile's `windowKeyBlock` on (the earlier ones hold no pair it attends to).
+ */
+export function causalBlockCount(dims: FoxDims, bq: number, bk: number, window: number | null = null): number {
   let n = 0;
   const nqb = numBlocks(dims.Tq, bq);
-  for (let qb = 0; qb < nqb; qb++) n += lastKeyBlock(qb, dims, bq, bk) + 1;
+  for (let qb = 0; qb < nqb; qb++) n += lastKeyBlock(qb, dims, bq, bk) + 1 - windowKeyBlock(qb, dims, bq, bk, window);
   return n;
 }

@@ -108,6 +108,18 @@ export function checkDelta(op: string, delta: unknown, q: Tensor, dims: FoxDims)
     fail(op, `opts.acp.delta must be a float tensor, got ${delta.dtype}${fmtShape(delta.shape)}`);
 }
 
+/**
+ * The sliding window (`opts.window`): query i attends to the `window` key positions
+ * `(p − window, p]` up to its own position p; undefined is full causal. Returns null when the
+ * window covers every causal pair (`window ≥ Tk`), so that such a call runs the causal kernels.
+ */
+export function checkWindow(op: string, window: unknown, Tk: number): number | null {
+  if (window === undefined) return null;
+  if (typeof window !== 'number' || !Number.isInteger(window) || window < 1)
+    fail(op, `opts.window must be an integer ≥ 1 (key positions each query attends to, itself included), got ${String(window)}`);
+  return window >= Tk ? null : window;
+}
+
 export function checkLogEps(op: string, logEps: unknown): number {
   if (logEps === undefined) return -10;
   if (typeof logEps !== 'number' || !Number.isFinite(logEps) || logEps > 0) {

@@ -75,9 +75,10 @@ function parseAcp(acp: unknown, q: Tensor, dims: FoxDims): AcpOptions | null {
 }
 
 /**
- * Forgetting attention (FoX): `o_i = Σ_j softmax_j(scale·q_i·k_j + Λ_i − Λ_j) v_j` over `j ≤ i`,
- * with `Λ = cumsum(logF)` over time. `q [B,Tq,H,D]`, `k, v [B,Tk,H,D]`, `logF [B,Tk,H]` (log forget
- * gates, ≤ 0); `Tq ≤ Tk`, queries aligned to the last Tq keys. Differentiable in q, k, v, logF.
+ * Forgetting attention (FoX): `o_i = Σ_j softmax_j(scale·q_i·k_j + Λ_i − Λ_j) v_j` over `j ≤ i`
+ * (with `window`: the last `window` positions only), with `Λ = cumsum(logF)` over time.
+ * `q [B,Tq,H,D]`, `k, v [B,Tk,H,D]`, `logF [B,Tk,H]` (log forget gates, ≤ 0); `Tq ≤ Tk`,
+ * queries aligned to the last Tq keys. Differentiable in q, k, v, logF.
  */
 export function forgettingAttention(
   q: Tensor,
@@ -95,11 +96,11 @@ export function forgettingAttention(
   opts: ForgettingAttentionOptions = {},
 ): Tensor | AttentionResult {
   const dims = checkQKV(OP, q, k, v, logF);
-  const o = parseOptions(OP, opts, dims.D, ['acp']);
+  const o = parseOptions(OP, opts, dims, ['acp']);
   const acp = parseAcp(opts.acp, q, dims);
   if (dims.Tq === 0 || dims.B * dims.H === 0) return emptyResult(q, dims, o.stats);
   const delta = acp ? noGrad(() => scoped(() => resolveDelta(q, k, logF, dims, o.scale, acp))) : null;
-  const attrs = { dims, scale: o.scale, stats: o.stats, deterministic: o.deterministic };
+  const attrs = { dims, scale: o.scale, stats: o.stats, deterministic: o.deterministic, window: o.window };
   const [out, computed] = forgettingOp([q, k, v, logF, delta], attrs, o.impl);
   delta?.dispose();
   return o.stats ? withStats(out, computed, dims) : out;

@@ -1,5 +1,5 @@
 import { type FloatArray, type Gemm, type HostMatrix, jsGemm } from '../op.js';
-import { ACP_TILE, acpFirstBlocks, type FoxDims, lastKeyBlock, numBlocks } from '../tiles.js';
+import { ACP_TILE, acpFirstBlocks, type FoxDims, lastKeyBlock, numBlocks, windowKeyBlock } from '../tiles.js';
 
 /**
  * Fused forgetting attention on the CPU, on plain typed arrays in the `[B,T,H,D]` layout. Work
@@ -9,7 +9,8 @@ import { ACP_TILE, acpFirstBlocks, type FoxDims, lastKeyBlock, numBlocks } from 
  * product with V. The forward saves the per-row log-normaliser; the backward recomputes a chunk's
  * scores from it and forms dP, dQ, dK and dV as products too. Products go through `gemm` (the CPU
  * backend's matmul in the fused op). ACP pruning is per tile (the tiles a chunk's rows skip get
- * weight 0, and whole skipped key ranges are not computed). Arithmetic is in float64; Λ is
+ * weight 0, and whole skipped key ranges are not computed); a sliding window bounds each row's
+ * keys, and its chunks hold about `window` rows, so that a chunk's keys stay near its rows. Arithmetic is in float64; Λ is
  * accumulated in the inputs' precision (float32 inputs: a float32 cumulative sum, as on the GPU).
  */
 
@@ -22,6 +23,8 @@ export interface FoxCpuOptions {
   scale: number;
   /** ACP threshold per (b, h) (`B·H` values, row-major); absent: nothing is pruned. */
   delta?: ArrayLike<number> | null;
+  /** Sliding window: query position p sees keys `p − window < j ≤ p` (absent: all `j ≤ p`). */
+  window?: number | null;
   /** Query and key tile sizes (default: the ACP grid, `ACP_TILE`); pruning is decided per tile. */
   blockQ?: number;
   blockK?: number;
@@ -73,15 +76,26 @@ export function lambdaCpu(logF: FloatArray | null, dims: FoxDims, f32: boolean):
 }
 
 interface Bounds {
+  /** First key tile each query tile computes (ACP and the window). */
   first: Int32Array;
   computed: number;
   total: number;
+  window: number | null;
 }
 
-function bounds(lam: Float64Array, base: number, dims: FoxDims, bq: number, bk: number, delta: number | null): Bounds {
+function bounds(
+  lam: Float64Array,
+  base: number,
+  dims: FoxDims,
+  bq: number,
+  bk: number,
+  delta: number | null,
+  window: number | null,
+): Bounds {
   const nqb = numBlocks(dims.Tq, bq);
   const first = new Int32Array(nqb);
   if (delta !== null) acpFirstBlocks((t) => lam[base + t], dims, bq, bk, delta, first);
+  if (window !== null) for (let qb = 0; qb < nqb; qb++) first[qb] = Math.max(first[qb], windowKeyBlock(qb, dims, bq, bk, window));
   let computed = 0;
   let total = 0;
   for (let qb = 0; qb < nqb; qb++) {
@@ -89,7 +103,13 @@ function bounds(lam: Float64Array, base: number, dims: FoxDims, bq: number, bk: 
     total += last + 1;
     computed += last - first[qb] + 1;
   }
-  return { first, computed, total };
+  return { first, computed, total, window };
+}
+
+/** First key row i keeps: its tile's first computed key tile, or its window's start if later. */
+function rowStart(bd: Bounds, i: number, dims: FoxDims, bq: number, bk: number): number {
+  const start = bd.first[Math.floor(i / bq)] * bk;
+  return bd.window === null ? start : Math.max(start, i + dims.Tk - dims.Tq - bd.window + 1);
 }
 
 /** A chunk: heads `[h0, h0 + hs)`, queries `[i0, i0 + n)`, keys `[k0, k0 + L)`. */
@@ -103,18 +123,29 @@ interface Chunk {
   L: number;
 }
 
-/** The chunks of batch b: head groups × query row ranges (whole tiles), with their key ranges. */
-function chunks(b: number, dims: FoxDims, bq: number, bk: number, bds: Bounds[]): Chunk[] {
+/**
+ * The chunks of batch b: head groups × query row ranges (whole tiles), with their key ranges.
+ * With a window a chunk of n rows reads n + window − 1 keys, of which each row keeps `window`:
+ * chunks of about window/2 rows (at least one tile) keep the computed-then-masked part small.
+ */
+function chunks(b: number, dims: FoxDims, bq: number, bk: number, bds: Bounds[], window: number | null): Chunk[] {
   const { Tq, Tk, H } = dims;
-  const hs = Math.max(1, Math.min(H, Math.floor(CHUNK_ELEMENTS / (bq * Tk))));
-  const rows = bq * Math.max(1, Math.floor(CHUNK_ELEMENTS / (hs * bq * Tk)));
+  const span = (tiles: number) => (window === null ? Tk : Math.min(Tk, tiles * bq + window));
+  const hs = Math.max(1, Math.min(H, Math.floor(CHUNK_ELEMENTS / (bq * span(1)))));
+  let tiles = Math.max(1, Math.floor(CHUNK_ELEMENTS / (hs * bq * span(1))));
+  if (window !== null) {
+    tiles = Math.min(tiles, Math.max(1, Math.floor(window / (2 * bq))));
+    while (tiles > 1 && hs * tiles * bq * span(tiles) > CHUNK_ELEMENTS) tiles--;
+  }
+  const rows = bq * tiles;
   const out: Chunk[] = [];
   for (let h0 = 0; h0 < H; h0 += hs)
     for (let i0 = 0; i0 < Tq; i0 += rows) {
       const n = Math.min(rows, Tq - i0);
       const g = Math.min(hs, H - h0);
       let k0 = Tk;
-      for (let h = h0; h < h0 + g; h++) for (let qb = i0 / bq; qb * bq < i0 + n; qb++) k0 = Math.min(k0, bds[b * H + h].first[qb] * bk);
+      for (let h = h0; h < h0 + g; h++)
+        for (let qb = i0 / bq; qb * bq < i0 + n; qb++) k0 = Math.min(k0, rowStart(bds[b * H + h], qb * bq, dims, bq, bk));
       out.push({ b, h0, hs: g, i0, n, k0, L: i0 + n + Tk - Tq - k0 });
     }
   return out;
@@ -138,12 +169,12 @@ function block(x: FloatArray, batch: number, rows: number, cols: number, t = fal
 
 /**
  * For each (head, row) of a chunk: the keys `[lo, hi)` (relative to k0) the row keeps — from its
- * tile's first kept key tile to its own position — and the row's Λ.
+ * tile's first kept key tile (or its window's start) to its own position.
  */
 function rowKeys(c: Chunk, hh: number, r: number, dims: FoxDims, bq: number, bk: number, bds: Bounds[]): [number, number] {
   const i = c.i0 + r;
   const bd = bds[c.b * dims.H + c.h0 + hh];
-  return [bd.first[Math.floor(i / bq)] * bk - c.k0, i + dims.Tk - dims.Tq + 1 - c.k0];
+  return [rowStart(bd, i, dims, bq, bk) - c.k0, i + dims.Tk - dims.Tq + 1 - c.k0];
 }
 
 export function foxForwardCpu(
@@ -164,9 +195,10 @@ export function foxForwardCpu(
   const lse = like(q, B * H * Tq);
   const lam = lambdaCpu(logF, dims, q instanceof Float32Array);
   const bds: Bounds[] = [];
-  for (let bh = 0; bh < B * H; bh++) bds.push(bounds(lam, bh * Tk, dims, bq, bk, opts.delta ? opts.delta[bh] : null));
+  const window = opts.window ?? null;
+  for (let bh = 0; bh < B * H; bh++) bds.push(bounds(lam, bh * Tk, dims, bq, bk, opts.delta ? opts.delta[bh] : null, window));
   for (let b = 0; b < B; b++)
-    for (const c of chunks(b, dims, bq, bk, bds)) {
+    for (const c of chunks(b, dims, bq, bk, bds, window)) {
       const { n, L } = c;
       // scores, then the masked softmax in place: s becomes P
       const s = gemm(heads(q, c, c.i0, n, Tq, dims), heads(k, c, c.k0, L, Tk, dims, true));
@@ -237,7 +269,8 @@ export function foxBackwardCpu(
   const lam = lambdaCpu(logF, dims, q instanceof Float32Array);
   const dlam = new Float64Array(B * H * Tk);
   const bds: Bounds[] = [];
-  for (let bh = 0; bh < B * H; bh++) bds.push(bounds(lam, bh * Tk, dims, bq, bk, opts.delta ? opts.delta[bh] : null));
+  const window = opts.window ?? null;
+  for (let bh = 0; bh < B * H; bh++) bds.push(bounds(lam, bh * Tk, dims, bq, bk, opts.delta ? opts.delta[bh] : null, window));
   // δ_i = o_i·dO_i, [B,Tq,H]
   const rowD = new Float64Array(B * Tq * H);
   for (let x = 0; x < rowD.length; x++) {
@@ -246,7 +279,7 @@ export function foxBackwardCpu(
     rowD[x] = t;
   }
   for (let b = 0; b < B; b++)
-    for (const c of chunks(b, dims, bq, bk, bds)) {
+    for (const c of chunks(b, dims, bq, bk, bds, window)) {
       const { n, L } = c;
       const p = gemm(heads(q, c, c.i0, n, Tq, dims), heads(k, c, c.k0, L, Tk, dims, true)); // scores → P
       const ds = gemm(heads(dO, c, c.i0, n, Tq, dims), heads(v, c, c.k0, L, Tk, dims, true)); // dP → dS

@@ -32,10 +32,12 @@ export interface ReferenceOptions {
   delta?: Tensor | null;
   blockQ: number;
   blockK: number;
+  /** Sliding window: query position p sees keys `p − window < j ≤ p` (absent: all `j ≤ p`). */
+  window?: number | null;
 }
 
 /** Host-built structural masks (they depend only on the sizes). */
-function structure(dims: FoxDims, bq: number, bk: number, backend: Tensor['backend']) {
+function structure(dims: FoxDims, bq: number, bk: number, window: number | null, backend: Tensor['backend']) {
   const { Tq, Tk } = dims;
   const off = Tk - Tq;
   const causal = new Uint8Array(Tq * Tk);
@@ -47,7 +49,7 @@ function structure(dims: FoxDims, bq: number, bk: number, backend: Tensor['backe
     qStart[i] = qb * bq + off;
     const dkb = diagKeyBlock(qb, dims, bq, bk);
     for (let j = 0; j < Tk; j++) {
-      causal[i * Tk + j] = j <= i + off ? 1 : 0;
+      causal[i * Tk + j] = j <= i + off && (window === null || j > i + off - window) ? 1 : 0;
       diag[i * Tk + j] = Math.floor(j / bk) >= dkb ? 1 : 0;
     }
   }
@@ -61,7 +63,7 @@ function structure(dims: FoxDims, bq: number, bk: number, backend: Tensor['backe
 }
 
 /**
- * `o = softmax(scale·q·kᵀ + Λ_i − Λ_j, causal) · v` for `q [B,Tq,H,D]`, `k,v [B,Tk,H,D]`,
+ * `o = softmax(scale·q·kᵀ + Λ_i − Λ_j, causal [∧ window]) · v` for `q [B,Tq,H,D]`, `k,v [B,Tk,H,D]`,
  * `logF [B,Tk,H]` (null: plain softmax attention). Returns `[B,Tq,H,D]`.
  */
 export function foxReference(q: Tensor, k: Tensor, v: Tensor, logF: Tensor | null, dims: FoxDims, opts: ReferenceOptions): Tensor {
@@ -71,7 +73,7 @@ export function foxReference(q: Tensor, k: Tensor, v: Tensor, logF: Tensor | nul
     const kt = permute(k, [0, 2, 3, 1]);
     const vh = permute(v, [0, 2, 1, 3]);
     let s = mul(matmul(qh, kt), opts.scale);
-    const st = structure(dims, opts.blockQ, opts.blockK, q.backend);
+    const st = structure(dims, opts.blockQ, opts.blockK, opts.window ?? null, q.backend);
     let keep = st.causal;
     if (logF) {
       const lam = permute(cumsum(logF, 1), [0, 2, 1]); // [B,H,Tk]

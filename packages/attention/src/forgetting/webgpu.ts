@@ -13,8 +13,15 @@ import { type FoxWideConfig, foxBwdKVWideWGSL, foxBwdQWideWGSL, foxForwardWideWG
  * in `[B,T,H,D]` (any view; strided ones are copied by `runKernel`), Λ in `[B,Tk,H]`.
  */
 
-function specOf(backend: WebGPUBackend, D: number, gated: boolean, acp: boolean, tiles: FoxTileConfig): FoxKernelSpec {
-  return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software };
+function specOf(
+  backend: WebGPUBackend,
+  D: number,
+  gated: boolean,
+  acp: boolean,
+  tiles: FoxTileConfig,
+  window: number | null,
+): FoxKernelSpec {
+  return { D: kernelD(backend, D), gated, acp, tiles, dynamic: backend.software, ...(window !== null ? { window: true } : {}) };
 }
 
 function tiledCode(kind: 'fwd' | 'dkv' | 'dq', spec: FoxKernelSpec): string {
@@ -28,10 +35,12 @@ function wideCode(kind: 'fwd' | 'dkv' | 'dq', spec: FoxKernelSpec, c: FoxWideCon
 const TILED_GEN = { fwd: foxForwardWGSL, dq: foxBwdQWGSL, dkv: foxBwdKVWGSL };
 const WIDE_GEN = { fwd: foxForwardWideWGSL, dq: foxBwdQWideWGSL, dkv: foxBwdKVWideWGSL };
 
-function uniforms(dims: FoxDims, scale: number, tiles?: FoxTileConfig) {
+/** The kernels' uniforms; `win` (the sliding window) only for the windowed kernels. */
+function uniforms(dims: FoxDims, scale: number, tiles?: FoxTileConfig, window: number | null = null) {
   return {
     u32: {
       ...(tiles ? { Dr: dims.D, loopDV: Math.ceil(dims.D / 4), loopBK: tiles.bk, loopBQ: tiles.bq } : {}),
+      ...(window !== null ? { win: window } : {}),
       Tq: dims.Tq,
       Tk: dims.Tk,
       H: dims.H,
@@ -61,12 +70,19 @@ export interface DeviceBounds {
   count: Tensor;
 }
 
-export function acpBoundsWebGPU(backend: WebGPUBackend, lam: Tensor, delta: Tensor, dims: FoxDims): DeviceBounds {
+/** `count` leaves out the tiles wholly before a sliding `window` (`first` and `lastq` do not). */
+export function acpBoundsWebGPU(
+  backend: WebGPUBackend,
+  lam: Tensor,
+  delta: Tensor,
+  dims: FoxDims,
+  window: number | null = null,
+): DeviceBounds {
   const BH = dims.B * dims.H;
-  const u = uniforms(dims, 1);
+  const u = uniforms(dims, 1, undefined, window);
   const [first, lastq, count] = backend.runKernelTensors({
     name: 'fox_acp_bounds',
-    code: acpBoundsWGSL(),
+    code: acpBoundsWGSL(window !== null),
     inputs: [
       { name: 'lam', data: lam },
       { name: 'dlt', data: delta },
@@ -92,13 +108,14 @@ export function foxForwardWebGPU(
   bounds: DeviceBounds | null,
   dims: FoxDims,
   scale: number,
+  window: number | null = null,
 ): { o: Tensor; lse2: Tensor } {
   const { B, Tq, H, D } = dims;
   checkDevice(backend, dims, 7);
   const chosen = foxTilesFor(backend, D);
   const tiles = chosen.fwd;
   const wideCfg = chosen.wide;
-  const spec = specOf(backend, D, lam !== null, bounds !== null, tiles);
+  const spec = specOf(backend, D, lam !== null, bounds !== null, tiles, window);
   const temps: Tensor[] = [];
   const inputs: KernelInput[] = [rowInput('q', q, spec, temps), rowInput('k', k, spec, temps), rowInput('v', v, spec, temps)];
   if (lam) inputs.push({ name: 'lam', data: lam });
@@ -111,7 +128,7 @@ export function foxForwardWebGPU(
       { name: 'o', shape: [B, Tq, H, D], dtype: 'float32', elem: rowElem(spec) },
       { name: 'lse2', shape: [B, H, Tq], dtype: 'float32' },
     ],
-    uniforms: uniforms(dims, scale, tiles),
+    uniforms: uniforms(dims, scale, tiles, window),
     workgroups: [Math.ceil(Tq / (wideCfg ? WIDE_ROWS : tiles.bq)), B * H],
   });
   for (const t of temps) t.dispose();
@@ -142,14 +159,15 @@ export function foxBackwardWebGPU(
   dims: FoxDims,
   scale: number,
   deterministic = false,
+  window: number | null = null,
 ): FoxDeviceGrads {
   const { B, Tq, Tk, H, D } = dims;
   const gated = lam !== null;
   checkDevice(backend, dims, 11);
   const tiles = foxTilesFor(backend, D, deterministic);
   const temps: Tensor[] = [];
-  const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv);
-  const qSpec = specOf(backend, D, gated, bounds !== null, tiles.dq);
+  const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv, window);
+  const qSpec = specOf(backend, D, gated, bounds !== null, tiles.dq, window);
   const common: KernelInput[] = [
     rowInput('q', q, kvSpec, temps),
     rowInput('k', k, kvSpec, temps),
@@ -172,7 +190,7 @@ export function foxBackwardWebGPU(
       ...(gated ? [{ name: 'colsum', shape: [B, Tk, H], dtype: 'float32' as const }] : []),
       ...(fused ? [{ name: 'dq', shape: [B, Tq, H, D], dtype: 'float32' as const, zero: true, elem: 'atomic<u32>' }] : []),
     ],
-    uniforms: uniforms(dims, scale, tiles.dkv),
+    uniforms: uniforms(dims, scale, tiles.dkv, window),
     workgroups: [Math.ceil(Tk / (tiles.wideDkv ? WIDE_ROWS : tiles.dkv.bk)), B * H],
   });
   const qg = fused
@@ -185,7 +203,7 @@ export function foxBackwardWebGPU(
           { name: 'dq', shape: [B, Tq, H, D], dtype: 'float32', elem: rowElem(qSpec) },
           ...(gated ? [{ name: 'rowsum', shape: [B, Tq, H], dtype: 'float32' as const }] : []),
         ],
-        uniforms: uniforms(dims, scale, tiles.dq),
+        uniforms: uniforms(dims, scale, tiles.dq, window),
         workgroups: [Math.ceil(Tq / (tiles.wideDq ? WIDE_ROWS : tiles.dq.bq)), B * H],
       });
   for (const t of temps) t.dispose();

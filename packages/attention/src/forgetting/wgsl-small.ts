@@ -11,9 +11,10 @@
  * One thread per (b, h): the monotone two-pointer scans of `acpFirstBlocks` on the 64×64 grid.
  * Inputs `lam [B,Tk,H]` (Λ) and `dlt [B·H]` (δ).
  * Writes `first[bh, qb]` (first kept key tile), `lastq[bh, kb]` (last query tile keeping key tile
- * kb, −1 if none) and `count[bh]` (64×64 tiles computed).
+ * kb, −1 if none) and `count[bh]` (64×64 tiles computed; `window`: without the tiles wholly
+ * before the sliding window `P.win` of the query tile's first query).
  */
-export function acpBoundsWGSL(): string {
+export function acpBoundsWGSL(window = false): string {
   return `fn lamAt(b: u32, t: u32, h: u32) -> f32 { return lam[(b * P.Tk + t) * P.H + h + P.lam_offset]; }
 
 @compute @workgroup_size(64)
@@ -37,7 +38,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     first[bh * P.nqb64 + qb] = i32(kb);
     let last = (min((qb + 1u) * 64u, P.Tq) - 1u + off) / 64u;
-    n += last - kb + 1u;
+${window ? '    let wf = select(0u, (p0 + 1u - P.win) / 64u, p0 + 1u > P.win);\n    n += last - max(kb, wf) + 1u;' : '    n += last - kb + 1u;'}
   }
   count[bh] = n;
   var qb2 = -1;

@@ -26,6 +26,13 @@ import { comp, dv, lines, range } from '../wgsl/util.js';
  * 64-query tile and the last 64-query tile keeping each 64-key tile; kernels whose tiles are
  * smaller than 64 use those bounds at their own granularity, so every implementation prunes the
  * same pairs.
+ *
+ * Sliding window (`window`, the uniform `P.win`): a tile loop starts at the tile holding the
+ * window start of the tile's first row (forward, dQ) or ends after the last query that sees the
+ * tile's last key (dK/dV); pairs outside the window in the tiles visited are masked like the
+ * causal ones. A forward row whose first visited tile lies wholly before its window sums
+ * weights 1 of −1e30 scores until its first kept key, whose rescaling by exp2(−1e30 − m) = 0
+ * erases them (every row keeps its own position).
  */
 
 export interface FoxTileConfig {
@@ -51,6 +58,8 @@ export interface FoxKernelSpec extends RowLayout {
   gated: boolean;
   /** Read ACP bounds. */
   acp: boolean;
+  /** Sliding window `P.win` (absent: full causal). */
+  window?: boolean;
   tiles: FoxTileConfig;
   /**
    * Head dim and loop bounds from uniforms (`P.Dr`, `P.loopDV`, `P.loopBK`, `P.loopBQ`) instead
@@ -239,14 +248,35 @@ const QUERY_TILE = `  let nqt = (P.Tq + BQ - 1u) / BQ;
   let tc = lin % NC;
   let ib = i0 + tr * TM;`;
 
-/** Key tiles a query tile visits: causal end, start from ACP (`first`) when pruning. */
-function keyTileRange(acp: boolean): string {
+/**
+ * Key tiles a query tile visits: causal end, start from ACP (`first`) when pruning and from the
+ * window start of the tile's first query with a window.
+ */
+function keyTileRange(acp: boolean, window: boolean): string {
   return `  let pLast = min(i0 + BQ, P.Tq) - 1u + off;
   var kStart = 0u;
 ${acp ? '  kStart = u32(first[bh * P.nqb64 + i0 / 64u + P.first_offset]) * 64u;' : ''}
-  let kt0 = kStart / BK;
+${window ? `${WINDOW_START('i0 + off')}\n` : ''}  let kt0 = kStart / BK;
   let kt1 = pLast / BK;`;
 }
+
+/** `kStart = max(kStart, p − win + 1)` for the first query position `p` (a WGSL expression). */
+export const WINDOW_START = (p: string) => `  if (${p} + 1u > P.win) { kStart = max(kStart, ${p} + 1u - P.win); }`;
+
+/** ` && <key> + P.win > <query position>` with a window: the key lies within the query's window. */
+export function inWindow(window: boolean | undefined, key: string, pos: string): string {
+  return window ? ` && ${key} + P.win > ${pos}` : '';
+}
+
+/**
+ * `qEnd = min(qEnd, last + win − off)` (0 when no query sees the key `last`): the query rows
+ * whose window reaches the key `last`, the last of a key tile.
+ */
+export const WINDOW_END = (last: string) =>
+  `  {
+    let wl = ${last} + P.win;
+    qEnd = select(0u, min(qEnd, wl - off), wl > off);
+  }`;
 
 /** Λ of the current key tile, relative to the query tile's reference, in base 2. */
 const LAMBDA_KEYS = '    for (var x = lid; x < BK; x += NT) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }';
@@ -306,7 +336,7 @@ ${QUERY_TILE}
 ${loadTile('  ', 'BQ', 'i', 'i0', 'P.Tq', false, [{ v: 'val', dst: 'Qs', ld: 'ldQ', scaled: true }])}
   let lamRef = lamAt(b, (i0 / 64u) * 64u + off, h);
 ${lines(tm, (e) => `  let lq${e} = (lamAt(b, min(ib + ${e}u, P.Tq - 1u) + off, h) - lamRef) * LOG2E;`)}
-${keyTileRange(acp)}
+${keyTileRange(acp, spec.window === true)}
 ${lines(tm, (e) => `  var m${e} = NEG;\n  var l${e} = 0.0;`)}
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var acc${e}_${f} = vec4<f32>(0.0);`))
@@ -322,7 +352,12 @@ ${
 ${scoreTile('s', 'Qs', Ks, nc, tm, tn)}
 ${lines(tn, (f) => `    let lk${f} = lamK[tc + ${nc * f}u];\n    let jc${f} = j0 + tc + ${nc * f}u;`)}
 ${range(tm)
-  .flatMap((e) => range(tn).map((f) => `    s${e}_${f} = select(NEG, s${e}_${f} + lq${e} - lk${f}, jc${f} <= ib + ${e}u + off);`))
+  .flatMap((e) =>
+    range(tn).map(
+      (f) =>
+        `    s${e}_${f} = select(NEG, s${e}_${f} + lq${e} - lk${f}, jc${f} <= ib + ${e}u + off${inWindow(spec.window, `jc${f}`, `ib + ${e}u + off`)});`,
+    ),
+  )
   .join('\n')}
 ${lines(tm, (e) => redPut(e, `max(${range(tn).reduce((acc, f) => (acc ? `max(${acc}, s${e}_${f})` : `s${e}_${f}`), '')}, NEG)`))}
     workgroupBarrier();
@@ -423,7 +458,7 @@ ${lines(tm, (e) => `  let lkRaw${e} = lamAt(b, min(jb + ${e}u, P.Tk - 1u), h);\n
   if (j0 > off) { qt0 = (j0 - off) / BQ; }
   var qEnd = P.Tq;
 ${acp ? '  qEnd = min(qEnd, u32(lastq[bh * P.nkb64 + j0 / 64u + P.lastq_offset] + 1) * 64u);' : ''}
-  let qt1 = (qEnd + BQ - 1u) / BQ;
+${spec.window ? `${WINDOW_END('min(j0 + BK, P.Tk) - 1u')}\n` : ''}  let qt1 = (qEnd + BQ - 1u) / BQ;
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var dk${e}_${f} = vec4<f32>(0.0);\n  var dv${e}_${f} = vec4<f32>(0.0);`))
   .join('\n')}
@@ -463,7 +498,7 @@ ${range(tm)
     range(tn).map(
       (
         f,
-      ) => `    let p${e}_${f} = select(0.0, exp2(s${e}_${f} + lq${f} - lk${e}), ic${f} < P.Tq && jb + ${e}u <= ic${f} + off && jb + ${e}u < P.Tk);
+      ) => `    let p${e}_${f} = select(0.0, exp2(s${e}_${f} + lq${f} - lk${e}), ic${f} < P.Tq && jb + ${e}u <= ic${f} + off && jb + ${e}u < P.Tk${inWindow(spec.window, `jb + ${e}u`, `ic${f} + off`)});
     let ds${e}_${f} = p${e}_${f} * (dp${e}_${f} - dl${f});`,
     ),
   )
@@ -553,7 +588,7 @@ ${lines(
   let dl${e} = delta[(b * P.Tq + ic${e}) * P.H + h + P.delta_offset];
   var rs${e} = 0.0;`,
 )}
-${keyTileRange(acp)}
+${keyTileRange(acp, spec.window === true)}
 ${range(tm)
   .flatMap((e) => range(fg).map((f) => `  var dq${e}_${f} = vec4<f32>(0.0);`))
   .join('\n')}
@@ -579,7 +614,7 @@ ${range(tm)
   .flatMap((e) =>
     range(tn).map(
       (f) =>
-        `    let ds${e}_${f} = select(0.0, exp2(s${e}_${f} + lq${e} - lk${f}) * (dp${e}_${f} - dl${e}), ib + ${e}u < P.Tq && jc${f} <= ib + ${e}u + off);`,
+        `    let ds${e}_${f} = select(0.0, exp2(s${e}_${f} + lq${e} - lk${f}) * (dp${e}_${f} - dl${e}), ib + ${e}u < P.Tq && jc${f} <= ib + ${e}u + off${inWindow(spec.window, `jc${f}`, `ib + ${e}u + off`)});`,
     ),
   )
   .join('\n')}

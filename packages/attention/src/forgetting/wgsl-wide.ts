@@ -2,7 +2,7 @@ import { atomicAddF32 } from '../wgsl/atomic.js';
 import { shuffleReduce } from '../wgsl/reduce.js';
 import { rowAccessor } from '../wgsl/rows.js';
 import { comp, dv, lines, range } from '../wgsl/util.js';
-import { type FoxKernelSpec, lamFn } from './wgsl-tiled.js';
+import { type FoxKernelSpec, inWindow, lamFn, WINDOW_END, WINDOW_START } from './wgsl-tiled.js';
 
 /**
  * The wide kernels (hardware, head dims D ≤ 128 that are multiples of 4; the default there):
@@ -25,7 +25,10 @@ import { type FoxKernelSpec, lamFn } from './wgsl-tiled.js';
  * end. Masked forward scores are −1e30: their weights underflow to 0 once the row has a kept key;
  * before that (ACP rows whose first kept tile comes after the workgroup's first) they are 1, and
  * the rescaling by exp2(−1e30 − m) = 0 at the row's first kept key erases them. ACP bounds apply
- * per 64-row half, so the same pairs are pruned as in the other kernels.
+ * per 64-row half, so the same pairs are pruned as in the other kernels. A sliding window
+ * (`spec.window`) bounds the column tiles like the tiled kernels do (`wgsl-tiled.ts`) and masks
+ * the pairs outside it; forward rows whose window starts after the first column tile are the
+ * same case as those ACP rows.
  */
 export interface FoxWideConfig {
   /** Columns (keys; queries in dK/dV) per tile: 32, 64 or 128. */
@@ -399,8 +402,9 @@ ${lines(4, (u) => `        qa${u} = fma(vec4<f32>(w.${comp[u]}), kr, qa${u});`)}
   const half = (e: number, pre: string) => (tm === 8 ? `${pre}${e >> 2}` : `${pre}T`);
   const keep = (e: number, f: number) => {
     const j = `j0 + tc * 4u + ${32 * (f >> 2) + (f & 3)}u`;
-    if (dkv) return `${j} < P.Tq && ir${e} <= ${j} + off && ir${e} < P.Tk${acp ? ` && ${j} < ${half(e, 'qe')}` : ''}`;
-    return `${j} <= ir${e} + off${acp ? ` && ${j} >= ${half(e, 'jf')}` : ''}`;
+    if (dkv)
+      return `${j} < P.Tq && ir${e} <= ${j} + off && ir${e} < P.Tk${acp ? ` && ${j} < ${half(e, 'qe')}` : ''}${inWindow(spec.window, `ir${e}`, `${j} + off`)}`;
+    return `${j} <= ir${e} + off${acp ? ` && ${j} >= ${half(e, 'jf')}` : ''}${inWindow(spec.window, j, `ir${e} + off`)}`;
   };
   const lkOf = (f: number) => `lk${f >> 2}.${comp[f & 3]}`;
   // after the score products: online softmax (forward), dS and its row sums (dQ), or P, dS and
@@ -522,7 +526,7 @@ ${
   let qe1 = u32(max(lastq[kb + min(t64 + 1u, P.nkb64 - 1u)] + 1, 0)) * 64u;
   qEnd = min(qEnd, max(qe0, qe1));${tm === 8 ? '' : `\n  let qeT = select(qe0, qe1, tr >= ${NR / 2}u);`}`
     : ''
-}
+}${spec.window ? `\n${WINDOW_END(`min(i0 + ${BQ}u, P.Tk) - 1u`)}` : ''}
   let ktEnd = (qEnd + BK - 1u) / BK;`
     : `  let pLast = min(i0 + ${BQ}u, P.Tq) - 1u + off;
   var kStart = 0u;
@@ -536,7 +540,7 @@ ${
   jf1 = u32(first[qb + min(t64 + 1u, P.nqb64 - 1u)]) * 64u;
   kStart = min(jf0, jf1);${tm === 8 ? '' : `\n  let jfT = select(jf0, jf1, tr >= ${NR / 2}u);`}`
     : ''
-}
+}${spec.window ? `\n${WINDOW_START('i0 + off')}` : ''}
   let kt0 = kStart / BK;
   let ktEnd = pLast / BK + 1u;`;
   return `${sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}const DV = ${DV}u;
