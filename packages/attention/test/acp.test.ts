@@ -1,7 +1,9 @@
-import { type Backend, tensor } from '@foxgate/tensor';
-import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
+import { valueAndGrad } from '@foxgate/autograd';
+import { type Backend, mul, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { destroyTestWebGPU, rejectsNaming, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { acpDeltaCpu } from '../src/forgetting/acp.js';
+import { forgettingAttention } from '../src/index.js';
 import { acpFirstBlocks } from '../src/tiles.js';
 import { ALL_CLOSE, compareResults, type FoxResult, normals, problem, runFox } from './util/fox.js';
 
@@ -138,13 +140,31 @@ describe('explicit ACP delta', () => {
   });
 });
 
-describe('ACP with positive logF on WebGPU (no readback to check it)', () => {
-  it.skipIf(!gpu)('turns pruning off for the call: the exact result and fraction 1', async () => {
+describe('ACP with positive logF on WebGPU (a deferred device check)', () => {
+  it.skipIf(!gpu)('is an error at the next readback; forward and backward ran unpruned (the exact result)', async () => {
     const logF = strong.logF.map((x, i) => (i === 7 ? 0.5 : x));
     const p = { ...strong, logF };
-    const r = await runFox(p, gpu as Backend, 'float32', { acp: true, stats: true });
+    const { B, Tq, Tk, H, D } = p;
+    const t = (a: Float64Array, shape: number[]) => tensor(Float32Array.from(a), shape, { backend: gpu as Backend });
+    const inputs = { q: t(p.q, [B, Tq, H, D]), k: t(p.k, [B, Tk, H, D]), v: t(p.v, [B, Tk, H, D]), logF: t(p.logF, [B, Tk, H]) };
+    const dO = t(p.dO, [B, Tq, H, D]);
+    const { value, aux, grads } = valueAndGrad((x: typeof inputs) => {
+      const r = forgettingAttention(x.q, x.k, x.v, x.logF, { acp: true, stats: true });
+      return { loss: sum(mul(r.out, dO)), aux: r };
+    })(inputs);
+    await rejectsNaming(value.data(), /^forgettingAttention: logF has positive values .*\(checked at the next readback\)$/);
+    const read = async (x: Tensor) => Float64Array.from(await x.data());
+    const r: FoxResult = {
+      o: await read(aux.out),
+      dq: await read(grads.q),
+      dk: await read(grads.k),
+      dv: await read(grads.v),
+      dlogF: await read(grads.logF),
+    };
+    expect(await aux.stats.fraction.item()).toBe(1);
     const dense = await runFox(p, 'cpu', 'float64', { impl: 'reference' });
-    expect(r.fraction).toBe(1);
     expect(compareResults(r, dense)).toEqual(ALL_CLOSE);
+    for (const x of [...Object.values(inputs), dO, value, aux.out, aux.stats.fraction, aux.stats.computedBlocks, ...Object.values(grads)])
+      x.dispose();
   });
 });

@@ -1,5 +1,21 @@
 import { noGrad } from '@foxgate/autograd';
-import { cast, contiguous, expand, fail, full, gt, max, mul, reshape, sqrt, sub, sum, type Tensor, where } from '@foxgate/tensor';
+import {
+  cast,
+  contiguous,
+  expand,
+  fail,
+  full,
+  gt,
+  max,
+  mul,
+  reshape,
+  sqrt,
+  sub,
+  sum,
+  type Tensor,
+  WebGPUBackend,
+  where,
+} from '@foxgate/tensor';
 import { type AttentionOptions, emptyResult, parseOptions } from '../options.js';
 import { scoped } from '../scope.js';
 import { type AttentionResult, withStats } from '../stats.js';
@@ -28,21 +44,23 @@ export interface ForgettingAttentionOptions extends AttentionOptions {
 
 const OP = 'forgettingAttention';
 
+const POSITIVE_LOGF = 'but ACP needs logF ≤ 0 (log of a gate in (0, 1)): pass logsigmoid of the gate logits, or acp: false';
+
 /**
  * The per-(b, h) ACP threshold as a flat `[B·H]` tensor of q's dtype (never differentiated).
- * Pruning assumes logF ≤ 0 (Λ non-increasing): on the CPU positive values are an error; on
- * WebGPU, where checking them would need a readback, the threshold becomes −∞ (nothing pruned).
+ * Pruning assumes logF ≤ 0 (Λ non-increasing), so positive values are an error: on the CPU at
+ * once; on WebGPU, where looking would need a readback, by a deferred device check that throws
+ * at the next readback (`checkLater`), while the threshold becomes −∞ for the call (nothing
+ * pruned: no result is wrong before the error surfaces).
  */
 function resolveDelta(q: Tensor, k: Tensor, logF: Tensor, dims: FoxDims, scale: number, acp: AcpOptions): Tensor {
   const { B, H, Tk } = dims;
   const top = max(logF);
   if (q.backend.name === 'cpu') {
     const m = top.itemSync();
-    if (m > 0)
-      fail(
-        OP,
-        `logF has positive values (max ${m}) but ACP needs logF ≤ 0 (log of a gate in (0, 1)): pass logsigmoid of the gate logits, or acp: false`,
-      );
+    if (m > 0) fail(OP, `logF has positive values (max ${m}) ${POSITIVE_LOGF}`);
+  } else if (q.backend instanceof WebGPUBackend) {
+    q.backend.checkLater(gt(top, 0), OP, `logF has positive values ${POSITIVE_LOGF} (checked at the next readback)`);
   }
   const given = acp.delta;
   let delta: Tensor;
