@@ -1,8 +1,6 @@
-import { customOp } from '@foxgate/autograd';
 import { fail, fmtShape, type Tensor, tensor } from '@foxgate/tensor';
-import { type Gate, type SkAttrs, type SkDims, sparsekAttnBackwardCpu, sparsekAttnForwardCpu } from './attention-cpu.js';
-import { sparsekAttentionReference } from './attention-reference.js';
-import type { FloatArray } from './cpu.js';
+import type { Gate, SkAttrs, SkDims } from './attention-cpu.js';
+import { sparsekAttentionOp } from './attention-op.js';
 import { checkFloat, checkImpl, checkOpts } from './validate.js';
 
 export type SparsekGate = Gate;
@@ -20,7 +18,10 @@ export interface SparsekAttentionOptions {
   gate?: SparsekGate;
   /** Score scale (default `1/√D`). */
   scale?: number;
-  /** 'fused' (default: the CPU kernel) or 'reference' (dense `[T,T]` masks, any backend). */
+  /**
+   * 'fused' (default: the host kernels on the CPU, float32/float64; the WGSL kernels on WebGPU,
+   * float32) or 'reference' (dense `[T,T]` masks, any backend).
+   */
   impl?: 'fused' | 'reference';
 }
 
@@ -72,42 +73,20 @@ function checkAttrs(opts: SparsekAttentionOptions, D: number): Omit<SkAttrs, 'di
   return { budget: k, window, gate, scale };
 }
 
-const arr = (t: Tensor) => t.dataSync() as FloatArray;
-
-/** Inputs `[q, k, v, u]`, output `[o]`; saves the log-normalisers and thresholds `[B,H,T]` (float64). */
-const fusedOp = customOp<SkAttrs>({
-  name: OP,
-  forward([q, k, v, u], a) {
-    const { o, lse, tau } = sparsekAttnForwardCpu(arr(q), arr(k), arr(v), arr(u), a);
-    const { B, T, H } = a.dims;
-    const host = (x: Float64Array) => tensor(x, [B, H, T], { dtype: 'float64', backend: q.backend });
-    return { outputs: [tensor(o, [...q.shape], { dtype: q.dtype, backend: q.backend })], saved: [host(lse), host(tau)] };
-  },
-  backward([dO], [lse, tau], [q, k, v, u], _outputs, a) {
-    if (!dO) return [null, null, null, null];
-    const g = sparsekAttnBackwardCpu(arr(q), arr(k), arr(v), arr(u), arr(dO), lse.dataSync(), tau.dataSync(), a);
-    const t = (x: FloatArray, like: Tensor) => tensor(x, [...like.shape], { dtype: q.dtype, backend: q.backend });
-    return [t(g.dq, q), t(g.dk, k), t(g.dv, v), t(g.du, u)];
-  },
-  saveOutputs: false,
-});
-
 /**
  * SPARSEK attention (Lou et al. 2024) with a sliding window, causal, `q, k, v [B,T,H,D]`, scores
  * `u [B,T,H]` of a query-independent scoring network. Query i attends to its last `window`
  * positions `j ∈ (i − window, i]` (gate 1) and to the older positions `j ≤ i − window` selected by
  * `m_i = sparsek(u_{≤ i−window}, k)` (the support of m_i, gates m_ij; a prefix of ≤ k entries is
- * taken whole). Differentiable in q, k, v and u. Fused on the CPU (float32/float64); WebGPU
- * tensors take `impl: 'reference'` for now.
+ * taken whole). Differentiable in q, k, v and u. Fused kernels on the CPU (float32/float64) and
+ * on WebGPU (float32): `sparsekAttentionOp` (attention-op.ts) on the fused-op scaffold.
  */
 export function sparsekAttention(q: Tensor, k: Tensor, v: Tensor, u: Tensor, opts: SparsekAttentionOptions): Tensor {
   const dims = checkInputs(q, k, v, u);
   checkOpts(OP, opts);
   const impl = checkImpl(OP, opts.impl);
   const attrs: SkAttrs = { dims, ...checkAttrs(opts, dims.D) };
-  if (impl === 'reference') return sparsekAttentionReference(q, k, v, u, attrs);
-  if (q.backend.name !== 'cpu')
-    fail(OP, `no fused kernel for the ${q.backend.name} backend yet; use opts.impl: 'reference' (dense [T,T] masks)`);
-  if (dims.B * dims.T * dims.H === 0) return tensor(new Float64Array(0), [...q.shape], { dtype: q.dtype, backend: q.backend });
-  return fusedOp([q, k, v, u], attrs)[0];
+  if (impl === 'fused' && dims.B * dims.T * dims.H === 0)
+    return tensor(new Float64Array(0), [...q.shape], { dtype: q.dtype, backend: q.backend });
+  return sparsekAttentionOp([q, k, v, u], attrs, impl)[0];
 }
