@@ -102,9 +102,12 @@ def main(paths):
                 a, b = (fx[k].get("data") or {}).get("peakBytes"), ref["fp32"]["data"]["peakBytes"]
                 if a:
                     lines.append(f"peak foxgate 'highest' {gb(a)} GB vs torch fp32 {gb(b)} GB (goal ≤: {'met' if a <= b else 'not met'})")
-        s0 = [(r["data"].get("step0Loss"), r) for r in rows if (r.get("data") or {}).get("step0Loss") is not None]
-        for loss, r in s0:
-            lines.append(f"step-0 loss {label(r)}: {loss:.6f}")
+        fg0 = next((r["data"]["step0Loss"] for r in rows if "precision" in (r.get("data") or {}) and r["data"].get("step0Loss") is not None), None)
+        for r in rows:
+            d = r.get("data") or {}
+            if "mode" in d and d.get("step0Loss") is not None and fg0 is not None:
+                rel = abs(d["step0Loss"] - fg0) / abs(fg0)
+                lines.append(f"step-0 loss {label(r)} {d['step0Loss']:.7f} vs foxgate {fg0:.7f} (rel {rel:.1e})")
         for line in lines:
             print(f"- {line}")
 
