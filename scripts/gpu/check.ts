@@ -2,9 +2,12 @@
  * Correctness on a hardware GPU: `node check.mjs` (bundled by scripts/gpu/build.sh) runs every
  * WebGPU primitive against the CPU backend and forgetting attention (output and gradients)
  * against the fused CPU kernel in float64, prints failures, writes DIR/check.json (`node check.mjs DIR`) and exits
- * non-zero when anything failed.
+ * non-zero when anything failed. Then, in its own process, the precision-'high' attention checks of
+ * check-attention-f16.mjs (where bundled next to it).
  */
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { checkAttention } from './check-attention.js';
 import { checkOps } from './check-ops.js';
 
@@ -15,4 +18,11 @@ const failed = results.filter((r) => !r.ok).length;
 console.log(`checks: ${results.length - failed}/${results.length} passed`);
 const outDir = process.argv[2];
 if (outDir) writeFileSync(`${outDir}/check.json`, `${JSON.stringify(results, null, 1)}\n`);
-process.exit(failed ? 1 : 0);
+// precision 'high' (f16 tensor cores) needs Dawn toggles at instance creation: its own process
+const f16 = join(dirname(process.argv[1]), 'check-attention-f16.mjs');
+let f16Failed = false;
+if (existsSync(f16)) {
+  const r = spawnSync(process.execPath, [f16, ...(outDir ? [outDir] : []), 'checks'], { stdio: 'inherit' });
+  f16Failed = r.status !== 0;
+}
+process.exit(failed || f16Failed ? 1 : 0);

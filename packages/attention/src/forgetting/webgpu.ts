@@ -3,6 +3,7 @@ import { ACP_TILE, type FoxDims } from '../tiles.js';
 import { cachedWGSL } from '../wgsl/cache.js';
 import { rowElem, rowInput } from '../wgsl/rows.js';
 import { foxTilesFor, kernelD } from './tuning.js';
+import { foxF16Config, foxForwardF16 } from './webgpu-f16.js';
 import { acpBoundsWGSL, foxDeltaWGSL, foxDlogfWGSL } from './wgsl-small.js';
 import { type FoxKernelSpec, type FoxTileConfig, foxBwdKVWGSL, foxBwdQWGSL, foxForwardWGSL } from './wgsl-tiled.js';
 import { type FoxWideConfig, foxBwdKVWideWGSL, foxBwdQWideWGSL, foxForwardWideWGSL, WIDE_ROWS } from './wgsl-wide.js';
@@ -112,6 +113,8 @@ export function foxForwardWebGPU(
 ): { o: Tensor; lse2: Tensor } {
   const { B, Tq, H, D } = dims;
   checkDevice(backend, dims, 7);
+  const f16 = foxF16Config(backend, D, window); // precision 'high' on the tensor cores (webgpu-f16.ts)
+  if (f16) return foxForwardF16(backend, q, k, v, lam, bounds, dims, scale, f16);
   const chosen = foxTilesFor(backend, D);
   const tiles = chosen.fwd;
   const wideCfg = chosen.wide;

@@ -167,7 +167,8 @@ export function runKernel(e: Engine, spec: KernelSpec, features: ReadonlySet<str
       ),
   ];
   for (const ext of enables) {
-    const feature = ext === 'f16' ? 'shader-f16' : ext;
+    // WGSL extensions are spelt with underscores, device features with dashes (chromium_experimental_subgroup_matrix)
+    const feature = ext === 'f16' ? 'shader-f16' : ext.replace(/_/g, '-');
     if (!features.has(feature))
       fail(op, `needs the device feature '${feature}' (for \`enable ${ext};\`), which this adapter does not offer`);
   }

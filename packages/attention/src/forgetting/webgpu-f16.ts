@@ -1,0 +1,105 @@
+import { fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgate/tensor';
+import type { FoxDims } from '../tiles.js';
+import { cachedWGSL } from '../wgsl/cache.js';
+import { rowInput } from '../wgsl/rows.js';
+import { type FoxF16Config, f16Fit, f16Rows, f16SmemBytes, foxForwardF16WGSL, foxMaxAbsWGSL } from './wgsl-f16.js';
+
+/**
+ * Precision 'high' for the forward of forgetting attention (`wgsl-f16.ts`): which configuration
+ * runs, and the launch. The route is taken when the backend's precision is 'high'
+ * (`initWebGPU({ precision: 'high' })` or `setPrecision`), the adapter offers f16 subgroup
+ * matrices (`backend.tensorCores`), the head dim is a multiple of 16 up to 64 and no sliding
+ * window is set; otherwise the f32 kernels run (lavapipe, other head dims), as the 'high' matmul
+ * falls back to f32. The backward stays f32 (it reads the forward's lse2 and o).
+ */
+
+/** The hardware default: 4 subgroups (128 query rows), 32-key tiles, rescaling at 2^8. */
+const DEFAULT_F16: FoxF16Config = { bk: 32, sg: 4, tau: 8 };
+
+let override: FoxF16Config | null = null;
+
+/**
+ * Sets the f16 forward configuration process-wide (benchmarks, GPU scripts, tests); null restores
+ * the default. `emulate: true` runs the plain-WGSL emulation, also on adapters without subgroup
+ * matrices (then it only needs `shader-f16`); the route still needs precision 'high'.
+ */
+export function setFoxF16(c: FoxF16Config | null): void {
+  if (c === null) {
+    override = null;
+    return;
+  }
+  if (typeof c !== 'object') fail('setFoxF16', `expects a configuration or null, got ${String(c)}`);
+  const known = ['bk', 'sg', 'tau', 'emulate'];
+  for (const key of Object.keys(c)) if (!known.includes(key)) fail('setFoxF16', `unknown key '${key}' (known: ${known.join(', ')})`);
+  if (![16, 32, 64].includes(c.bk)) fail('setFoxF16', `bk must be 16, 32 or 64, got ${c.bk}`);
+  if (![1, 2, 4].includes(c.sg)) fail('setFoxF16', `sg must be 1, 2 or 4, got ${c.sg}`);
+  if (c.tau !== undefined && !(Number.isFinite(c.tau) && c.tau >= 0 && c.tau <= 15))
+    fail('setFoxF16', `tau must be in [0, 15] (P ≤ 2^tau is stored as f16), got ${c.tau}`);
+  override = { ...c };
+}
+
+/** The f16 configuration for this call, or null when the f32 kernels run (see the file comment). */
+export function foxF16Config(backend: WebGPUBackend, D: number, window: number | null): FoxF16Config | null {
+  if (backend.precision !== 'high' || window !== null) return null;
+  const c = override ?? DEFAULT_F16;
+  if (c.emulate ? !backend.features.has('shader-f16') : !backend.tensorCores) return null;
+  const lim = backend.device.limits;
+  if (lim.maxStorageBuffersPerShaderStage < 8) return null;
+  if (!f16Fit(D, c, lim.maxComputeWorkgroupStorageSize)) {
+    if (override && D % 16 === 0 && D <= 64)
+      fail(
+        'forgettingAttention',
+        `the f16 configuration ${JSON.stringify(c)} needs ${f16SmemBytes(D, c)} bytes of workgroup memory at D=${D}; the device allows ${lim.maxComputeWorkgroupStorageSize}`,
+      );
+    return null;
+  }
+  return c;
+}
+
+/** Forward at precision 'high': `o [B,Tq,H,D]` and `lse2 [B,H,Tq]`, as `foxForwardWebGPU` returns them. */
+export function foxForwardF16(
+  backend: WebGPUBackend,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lam: Tensor | null,
+  bounds: { first: Tensor } | null,
+  dims: FoxDims,
+  scale: number,
+  c: FoxF16Config,
+): { o: Tensor; lse2: Tensor } {
+  const { B, Tq, Tk, H, D } = dims;
+  if (B * H > 65535) fail('forgettingAttention', `B·H = ${B * H} exceeds 65535 (one workgroup row per head)`);
+  const temps: Tensor[] = [];
+  const layout = { D };
+  const rows: KernelInput[] = [rowInput('q', q, layout, temps), rowInput('k', k, layout, temps), rowInput('v', v, layout, temps)];
+  const n4q = (B * Tq * H * D) / 4;
+  const n4k = (B * Tk * H * D) / 4;
+  const groups = Math.max(1, Math.min(1024, Math.ceil(Math.max(n4q, n4k) / 256)));
+  const [stats] = backend.runKernelTensors({
+    name: 'fox_f16_maxabs',
+    code: cachedWGSL('fox-f16-maxabs', [], foxMaxAbsWGSL),
+    inputs: rows,
+    outputs: [{ name: 'stats', shape: [4], dtype: 'uint32', zero: true, elem: 'atomic<u32>' }],
+    uniforms: { u32: { n4q, n4k, threads: groups * 256 } },
+    workgroups: groups,
+  });
+  const spec = { D, gated: lam !== null, acp: bounds !== null };
+  const inputs: KernelInput[] = [...rows, { name: 'stats', data: stats }];
+  if (lam) inputs.push({ name: 'lam', data: lam });
+  if (bounds) inputs.push({ name: 'first', data: bounds.first });
+  const [o, lse2] = backend.runKernelTensors({
+    name: 'fox_forward_f16',
+    code: cachedWGSL('fox-f16-fwd', [spec, c], () => foxForwardF16WGSL(spec, c)),
+    inputs,
+    outputs: [
+      { name: 'o', shape: [B, Tq, H, D], dtype: 'float32', elem: 'vec4<f32>' },
+      { name: 'lse2', shape: [B, H, Tq], dtype: 'float32' },
+    ],
+    uniforms: { u32: { Tq, Tk, H, nqb64: Math.ceil(Tq / 64) }, f32: { scale2: scale * Math.LOG2E } },
+    workgroups: [Math.ceil(Tq / f16Rows(c)), B * H],
+  });
+  stats.dispose();
+  for (const t of temps) t.dispose();
+  return { o, lse2 };
+}

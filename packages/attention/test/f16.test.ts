@@ -1,0 +1,161 @@
+import { type Backend, tensor, type WebGPUBackend } from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { type FoxF16Config, foxF16Config, setFoxF16 } from '../src/dev.js';
+import { f16ScaleExponent, foxForwardF16WGSL } from '../src/forgetting/wgsl-f16.js';
+import { forgettingAttention } from '../src/index.js';
+import { ALL_CLOSE, compareResults, type FoxProblem, problem, runFox } from './util/fox.js';
+
+/**
+ * Precision 'high' of forgetting attention (f16 products on the tensor cores, `wgsl-f16.ts`).
+ * Software adapters have no subgroup matrices: there the 'high' route must fall back to the f32
+ * kernels, and the f16 kernel runs in its plain-WGSL emulation (`emulate: true`, which needs
+ * `shader-f16`), so that tiling, masks, ACP, the lazy rescaling and the range scaling are
+ * checked against float64 in CI. The hardware kernel itself is checked by
+ * scripts/gpu/check-attention-f16.ts.
+ */
+const gpu = await testWebGPU();
+afterAll(destroyTestWebGPU);
+afterEach(() => {
+  setFoxF16(null);
+  gpu?.setPrecision('highest');
+});
+const f16 = gpu?.features.has('shader-f16') === true;
+
+/** f16 operands (11 bits) in both products: errors ≈ 1e-3 of the values' scale (f32 kernels: 1e-5). */
+const ATOL = 6e-3;
+const RTOL = 6e-3;
+
+async function runHigh(g: WebGPUBackend, p: FoxProblem, cfg: FoxF16Config | null, opts: Parameters<typeof runFox>[3]) {
+  g.setPrecision('high');
+  setFoxF16(cfg);
+  try {
+    return await runFox(p, g as Backend, 'float32', opts);
+  } finally {
+    g.setPrecision('highest');
+    setFoxF16(null);
+  }
+}
+
+describe.skipIf(!gpu)('precision high on an adapter without subgroup matrices', () => {
+  it('falls back to the f32 kernels: the same bits as precision highest', async () => {
+    const g = gpu as WebGPUBackend;
+    expect(g.tensorCores).toBe(false);
+    g.setPrecision('high');
+    expect(foxF16Config(g, 64, null)).toBeNull();
+    g.setPrecision('highest');
+    const p = problem(1, 70, 70, 2, 16, 3, [0, 5]);
+    const high = await runHigh(g, p, null, { gated: true });
+    const highest = await runFox(p, g as Backend, 'float32', { gated: true });
+    expect(high).toEqual(highest);
+  });
+
+  it('takes no route at precision highest, under a sliding window or at other head dims', () => {
+    const g = gpu as WebGPUBackend;
+    setFoxF16({ bk: 16, sg: 1, emulate: true });
+    expect(foxF16Config(g, 16, null)).toBeNull();
+    g.setPrecision('high');
+    expect(foxF16Config(g, 16, 32)).toBeNull();
+    expect(foxF16Config(g, 24, null)).toBeNull();
+    expect(foxF16Config(g, 128, null)).toBeNull();
+    if (f16) expect(foxF16Config(g, 16, null)).toEqual({ bk: 16, sg: 1, emulate: true });
+  });
+});
+
+// emulated f16 kernel against the fused float64 CPU kernel (forward and the f32 backward that
+// reads its o and lse2); configurations small enough for lavapipe's 32 KiB of workgroup memory
+const cases: [string, FoxProblem, FoxF16Config, Parameters<typeof runFox>[3]][] = [
+  // two subgroups: rows whose diagonal tile comes later than the workgroup's first
+  ['gated, 2 subgroups', problem(1, 70, 70, 1, 16, 11, [-3, 3]), { bk: 16, sg: 2, emulate: true }, { gated: true }],
+  // Tq < Tk, odd lengths, two Q chunks and two passes through the scratch (D = 32, bk = 16)
+  [
+    'gated ACP, Tq < Tk',
+    problem(2, 133, 150, 2, 32, 12, [-3, 1]),
+    { bk: 16, sg: 1, emulate: true },
+    { gated: true, acp: true, stats: true },
+  ],
+  // 128 query rows per workgroup: the two 64-row ACP blocks prune differently
+  [
+    'gated ACP, 4 subgroups',
+    problem(1, 300, 300, 1, 16, 13, [-3, 1]),
+    { bk: 16, sg: 4, emulate: true },
+    { gated: true, acp: true, stats: true },
+  ],
+  // tau = 0: the output is rescaled whenever a row's maximum grows
+  [
+    'softmax, rescaled at every new maximum',
+    problem(1, 130, 130, 2, 16, 14, [0, 5], 2),
+    { bk: 16, sg: 4, emulate: true, tau: 0 },
+    { gated: false },
+  ],
+];
+
+describe.skipIf(!f16)('the f16 kernel, emulated', () => {
+  it.each(cases)('%s matches float64', async (_name, p, cfg, opts) => {
+    const want = await runFox(p, 'cpu', 'float64', opts);
+    const got = await runHigh(gpu as WebGPUBackend, p, cfg, opts);
+    expect(compareResults(got, want, ATOL, RTOL)).toEqual(ALL_CLOSE);
+    if (opts?.stats) expect(got.fraction).toBe(want.fraction);
+    // and it is not the f32 kernel: f16 rounding shows
+    const f32 = await runFox(p, gpu as Backend, 'float32', opts);
+    expect(compareResults(got, f32, 1e-5, 1e-5).o).not.toBeNull();
+  });
+
+  it('scales operands outside the f16 range (|v| up to 1e6, q·1e5 with k·1e-5, tiny v) instead of overflowing', async () => {
+    const base = problem(1, 40, 40, 1, 16, 15, [0, 5]);
+    for (const [sq, sk, sv] of [
+      [1e5, 1e-5, 1e6],
+      [1, 1, 1e-6],
+    ]) {
+      const p = { ...base, q: base.q.map((x) => x * sq), k: base.k.map((x) => x * sk), v: base.v.map((x) => x * sv) };
+      const want = await runFox(p, 'cpu', 'float64', { gated: true });
+      const got = await runHigh(gpu as WebGPUBackend, p, { bk: 16, sg: 2, emulate: true }, { gated: true });
+      expect(got.o.every(Number.isFinite)).toBe(true);
+      expect(compareResults(got, want, ATOL * sv, RTOL).o).toBeNull();
+    }
+  });
+
+  it('a forward without gradients writes only o (lse2 for the backward stays internal)', async () => {
+    const g = gpu as WebGPUBackend;
+    const p = problem(1, 33, 33, 1, 16, 16, [0, 5]);
+    const t = (a: Float64Array, s: number[]) => tensor(Float32Array.from(a), s, { backend: g });
+    const [q, k, v, f] = [t(p.q, [1, 33, 1, 16]), t(p.k, [1, 33, 1, 16]), t(p.v, [1, 33, 1, 16]), t(p.logF, [1, 33, 1])];
+    g.setPrecision('high');
+    setFoxF16({ bk: 16, sg: 1, emulate: true });
+    const o = forgettingAttention(q, k, v, f);
+    const want = await runFox(p, 'cpu', 'float64', { gated: true });
+    const got = Float64Array.from(await o.data());
+    expect(compareResults({ ...want, o: got }, want, ATOL, RTOL).o).toBeNull();
+    for (const x of [q, k, v, f, o]) x.dispose();
+  });
+});
+
+describe('f16 configuration and scaling', () => {
+  it('setFoxF16 rejects unknown keys and values outside the kernel', () => {
+    throwsNaming(() => setFoxF16({ bk: 48, sg: 4 }), 'setFoxF16', 'bk');
+    throwsNaming(() => setFoxF16({ bk: 32, sg: 3 }), 'setFoxF16', 'sg');
+    throwsNaming(() => setFoxF16({ bk: 32, sg: 4, tau: 16 }), 'setFoxF16', 'tau');
+    throwsNaming(() => setFoxF16({ bk: 32, sg: 4, wide: true } as unknown as FoxF16Config), 'setFoxF16', "unknown key 'wide'");
+  });
+
+  it('the scale exponent puts max|x| in [2^14, 2^15) and leaves 0, Inf and NaN alone', () => {
+    for (const m of [1, 0.75, 65504, 1e6, 3e-30, 1e38, 2 ** -140]) {
+      const e = f16ScaleExponent(m);
+      const s = Math.fround(m) * 2 ** e;
+      if (m > 2 ** -112) {
+        expect(s).toBeGreaterThanOrEqual(2 ** 14);
+        expect(s).toBeLessThan(2 ** 15);
+      } else expect(e).toBe(126);
+    }
+    expect([0, Number.POSITIVE_INFINITY, Number.NaN].map(f16ScaleExponent)).toEqual([0, 0, 0]);
+  });
+
+  it('the hardware kernel uses the subgroup-matrix builtins in their current spelling', () => {
+    const code = foxForwardF16WGSL({ D: 64, gated: true, acp: true }, { bk: 32, sg: 4 });
+    expect(code).toContain('enable chromium_experimental_subgroup_matrix;');
+    expect(code).toMatch(/subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>\(&Hs, /);
+    expect(code).toContain('subgroupMatrixStore<row_major>(&Sf, ');
+    expect(code).toContain('workgroupUniformLoad(&flag)');
+    expect(code).not.toMatch(/subgroupMatrixLoad<[^>]+>\([^)]*, (true|false), /);
+  });
+});

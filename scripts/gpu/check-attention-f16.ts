@@ -1,0 +1,285 @@
+/*
+ * Forgetting attention at precision 'high' (QKᵀ and PV with f16 operands on the tensor cores,
+ * packages/attention/src/forgetting/wgsl-f16.ts) on a hardware GPU:
+ * `node check-attention-f16.mjs [OUTDIR] [checks] [bench] [ablate]` (default: all three;
+ * bundled by scripts/gpu/build.sh; `node check.mjs` runs it too).
+ *
+ * Each part runs in its own child process with a kill timer (a kernel that hangs the device costs
+ * its timeout, not the run):
+ * - checks: the kernel against the fused CPU kernel in float64 (output, and the gradients of the
+ *   f32 backward that reads its o and lse2) on odd lengths, Tq < Tk, ACP, softmax, every head dim
+ *   it takes, the lazy rescaling forced at every new maximum (tau 0), operands outside the f16
+ *   range, and each configuration of the ablation; error per quantity = max |got − want| over
+ *   max |want| (norm-wise);
+ * - bench: B4 H16 D64 T ∈ {4096, 16384}, forward 'highest' against 'high' side by side, ± ACP,
+ *   and forward+backward at 'high'; every 'high' case first checked on sampled rows against
+ *   float64 (`checkCase` of `foxgate bench attention`);
+ * - ablate: the forward at T = 16384 for other tile configurations (keys per tile, subgroups per
+ *   workgroup, rescaling threshold).
+ * Rows go to OUTDIR/attention-f16.json; a table is printed last.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { forgettingAttention } from '@foxgate/attention';
+import { type FoxF16Config, foxF16Config, setFoxF16 } from '@foxgate/attention/dev';
+import { valueAndGrad } from '@foxgate/autograd';
+import { initWebGPU, mul, sum, type WebGPUBackend } from '@foxgate/tensor';
+import { benchProblem, checkCase } from '../../apps/cli/src/bench/attention.js';
+import { type FoxResult, problem, runFox } from '../../packages/attention/test/util/fox.js';
+
+type Row = Record<string, unknown> & { part: string; name: string; ok: boolean };
+
+const emit = (r: Row) => console.log(`RESULT ${JSON.stringify(r)}`);
+
+/** Norm-wise relative error per quantity. */
+function errors(got: FoxResult, want: FoxResult): Record<string, number> {
+  const rel = (a: Float64Array | null, b: Float64Array | null) => {
+    if (!a || !b) return 0;
+    let e = 0;
+    let m = 0;
+    for (let i = 0; i < a.length; i++) {
+      const d = Math.abs(a[i] - b[i]);
+      e = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(e, d);
+      m = Math.max(m, Math.abs(b[i]));
+    }
+    return e / (m || 1);
+  };
+  return {
+    o: rel(got.o, want.o),
+    dq: rel(got.dq, want.dq),
+    dk: rel(got.dk, want.dk),
+    dv: rel(got.dv, want.dv),
+    dlogF: rel(got.dlogF, want.dlogF),
+  };
+}
+
+// f16 operands: o ≈ 1e-3 of its scale; the f32 backward recomputes P from f32 scores against the
+// f16 forward's lse2, so its gradients carry the score error too
+const TOL = { o: 3e-3, dq: 1e-2, dk: 1e-2, dv: 1e-2, dlogF: 1e-2 };
+
+const CONFIGS: Record<string, FoxF16Config> = {
+  default: { bk: 32, sg: 4, tau: 8 },
+  bk16: { bk: 16, sg: 4 },
+  'bk64-sg2': { bk: 64, sg: 2 },
+  sg2: { bk: 32, sg: 2 },
+  sg1: { bk: 32, sg: 1 },
+  tau0: { bk: 32, sg: 4, tau: 0 },
+  tau15: { bk: 32, sg: 4, tau: 15 },
+};
+
+async function checks(g: WebGPUBackend): Promise<void> {
+  const cases: [B: number, Tq: number, Tk: number, H: number, D: number][] = [
+    [2, 133, 133, 3, 64],
+    [1, 75, 301, 2, 64],
+    [1, 300, 300, 2, 64],
+    [1, 1, 150, 2, 64],
+    [2, 257, 257, 2, 16],
+    [1, 190, 190, 3, 32],
+    [1, 129, 200, 2, 48],
+    [1, 520, 520, 1, 64],
+  ];
+  const kinds = [
+    ['gated', { gated: true }, [0, 5]],
+    ['gated ACP', { gated: true, acp: true, stats: true }, [-3, 1]],
+    ['softmax', { gated: false }, [0, 5]],
+  ] as const;
+  let seed = 100;
+  const one = async (label: string, cfg: string, p: ReturnType<typeof problem>, opts: Parameters<typeof runFox>[3], tol = TOL) => {
+    const name = `${label} B=${p.B} Tq=${p.Tq} Tk=${p.Tk} H=${p.H} D=${p.D} [${cfg}]`;
+    try {
+      setFoxF16(CONFIGS[cfg]);
+      g.setPrecision('high');
+      if (!foxF16Config(g, p.D, null)) throw new Error('the f16 route is not taken');
+      const want = await runFox(p, 'cpu', 'float64', opts);
+      const got = await runFox(p, g, 'float32', opts);
+      const err = errors(got, want);
+      const bad = Object.entries(err).filter(([k, e]) => !(e <= tol[k as keyof typeof TOL]));
+      const frac = got.fraction !== undefined && want.fraction !== undefined ? got.fraction === want.fraction : true;
+      emit({ part: 'checks', name, ok: bad.length === 0 && frac, err, fraction: got.fraction, fractionWant: want.fraction });
+    } catch (e) {
+      emit({ part: 'checks', name, ok: false, msg: (e as Error).message.slice(0, 400) });
+    } finally {
+      g.setPrecision('highest');
+      setFoxF16(null);
+    }
+  };
+  for (const [B, Tq, Tk, H, D] of cases)
+    for (const [label, opts, gate] of kinds) await one(label, 'default', problem(B, Tq, Tk, H, D, seed++, [gate[0], gate[1]], 0.5), opts);
+  // larger scores (q, k ~ N(0, 1)): the lazy maximum moves more often
+  for (const cfg of Object.keys(CONFIGS))
+    for (const [label, opts, gate] of kinds)
+      await one(`${label} qk 1`, cfg, problem(1, 390, 390, 2, 64, seed++, [gate[0], gate[1]], 1), opts);
+  // operands outside the f16 range: q·1e5 with k·1e-5 (same scores), v·1e6; and v·1e-6
+  for (const [sq, sk, sv] of [
+    [1e5, 1e-5, 1e6],
+    [1, 1, 1e-6],
+  ]) {
+    const base = problem(1, 200, 200, 2, 64, seed++, [0, 5], 0.5);
+    const p = { ...base, q: base.q.map((x) => x * sq), k: base.k.map((x) => x * sk), v: base.v.map((x) => x * sv) };
+    await one(`range q·${sq} k·${sk} v·${sv}`, 'default', p, { gated: true });
+  }
+}
+
+async function timeLoop(g: WebGPUBackend, run: () => void, seconds: number): Promise<{ ms: number; iters: number }> {
+  run();
+  run();
+  await g.sync();
+  const t0 = performance.now();
+  run();
+  await g.sync();
+  const per = Math.max((performance.now() - t0) / 1000, 1e-5);
+  const iters = Math.max(2, Math.min(200, Math.round(seconds / per)));
+  const t1 = performance.now();
+  for (let i = 0; i < iters; i++) run();
+  await g.sync();
+  return { ms: (performance.now() - t1) / iters, iters };
+}
+
+async function bench(g: WebGPUBackend, sizes: number[], configs: string[], withBwd: boolean, part: string): Promise<void> {
+  const [B, H, D] = [4, 16, 64];
+  for (const T of sizes) {
+    const x = benchProblem(g, B, T, H, D);
+    const fwdFlops = 2 * 2 * B * H * D * ((T * (T + 1)) / 2);
+    for (const acp of [false, true]) {
+      const tag = `B=${B} T=${T} H=${H} D=${D}${acp ? ' ACP' : ''}`;
+      const call = { acp };
+      const fwd = () => forgettingAttention(x.q, x.k, x.v, x.logF, call).dispose();
+      if (part === 'bench') {
+        g.setPrecision('highest');
+        const t = await timeLoop(g, fwd, 0.5);
+        emit({ part, name: `fwd ${tag} highest`, ok: true, ...t, tflops: fwdFlops / t.ms / 1e9 });
+      }
+      for (const cfg of configs) {
+        g.setPrecision('high');
+        setFoxF16(CONFIGS[cfg]);
+        try {
+          let err: Record<string, number> = {};
+          let frac = Number.NaN;
+          if (part === 'bench') {
+            const { value, aux, grads } = valueAndGrad((p: typeof x) => {
+              const r = forgettingAttention(p.q, p.k, p.v, p.logF, { ...call, stats: true });
+              return { loss: sum(mul(r.out, p.dO)), aux: r };
+            })(x);
+            frac = (await aux.stats.fraction.data())[0];
+            err = await checkCase(x, { o: aux.out, dq: grads.q, dk: grads.k, dv: grads.v, dlogF: grads.logF }, acp);
+            for (const t of [value, aux.out, aux.stats.fraction, aux.stats.computedBlocks, grads.q, grads.k, grads.v, grads.logF])
+              t.dispose();
+          }
+          const ok = Object.entries(err).every(([k, e]) => e <= TOL[k as keyof typeof TOL]);
+          const t = await timeLoop(g, fwd, 0.5);
+          emit({ part, name: `fwd ${tag} high [${cfg}]`, ok, ...t, tflops: fwdFlops / t.ms / 1e9, err, fraction: frac });
+          if (withBwd) {
+            const step = () => {
+              const { value, grads } = valueAndGrad((p: typeof x) => sum(mul(forgettingAttention(p.q, p.k, p.v, p.logF, call), p.dO)))(x);
+              for (const y of [value, grads.q, grads.k, grads.v, grads.logF]) y.dispose();
+            };
+            const tb = await timeLoop(g, step, 0.8);
+            emit({ part, name: `fwd+bwd ${tag} high [${cfg}] (f32 backward)`, ok, ...tb });
+          }
+        } catch (e) {
+          emit({ part, name: `fwd ${tag} high [${cfg}]`, ok: false, msg: (e as Error).message.slice(0, 400) });
+        } finally {
+          setFoxF16(null);
+          g.setPrecision('highest');
+        }
+      }
+    }
+    for (const t of Object.values(x)) t.dispose();
+  }
+}
+
+async function child(part: string): Promise<void> {
+  const g = await initWebGPU({ precision: 'high' });
+  g.setPrecision('highest');
+  emit({ part, name: 'adapter', ok: g.tensorCores, tensorCores: g.info.tensorCores, device: g.info.description });
+  if (!g.tensorCores) return;
+  if (part === 'checks') await checks(g);
+  if (part === 'bench') await bench(g, [4096, 16384], ['default'], true, part);
+  if (part === 'ablate')
+    await bench(
+      g,
+      [16384],
+      Object.keys(CONFIGS).filter((c) => c !== 'default'),
+      false,
+      part,
+    );
+  await g.destroy();
+}
+
+function runChild(part: string, timeoutMs: number): Promise<Row[]> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [process.argv[1], '--child', part], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const rows: Row[] = [];
+    let err = '';
+    let buf = '';
+    p.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (!line.startsWith('RESULT ')) {
+          if (line.trim()) err += `${line}\n`;
+          continue;
+        }
+        const r = JSON.parse(line.slice(7)) as Row;
+        rows.push(r);
+        const e = r.err as Record<string, number> | undefined;
+        const worst = e ? Object.entries(e).sort((a, b) => b[1] - a[1])[0] : undefined;
+        console.log(
+          `  ${r.ok ? 'ok  ' : 'FAIL'} [${part}] ${r.name}${r.ms ? ` ${(r.ms as number).toFixed(2)} ms` : ''}${r.tflops ? ` ${(r.tflops as number).toFixed(1)} TFLOP/s` : ''}${worst ? ` err ${worst[0]} ${worst[1].toExponential(1)}` : ''}${r.msg ? ` ${r.msg}` : ''}`,
+        );
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const timer = setTimeout(() => {
+      rows.push({ part, name: 'timeout', ok: false, msg: `killed after ${timeoutMs} ms` });
+      p.kill('SIGKILL');
+    }, timeoutMs);
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const tail = err
+        .split('\n')
+        .filter((l) => !/artificially reduced/.test(l))
+        .slice(-12)
+        .join('\n');
+      rows.push({ part, name: 'exit', ok: code === 0, code, signal, stderr: tail });
+      if (code !== 0 || tail.trim()) console.log(`  [${part}] exit ${code ?? signal}: ${tail.slice(-1500)}`);
+      resolve(rows);
+    });
+  });
+}
+
+/** Runs the parts (each in a child) and returns the rows; writes OUTDIR/attention-f16.json when given. */
+export async function checkAttentionF16(outDir?: string, parts = ['checks', 'bench', 'ablate']): Promise<Row[]> {
+  const timeoutMs = Number(process.env.FOXGATE_PART_TIMEOUT_MS ?? 120000);
+  const all: Row[] = [];
+  for (const part of parts) {
+    all.push(...(await runChild(part, timeoutMs)));
+    if (outDir) writeFileSync(`${outDir}/attention-f16.json`, `${JSON.stringify(all, null, 1)}\n`);
+  }
+  return all;
+}
+
+if (process.argv[2] === '--child') {
+  await child(process.argv[3]);
+  process.exit(0);
+} else if (process.argv[1]?.includes('check-attention-f16')) {
+  const args = process.argv.slice(2);
+  const outDir = args[0] && !['checks', 'bench', 'ablate'].includes(args[0]) ? args[0] : undefined;
+  const parts = args.slice(outDir ? 1 : 0);
+  const rows = await checkAttentionF16(outDir, parts.length ? parts : undefined);
+  const failed = rows.filter((r) => !r.ok && r.name !== 'exit').length + rows.filter((r) => r.name === 'exit' && !r.ok).length;
+  console.log('\npart    case                                                       ms      TFLOP/s  worst rel err');
+  for (const r of rows)
+    if (r.name !== 'exit' && r.name !== 'adapter') {
+      const e = r.err as Record<string, number> | undefined;
+      const worst = e && Object.keys(e).length ? Object.entries(e).sort((a, b) => b[1] - a[1])[0] : undefined;
+      console.log(
+        `${r.part.padEnd(7)} ${String(r.name).slice(0, 58).padEnd(58)} ${r.ms ? (r.ms as number).toFixed(2).padStart(7) : '       '} ${r.tflops ? (r.tflops as number).toFixed(1).padStart(7) : '       '}  ${worst ? `${worst[0]} ${worst[1].toExponential(1)}` : ''} ${r.ok ? '' : 'FAIL'}`,
+      );
+    }
+  console.log(`attention f16 failures: ${failed}`);
+  process.exit(failed ? 1 : 0);
+}
