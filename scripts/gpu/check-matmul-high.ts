@@ -47,6 +47,14 @@ const VARIANTS: Record<string, Partial<SgmatConfig> & { base: string }> = {
   'wide-256x128-pf': { base: 'wide', BM: 256, SM: 4, SN: 2, prefetch: true },
   'wide-64x128': { base: 'wide', BM: 64, SM: 1, SN: 2 },
   'wide-64x128-pf': { base: 'wide', BM: 64, SM: 1, SN: 2, prefetch: true },
+  // 2026-12-02: double-buffered staging, 16-byte aligned staging indices, more result matrices per subgroup
+  'wide-dbuf': { base: 'wide', dbuf: true },
+  'wide-dbuf-a8': { base: 'wide', dbuf: true, align8: true },
+  'wide-a8': { base: 'wide', align8: true },
+  'wide-128x256-pf-a8': { base: 'wide', BN: 256, SM: 2, SN: 4, prefetch: true, align8: true },
+  'wide-192x128': { base: 'wide', BM: 192 },
+  'wide-128x192': { base: 'wide', BN: 192 },
+  'wide-256x128-4sg': { base: 'wide', BM: 256 },
 };
 
 /** A variant's configuration; `mods` (the spelling and subgroup index found to work) apply where the variant sets none. */

@@ -52,6 +52,14 @@ export interface SgmatConfig {
   sgIndex: 'builtin-diag' | 'builtin' | 'broadcast-diag';
   /** Load the next slice into registers while the current one is multiplied. */
   prefetch: boolean;
+  /**
+   * Double-buffered staging: two workgroup copies of each tile; the next slice is read into
+   * registers and stored into the other copy while the current one is multiplied, one barrier
+   * per slice (implies `prefetch`).
+   */
+  dbuf?: boolean;
+  /** Staging stores at indices written as 8·(unit) + q (16-byte aligned, for the compiler to merge). */
+  align8?: boolean;
 }
 
 export const SGMAT_CONFIGS: Record<string, SgmatConfig> = {
@@ -297,7 +305,9 @@ export function sgmatCode(c: SgmatConfig, aL: PackLayout, bL: PackLayout, direct
   s += storageBinding(3, 'c', 'f32', 'read_write');
   s += p.declare(4);
   s += SCALE_WGSL;
-  if (c.staged) s += `var<workgroup> As: array<f16, ${aRows * aStride}>;\nvar<workgroup> Bs: array<f16, ${bRows * bStride}>;\n`;
+  const nbuf = c.staged && c.dbuf ? 2 : 1;
+  if (c.staged)
+    s += `var<workgroup> As: array<f16, ${nbuf * aRows * aStride}>;\nvar<workgroup> Bs: array<f16, ${nbuf * bRows * bStride}>;\n`;
   s += `var<workgroup> Cs: array<f32, ${c.SM * c.SN * 256}>;\n`;
   const sgArgs = builtin ? ', @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32' : '';
   s += `@compute @workgroup_size(${threads}) fn main(${ENTRY_ARGS}${sgArgs}) {\n`;
@@ -313,12 +323,12 @@ export function sgmatCode(c: SgmatConfig, aL: PackLayout, bL: PackLayout, direct
   // offsets (in halves) of the left matrix i at k-step kk and the right matrix j
   const aOff = (i: string, kk: string) => {
     const m = `(sm * ${c.BM / c.SM}u + ${i} * 16u)`;
-    if (c.staged) return aL === 'k' ? `${m} * ${aStride}u + ${kk}` : `${kk} * ${aStride}u + ${m}`;
+    if (c.staged) return `${c.dbuf ? 'ab + ' : ''}${aL === 'k' ? `${m} * ${aStride}u + ${kk}` : `${kk} * ${aStride}u + ${m}`}`;
     return aL === 'k' ? `aBase + (m0 + ${m}) * P.Kp + k0 + ${kk}` : `aBase + (k0 + ${kk}) * P.Mp + m0 + ${m}`;
   };
   const bOff = (j: string, kk: string) => {
     const n = `(sn * ${c.BN / c.SN}u + ${j} * 16u)`;
-    if (c.staged) return bL === 'k' ? `${n} * ${bStride}u + ${kk}` : `${kk} * ${bStride}u + ${n}`;
+    if (c.staged) return `${c.dbuf ? 'bb + ' : ''}${bL === 'k' ? `${n} * ${bStride}u + ${kk}` : `${kk} * ${bStride}u + ${n}`}`;
     return bL === 'k' ? `bBase + (n0 + ${n}) * P.Kp + k0 + ${kk}` : `bBase + (k0 + ${kk}) * P.Np + n0 + ${n}`;
   };
   const aPtr = c.staged ? '&As' : '&a';
@@ -355,7 +365,7 @@ export function sgmatCode(c: SgmatConfig, aL: PackLayout, bL: PackLayout, direct
     }
     return t;
   };
-  const put = (X: 'a' | 'b') => {
+  const put = (X: 'a' | 'b', base = '') => {
     const g = geom(X);
     const stride = X === 'a' ? aStride : bStride;
     const S = `${X.toUpperCase()}s`;
@@ -363,20 +373,29 @@ export function sgmatCode(c: SgmatConfig, aL: PackLayout, bL: PackLayout, direct
     for (let l = 0; l < g.per; l++) {
       const u = `(lid + ${l * threads}u)`;
       t += `    ${g.guard ? `if (${u} < ${g.units}u) ` : ''}{\n`;
-      t += `      let d = (${u} / ${g.cols / 8}u) * ${stride}u + (${u} % ${g.cols / 8}u) * 8u;\n`;
+      t +=
+        c.align8 && stride % 8 === 0
+          ? `      let d = ${base}((${u} / ${g.cols / 8}u) * ${stride / 8}u + ${u} % ${g.cols / 8}u) * 8u;\n`
+          : `      let d = ${base}(${u} / ${g.cols / 8}u) * ${stride}u + (${u} % ${g.cols / 8}u) * 8u;\n`;
       for (let q = 0; q < 4; q++)
         t += `      { let h = bitcast<vec2<f16>>(p${X}${l}[${q}]); ${S}[d + ${2 * q}u] = h.x; ${S}[d + ${2 * q + 1}u] = h.y; }\n`;
       t += '    }\n';
     }
     return t;
   };
+  const aSize = aRows * aStride;
+  const bSize = bRows * bStride;
   if (c.staged) {
     s += regDecl('a') + regDecl('b');
-    if (c.prefetch) s += fetch('a', '0u') + fetch('b', '0u');
+    if (c.prefetch || c.dbuf) s += fetch('a', '0u') + fetch('b', '0u');
+    if (c.dbuf) s += `${put('a', '')}${put('b', '')}  workgroupBarrier();\n`;
   }
   s += '  for (var t = 0u; t < P.tilesK; t++) {\n';
   s += `    let k0 = t * ${c.BK}u;\n`;
-  if (c.staged) {
+  if (c.staged && c.dbuf) {
+    s += `    let ab = (t % 2u) * ${aSize}u;\n    let bb = (t % 2u) * ${bSize}u;\n`;
+    s += `    let more = t + 1u < P.tilesK;\n    if (more) {\n  ${fetch('a', `k0 + ${c.BK}u`)}  ${fetch('b', `k0 + ${c.BK}u`)}    }\n`;
+  } else if (c.staged) {
     if (!c.prefetch) s += fetch('a', 'k0') + fetch('b', 'k0');
     s += put('a') + put('b');
     s += '    workgroupBarrier();\n';
@@ -390,7 +409,11 @@ export function sgmatCode(c: SgmatConfig, aL: PackLayout, bL: PackLayout, direct
       for (let j = 0; j < FN; j++) s += `      acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});\n`;
     s += '    }\n';
   }
-  if (c.staged) s += '    workgroupBarrier();\n';
+  if (c.staged && c.dbuf) {
+    const nb = `((t + 1u) % 2u)`;
+    s += `    if (more) {\n  ${put('a', `${nb} * ${aSize}u + `)}  ${put('b', `${nb} * ${bSize}u + `)}    }\n`;
+    s += '    workgroupBarrier();\n';
+  } else if (c.staged) s += '    workgroupBarrier();\n';
   s += '  }\n';
   // epilogue: undo the operand scales (two exact power-of-two multiplies), then store
   s += '  let ua = fg_pow2(-fg_scale_exp(stats[0]));\n  let ub = fg_pow2(-fg_scale_exp(stats[1]));\n';
@@ -530,7 +553,7 @@ export function prepareHigh(e: Engine, a: View, b: View): PackedProduct {
     .u32('tilesN', tilesN)
     .u32('tilesK', Kp / c.BK)
     .u32('batches', batches);
-  const key = `matmul_high:${c.BM}x${c.BN}x${c.BK}_${c.SM}x${c.SN}_${c.staged}_${c.pad}_${c.group}_${c.spelling}_${c.sgIndex}_${c.prefetch}:${aL}${bL}:${direct}`;
+  const key = `matmul_high:${c.BM}x${c.BN}x${c.BK}_${c.SM}x${c.SN}_${c.staged}_${c.pad}_${c.group}_${c.spelling}_${c.sgIndex}_${c.prefetch}_${c.dbuf === true}_${c.align8 === true}:${aL}${bL}:${direct}`;
   const run = () =>
     e.dispatch({
       name: 'matmul_high',
