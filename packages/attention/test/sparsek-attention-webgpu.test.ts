@@ -1,5 +1,5 @@
 import { valueAndGrad } from '@foxgate/autograd';
-import { CpuBackend, mul, sum, type Tensor, tensor, type WebGPUBackend, zeros } from '@foxgate/tensor';
+import { CpuBackend, memoryStats, mul, sum, type Tensor, tensor, type WebGPUBackend, zeros } from '@foxgate/tensor';
 import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type SparsekGate, sparsekAttention } from '../src/sparsek/attention.js';
@@ -235,6 +235,11 @@ describe.skipIf(!gpu)('kernel variants', () => {
     await compare(data(attrsOf(1, 30, 1, 4, 5.5, 1, 'v'), 31, flat), { tau: { cap: 2, sg: false } }, false);
   });
 
+  it('the hardware code path (constant D, vec4 or scalar rows, hardware tiles, 256-thread τ)', async () => {
+    await compare(data(attrsOf(1, 150, 2, 16, 5.5, 20, 'kv'), 25), { software: false }, false);
+    await compare(data(attrsOf(2, 45, 1, 6, 3, 4, 'logit'), 26), { software: false }, false);
+  });
+
   it('long sequences: several chunks, compactions and a wrapping candidate ring', async () => {
     await compare(data(attrsOf(1, 700, 2, 4, 40, 16, 'logit'), 40, undefined, false), {}, false);
     await compare(data(attrsOf(1, 700, 1, 4, 40, 16, 'kv'), 41, undefined, false), {}, false, 0.3);
@@ -359,7 +364,10 @@ describe.skipIf(!gpu)('gradients through autograd', () => {
         return out;
       };
       const want = await grads('cpu');
+      const live = () => memoryStats().backends.webgpu?.tensors ?? 0;
+      const before = live();
       const got = await grads(gpu as WebGPUBackend);
+      expect(live(), 'WebGPU tensors left behind').toBe(before);
       expect(Math.abs(got.loss - want.loss)).toBeLessThan(1e-4 * (1 + Math.abs(want.loss)));
       for (const key of ['dq', 'dk', 'dv', 'du'] as const) expect(mismatch(got[key], want[key], 5e-5, 5e-4, `${gate} ${key}`)).toBeNull();
       expect(want.du.some((x) => Math.abs(x) > 1e-4)).toBe(true);

@@ -27,6 +27,11 @@ export interface SkForwardInputs {
 export interface SkForwardOverrides {
   tau?: Partial<SkTauConfig>;
   fwd?: Partial<SkFwdConfig>;
+  /**
+   * The software adapters' code path (head dim from a uniform, scalar row reads, small tiles) or,
+   * false, the hardware one (constant D, vec4 rows, the hardware tile list); default: by adapter.
+   */
+  software?: boolean;
 }
 
 /** Subgroups with the `subgroup_id` builtin, each at least 4 lanes wide. */
@@ -42,9 +47,9 @@ function checkF32(name: string, x: Tensor, backend: WebGPUBackend): void {
 }
 
 /** The τ kernel's configuration: 256 threads (64 on software adapters), 4096 active entries in workgroup memory. */
-export function tauConfigFor(backend: WebGPUBackend, o?: Partial<SkTauConfig>): SkTauConfig {
+export function tauConfigFor(backend: WebGPUBackend, o?: Partial<SkTauConfig>, software = backend.software): SkTauConfig {
   const sg = o?.sg ?? hasSubgroups(backend);
-  const c: SkTauConfig = { nt: o?.nt ?? (backend.software ? 64 : 256), cap: o?.cap ?? 4096, sg: sg && hasSubgroups(backend) };
+  const c: SkTauConfig = { nt: o?.nt ?? (software ? 64 : 256), cap: o?.cap ?? 4096, sg: sg && hasSubgroups(backend) };
   if (!Number.isInteger(Math.log2(c.nt)) || c.nt < 4 || c.nt > backend.device.limits.maxComputeInvocationsPerWorkgroup)
     fail(OP, `τ kernel threads must be a power of two in [4, device limit], got ${c.nt}`);
   if (!Number.isInteger(c.cap) || c.cap < 1) fail(OP, `τ kernel cap must be an integer ≥ 1, got ${c.cap}`);
@@ -70,12 +75,12 @@ const SOFTWARE_FWD: Omit<SkFwdConfig, 'sg'>[] = [
 ];
 
 /** The forward kernel's tiles: the first of the list that fits the device (or the override). */
-export function fwdConfigFor(backend: WebGPUBackend, D: number, o?: Partial<SkFwdConfig>): SkFwdConfig {
+export function fwdConfigFor(backend: WebGPUBackend, D: number, o?: Partial<SkFwdConfig>, software = backend.software): SkFwdConfig {
   const lim = backend.device.limits;
   const sg = (o?.sg ?? true) && hasSubgroups(backend);
   const fits = (t: SkFwdConfig) =>
     skFwdSmemBytes(D, t) <= lim.maxComputeWorkgroupStorageSize && skFwdThreads(t) <= lim.maxComputeInvocationsPerWorkgroup;
-  const list = backend.software ? SOFTWARE_FWD : HARDWARE_FWD;
+  const list = software ? SOFTWARE_FWD : HARDWARE_FWD;
   const base = list.map((t) => ({ ...t, sg })).find(fits);
   if (!base) fail(OP, `no forward tiles fit head dim D=${D} in ${lim.maxComputeWorkgroupStorageSize} bytes of workgroup memory`);
   const t = { ...base, ...o, sg };
@@ -99,12 +104,18 @@ export interface SkThresholds {
 }
 
 /** The τ kernel: one workgroup per (b, h). */
-export function sparsekTauWebGPU(backend: WebGPUBackend, u: Tensor, a: SkAttrs, o?: Partial<SkTauConfig>): SkThresholds {
+export function sparsekTauWebGPU(
+  backend: WebGPUBackend,
+  u: Tensor,
+  a: SkAttrs,
+  o?: Partial<SkTauConfig>,
+  software = backend.software,
+): SkThresholds {
   const { B, T, H } = a.dims;
   checkF32('u', u, backend);
   if (u.rank !== 3 || u.shape[0] !== B || u.shape[1] !== T || u.shape[2] !== H)
     fail(OP, `u must have shape ${fmtShape([B, T, H])}, got ${fmtShape(u.shape)}`);
-  const c = tauConfigFor(backend, o);
+  const c = tauConfigFor(backend, o, software);
   const w = Math.min(a.window, T);
   const Tp = T - w;
   const E0 = Math.min(Math.floor(a.budget), Tp);
@@ -153,13 +164,14 @@ export function sparsekAttnForwardWebGPU(
       OP,
       `the WebGPU device allows ${lim.maxStorageBuffersPerShaderStage} storage buffers per stage; the forward needs 9 (use impl: 'reference')`,
     );
-  const th = sparsekTauWebGPU(backend, t.u, a, overrides.tau);
-  const kd = kernelD(backend, D);
-  const tiles = fwdConfigFor(backend, kd, overrides.fwd);
+  const software = overrides.software ?? backend.software;
+  const th = sparsekTauWebGPU(backend, t.u, a, overrides.tau, software);
+  const kd = software ? kernelD(backend, D) : D;
+  const tiles = fwdConfigFor(backend, kd, overrides.fwd, software);
   const nqb = Math.ceil(T / tiles.bq);
   if (B * H > 65535 || nqb > 65535)
     fail(OP, `B·H = ${B * H} and ⌈T/${tiles.bq}⌉ = ${nqb} must each be at most 65535 (one workgroup per query block and head)`);
-  const spec: SkFwdSpec = { D: kd, dynamic: backend.software, gate: a.gate, tiles };
+  const spec: SkFwdSpec = { D: kd, dynamic: software, gate: a.gate, tiles };
   const temps: Tensor[] = [];
   const inputs: KernelInput[] = [
     rowInput('q', t.q, spec, temps),

@@ -26,11 +26,13 @@
  *   bracket [lo, max u] instead (bisection whose kept half still jumps to the next breakpoint).
  * - Compaction (dropping `u ≤ τ`) runs when the active set has doubled since the last one.
  *
- * Cost per (b, h): O(T) reads of u, one find pass per entering entry, and per entering entry
- * O(1) amortised solve passes of O(|active| / nt) work each (|active| ≈ the support: k plus the
- * fractional entries); every pass is a workgroup reduction (a few barriers). At worst (every
- * entry enters, e.g. scores growing with the position) that is ~3 reductions per position,
- * sequential in T; with scores in random order only ≈ k·ln(T/k) entries enter.
+ * Cost per (b, h): O(T) reads of u, one find pass per chunk, and per entering entry 1 + (breakpoints
+ * crossed) solve passes (+1 find pass when the solve did not already give the next entering entry)
+ * of O(|active| / nt) work each (|active| ≈ the support: k plus the fractional entries); every pass
+ * is a workgroup reduction (a few barriers). Breakpoints are crossed at most twice per entry over
+ * the sequence, so at worst (every entry enters, e.g. scores growing with the position) ≈ 3
+ * reductions per position, sequential in T; with scores in random order only ≈ k·(1 + ln(T/k))
+ * entries enter.
  *
  * Also written: the list of entering entries of each (b, h) in position order (`selp`
  * positions, `selu` scores, `nsel` their count): every position that any query selects is in it,
