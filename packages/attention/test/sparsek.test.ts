@@ -84,10 +84,15 @@ describe('sparsek values', () => {
         expect(Array.from(p)).toEqual([1, 0, 1, 0, 0, 0]);
         expect(Array.from(dz)).toEqual([0, 0, 0, 0, 0, 0]);
       } else {
-        // the reference's bisection may end at the edge of the flat piece (τ = 2.9): p to rounding
+        // the reference's bracket ends at the top of the flat piece (τ = 4 − 1): the unselected
+        // entries are exactly 0 (an entry left at ~1e-8 would still enter 'kv'/'v' attention)
         const want = [1, 0, 1, 0, 0, 0];
         for (let i = 0; i < 6; i++) expect(Math.abs(p[i] - want[i])).toBeLessThan(1e-14);
+        expect([p[1], p[3], p[4], p[5]]).toEqual([0, 0, 0, 0]);
         for (const x of dz) expect(Math.abs(x)).toBeLessThan(1e-14);
+        const p32 = sparsek(tensor(new Float32Array([5, 0, 4, 1.5, -2, 2.9]), [6]), 2, { impl }).dataSync();
+        expect([p32[1], p32[3], p32[4], p32[5]]).toEqual([0, 0, 0, 0]);
+        expect(Math.abs(p32[0] - 1) + Math.abs(p32[2] - 1)).toBeLessThan(1e-6);
       }
     });
 

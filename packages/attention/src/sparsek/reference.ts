@@ -57,7 +57,10 @@ export function sparsekReference(z: Tensor, k: Tensor, valid: Tensor | null = nu
           const mid = mul(add(lo, hi), 0.5);
           let c = minimum(maximum(sub(z, mid), 0), 1);
           if (valid) c = where(valid, c, 0);
-          const above = gt(sum(c, -1, true), k);
+          // f ≥ k moves lo up: in a hard top-k (f = k on a flat piece) the bracket ends at the top
+          // of the piece, u_(k) − 1, where entry k is fractional with p = 1 — not at u_(k+1), where
+          // float rounding would leave entry k+1 a gate of ~1e-8 (which 'kv'/'v' attention counts)
+          const above = ge(sum(c, -1, true), k);
           const lo2 = where(above, mid, lo);
           const hi2 = where(above, hi, mid);
           lo.dispose();
