@@ -20,12 +20,12 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { forgettingAttention } from '@foxgate/attention';
-import { type FoxF16Config, foxF16Config, setFoxF16 } from '@foxgate/attention/dev';
-import { valueAndGrad } from '@foxgate/autograd';
-import { initWebGPU, mul, sum, type WebGPUBackend } from '@foxgate/tensor';
 import { benchProblem, checkCase } from '../../apps/cli/src/bench/attention.js';
+import { type FoxF16Config, foxF16Config, setFoxF16 } from '../../packages/attention/src/dev.js';
+import { forgettingAttention } from '../../packages/attention/src/index.js';
 import { type FoxResult, problem, runFox } from '../../packages/attention/test/util/fox.js';
+import { valueAndGrad } from '../../packages/autograd/src/index.js';
+import { initWebGPU, mul, sum, type WebGPUBackend } from '../../packages/tensor/src/index.js';
 
 type Row = Record<string, unknown> & { part: string; name: string; ok: boolean };
 
