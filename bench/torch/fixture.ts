@@ -49,7 +49,10 @@ for (const model of ['fox', 'foxPro', 'transformer', 'transformerPro'] as const)
   const sub = join(dir, `${model}-tiny`);
   await saveCheckpoint(sub, params, m.config);
   writeFileSync(join(sub, 'tokens.i32'), new Uint8Array(ids.buffer));
-  writeFileSync(join(sub, 'step0.json'), `${JSON.stringify({ model, preset: 'tiny', B, T, loss, dtype: 'float64', tokens: 'tokens.i32' }, null, 2)}\n`);
+  writeFileSync(
+    join(sub, 'step0.json'),
+    `${JSON.stringify({ model, preset: 'tiny', B, T, loss, dtype: 'float64', tokens: 'tokens.i32' }, null, 2)}\n`,
+  );
   console.log(`${model}-tiny: float64 loss ${loss}`);
 }
 
@@ -64,5 +67,7 @@ const known = {
   scalar: { dtype: 'F32', shape: [], data: Float32Array.from([0.25]) },
 } as const;
 await writeSafetensorsFile(join(dir, 'known.safetensors'), known, { format: 'pt' });
-const values = Object.fromEntries(Object.entries(known).map(([k, e]) => [k, { dtype: e.dtype, shape: e.shape, values: Array.from(e.data as ArrayLike<number>) }]));
+const values = Object.fromEntries(
+  Object.entries(known).map(([k, e]) => [k, { dtype: e.dtype, shape: e.shape, values: Array.from(e.data as ArrayLike<number>) }]),
+);
 writeFileSync(join(dir, 'known.json'), `${JSON.stringify(values, null, 1)}\n`);
