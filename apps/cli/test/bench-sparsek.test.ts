@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type * as attention from '@foxgate/attention';
 import { softmaxAttention, sparsekAttention } from '@foxgate/attention';
 import { valueAndGrad } from '@foxgate/autograd';
-import { mul, randomNormal, sum, type Tensor, tensor } from '@foxgate/tensor';
+import { mul, probeWebGPU, randomNormal, sum, type Tensor, tensor } from '@foxgate/tensor';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { benchSparsek, checkLocalAttention, sparsekScores } from '../src/bench/sparsek.js';
 import { runCli } from './util/cli-run.js';
@@ -27,6 +27,9 @@ vi.mock('@foxgate/attention', async (importOriginal) => {
 afterEach(() => {
   hooks.sabotage = null;
 });
+
+const gpu = await probeWebGPU();
+if (!gpu.available && process.env.FOXGATE_REQUIRE_WEBGPU === '1') throw new Error(`FOXGATE_REQUIRE_WEBGPU=1 but: ${gpu.reason}`);
 
 const [B, T, H, D] = [2, 96, 2, 8];
 const sh = [B, T, H, D];
@@ -149,6 +152,12 @@ describe('bench attention --variant sparsek: rows', () => {
     for (const r of rows.filter((z) => z.case.startsWith('fwd '))) expect(r.note).toMatch(/max rel err \S+ \(\w+\) against float64/);
     expect(rows[0].note).toMatch(/^[\d.]+× the speed of fox; /);
     expect(rows[0].note).toMatch(/older positions selected per query/);
+  });
+
+  it.skipIf(!gpu.available)('on WebGPU: the same rows, every one passing its check (the WGSL kernels)', async () => {
+    const rows = await benchSparsek({ device: 'webgpu', sizes: [64], B: 1, H: 2, D: 16, k: 4, window: 4, seconds: 0.01 });
+    expect(rows.map((r) => `${r.case} | ${r.impl}`)).toEqual(ROWS(64).map((r) => r.replace(/ cpu$/, ' webgpu')));
+    for (const r of rows) expect(r.failed, r.note).toBeUndefined();
   });
 
   it('through the command: the table and exit 0; a wrong kernel or a crash is FAILED and exits 1', async () => {
