@@ -3,7 +3,7 @@ import { add, cast, fail, logsigmoid, mul, reshape, sigmoid, type Tensor, tensor
 import { headDim, type ModelConfig } from './config.js';
 import { applyLinear, type LinearParams } from './layers/linear.js';
 import { headRmsNorm, type RMSNormParams } from './layers/norm.js';
-import { rope } from './layers/rope.js';
+import { type RopeTables, rope } from './layers/rope.js';
 import { type ShiftLinearParams, shiftLinear } from './layers/shift.js';
 
 /** The attention sub-layer's parameters, by the official names (optional members per config). */
@@ -70,6 +70,8 @@ export interface LayerContext {
   docReset?: Tensor | null;
   /** Position of the first row (RoPE offset). */
   offset?: number;
+  /** RoPE tables for this call's rows (built once per forward; else each layer builds its own from `offset`). */
+  rope?: RopeTables;
   /**
    * Per sequence, the absolute position of its first row in the SPARSEK scores (decoding a ragged
    * batch, whose RoPE runs at left-padded buffer positions); default `offset` for every sequence.
@@ -147,7 +149,7 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
     k = headRmsNorm(p.k_norm, k0, QK_NORM_EPS);
   }
   if (c.use_rope) {
-    const opts = { base: c.rope_base, offset: ctx.offset ?? 0 };
+    const opts = { base: c.rope_base, offset: ctx.offset ?? 0, tables: ctx.rope };
     q = rope(q, opts);
     k = rope(k, opts);
   }

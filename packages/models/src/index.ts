@@ -49,7 +49,7 @@ export { argmaxOf, type SamplingOptions, sampleToken, sampleUniform, samplingDis
 export { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 export { type InitOptions, initLinear, type LinearInitOptions, type LinearParams, linear } from './layers/linear.js';
 export { headRmsNorm, initRMSNorm, RMS_NORM_EPS, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
-export { ROPE_BASE, type RopeOptions, rope, ropeTables } from './layers/rope.js';
+export { ROPE_BASE, type RopeOptions, type RopeTables, rope, ropeTables, ropeTableTensors } from './layers/rope.js';
 export { initShiftLinear, type ShiftLinearParams, shiftLinear } from './layers/shift.js';
 export { initSwiGLU, mlpHidden, type SwiGLUInitOptions, type SwiGLUParams, swiglu } from './layers/swiglu.js';
 export {

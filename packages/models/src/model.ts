@@ -26,6 +26,7 @@ import { type ConfigInput, headDim, intermediateSize, type ModelConfig, modelCon
 import { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 import { applyLinear, initLinear, type LinearParams } from './layers/linear.js';
 import { initRMSNorm, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
+import { ropeTableTensors } from './layers/rope.js';
 import { initShiftLinear } from './layers/shift.js';
 import { initSwiGLU, type SwiGLUParams, swiglu } from './layers/swiglu.js';
 import { countParams, paramShapes } from './shapes.js';
@@ -167,6 +168,8 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
   return scoped(() => {
     let x = embedding(params.model.embeddings, tokens);
     const docReset = opts.docStarts && (c.use_k_shift || c.use_v_shift) ? docResetOf(opts.docStarts, x) : null;
+    // one pair of RoPE tables for every layer's q and k (a host computation and upload per forward, not per layer)
+    const rope = c.use_rope ? ropeTableTensors(T, headDim(c), { base: c.rope_base, dtype: x.dtype, backend: x.backend }) : undefined;
     const pruned: Tensor[] = [];
     const logF: Tensor[] = [];
     for (const layer of params.model.layers) {
@@ -175,6 +178,7 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
         impl: opts.impl,
         docStarts: opts.docStarts ?? null,
         docReset,
+        rope,
         stats,
       });
       x = add(x, a.out);

@@ -1,7 +1,7 @@
 import { gradcheck } from '@foxgate/autograd';
 import { cast, dispose, memoryStats, narrow, type Tensor, zeros } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
-import { ROPE_BASE, rope, ropeTables } from '../src/index.js';
+import { ROPE_BASE, rope, ropeTables, ropeTableTensors } from '../src/index.js';
 import { f64, maxDiff, throwsNaming, values, wsum } from './util.js';
 
 /**
@@ -174,5 +174,16 @@ describe('rope errors name the function and the argument', () => {
     throwsNaming(() => rope(x, { offset: 1.5 }), /^rope: offset .* got 1.5$/);
     throwsNaming(() => rope([1, 2] as unknown as Tensor), /^rope: x must be a Tensor, got an array$/);
     x.dispose();
+  });
+
+  it('shared tables (ropeTableTensors) give bit-identical results; wrong tables are one line', () => {
+    const x = f64(values(size, 11), shape);
+    const tables = ropeTableTensors(5, 8, { base: 10000, offset: 3, dtype: 'float64', backend: x.backend });
+    const a = rope(x, { base: 10000, offset: 3 });
+    const b = rope(x, { tables });
+    expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+    const short = ropeTableTensors(4, 8, { dtype: 'float64', backend: x.backend });
+    throwsNaming(() => rope(x, { tables: short }), /^rope: tables\.cos must be float64\[5,1,8\] on x's backend, got float64\[4,1,8\]$/);
+    dispose([x, a, b, tables.cos, tables.sin, short.cos, short.sin]);
   });
 });

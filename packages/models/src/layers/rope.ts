@@ -5,6 +5,17 @@ import { checkTensor } from '../check.js';
 export interface RopeOptions {
   base?: number;
   offset?: number;
+  /**
+   * Precomputed tables from `ropeTableTensors` (x's T, D, dtype and backend; they override `base`
+   * and `offset`): a model builds them once per forward and shares them by every layer's q and k.
+   */
+  tables?: RopeTables;
+}
+
+/** The cos/sin tables as tensors `[T, 1, D]`. */
+export interface RopeTables {
+  cos: Tensor;
+  sin: Tensor;
 }
 
 export const ROPE_BASE = 500000;
@@ -29,6 +40,18 @@ export function ropeTables(T: number, D: number, opts: RopeOptions = {}): { cos:
   return { cos, sin };
 }
 
+/** `ropeTables` uploaded as tensors `[T, 1, D]` of `dtype` on `backend` (never differentiated). */
+export function ropeTableTensors(
+  T: number,
+  D: number,
+  opts: { base?: number; offset?: number; dtype: Tensor['dtype']; backend: Tensor['backend'] },
+): RopeTables {
+  const { cos, sin } = ropeTables(T, D, opts);
+  const create = { dtype: opts.dtype, backend: opts.backend };
+  const up = (a: Float64Array) => tensor(opts.dtype === 'float64' ? a : Float32Array.from(a), [T, 1, D], create);
+  return { cos: up(cos), sin: up(sin) };
+}
+
 /**
  * Rotate-half RoPE on `x` `[B, T, H, D]` (D even): `x·cos + rotate_half(x)·sin` with
  * `rotate_half([x₁, x₂]) = [−x₂, x₁]` over the two halves of each head.
@@ -43,10 +66,17 @@ export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
   const offset = opts.offset ?? 0;
   if (!(base > 0) || !Number.isFinite(base)) fail(op, `base must be a finite number > 0, got ${String(base)}`);
   if (!Number.isInteger(offset) || offset < 0) fail(op, `offset must be an integer >= 0, got ${String(offset)}`);
-  const { cos, sin } = ropeTables(T, D, { base, offset });
-  const create = { dtype: x.dtype, backend: x.backend };
-  const c = tensor(x.dtype === 'float64' ? cos : Float32Array.from(cos), [T, 1, D], create);
-  const s = tensor(x.dtype === 'float64' ? sin : Float32Array.from(sin), [T, 1, D], create);
+  const given = opts.tables;
+  if (given) {
+    for (const [name, t] of [
+      ['cos', given.cos],
+      ['sin', given.sin],
+    ] as const) {
+      if (t.rank !== 3 || t.shape[0] !== T || t.shape[1] !== 1 || t.shape[2] !== D || t.dtype !== x.dtype || t.backend !== x.backend)
+        fail(op, `tables.${name} must be ${x.dtype}[${T},1,${D}] on x's backend, got ${t.dtype}${fmtShape(t.shape)}`);
+    }
+  }
+  const { cos: c, sin: s } = given ?? ropeTableTensors(T, D, { base, offset, dtype: x.dtype, backend: x.backend });
   const x1 = narrow(x, -1, 0, D / 2);
   const x2 = narrow(x, -1, D / 2, D / 2);
   const n2 = neg(x2);
@@ -54,6 +84,6 @@ export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
   const a = mul(x, c);
   const b = mul(rot, s);
   const out = add(a, b);
-  for (const t of [c, s, x1, x2, n2, rot, a, b]) t.dispose();
+  for (const t of given ? [x1, x2, n2, rot, a, b] : [c, s, x1, x2, n2, rot, a, b]) t.dispose();
   return out;
 }
