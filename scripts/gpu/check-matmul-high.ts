@@ -246,6 +246,10 @@ async function child(variant: string, mods: Partial<SgmatConfig>): Promise<void>
     features: g.info.features,
     sg: [g.info.subgroupMinSize, g.info.subgroupMaxSize],
     device: g.info.description,
+    adapterInfo: (() => {
+      const i = (g.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+      return i ? { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description } : null;
+    })(),
   });
   if (!g.tensorCores) return;
   if (variant === 'suite') {

@@ -81,6 +81,13 @@ const cases: [string, FoxProblem, FoxF16Config, Parameters<typeof runFox>[3]][] 
     { bk: 16, sg: 4, emulate: true },
     { gated: true, acp: true, stats: true },
   ],
+  // O accumulated in lanes, pack2x16float conversions, separate Q/K/V/P arrays; D = 48 (Q in 16-dim chunks)
+  [
+    'softmax, lanes + pack + split, D = 48',
+    problem(1, 90, 120, 1, 48, 17, [0, 5], 1),
+    { bk: 16, sg: 1, emulate: true, oacc: 'lanes', pack: true, split: true },
+    { gated: false },
+  ],
   // tau = 0: the output is rescaled whenever a row's maximum grows
   [
     'softmax, rescaled at every new maximum',

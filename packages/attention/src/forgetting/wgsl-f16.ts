@@ -44,6 +44,29 @@ export interface FoxF16Config {
   tau?: number;
   /** Plain-WGSL subgroup matrices (see above). */
   emulate?: boolean;
+  /**
+   * Where O accumulates: 'matrix' (f32 result matrices across the key tiles, rescaled lazily, the
+   * default) or 'lanes' (each tile's P·V goes through the scratch into D f32 registers per lane,
+   * with an exact online maximum: no result loads, no rescaling branch).
+   */
+  oacc?: 'matrix' | 'lanes';
+  /**
+   * Left/right matrices as block-scoped `let`s, accumulators declared without initializers and
+   * products started by `subgroupMatrixMultiply` (no value constructors), as in the 'high' matmul.
+   */
+  lets?: boolean;
+  /** f32 → f16 through `pack2x16float` and bitcasts (as the 'high' matmul) instead of `f16(x)` conversions. */
+  pack?: boolean;
+  /**
+   * Q, K, V and P in four workgroup arrays (each read by one kind of matrix, as the 'high' matmul's
+   * A and B tiles) instead of one shared array; needs more workgroup memory (Q is not aliased).
+   */
+  split?: boolean;
+  /**
+   * Hardware checks only: 'scores' writes each row's scaled scores of its first key tile
+   * (scale·log2 e·q_i·k_j for the tile's BK keys, unmasked) into o[row][0..BK) and nothing else.
+   */
+  debug?: 'scores';
 }
 
 /** What the kernel is generated for. */
@@ -80,20 +103,26 @@ function geometry(D: number, c: FoxF16Config) {
   const BQ = 32 * c.sg;
   const HSD = D + 8; // K, V rows (halves; 16-byte padding against bank conflicts)
   const HSP = BK + 8; // P rows
-  const DC = Math.min(D, 32); // Q is staged in chunks of DC dims
+  const DC = D % 32 === 0 ? 32 : 16; // Q is staged in chunks of DC dims
   const HQ = DC + 8;
   const SFS = BK + 4; // f32 scratch rows
+  const split = c.split === true;
   const kOff = 0;
-  const vOff = BK * HSD;
-  const pOff = 2 * BK * HSD;
-  const hs = Math.max(pOff + BQ * HSP, BQ * HQ);
+  const vOff = split ? 0 : BK * HSD;
+  const pOff = split ? 0 : 2 * BK * HSD;
+  const hs = split ? BQ * HQ + 2 * BK * HSD + BQ * HSP : Math.max(pOff + BQ * HSP, BQ * HQ);
+  // the f16 arrays: one shared `Hs`, or Qs, Ks, Vs, Ps
+  const arr = split ? { q: 'Qs', k: 'Ks', v: 'Vs', p: 'Ps' } : { q: 'Hs', k: 'Hs', v: 'Hs', p: 'Hs' };
+  const f16Arrays = split
+    ? `var<workgroup> Qs: array<f16, ${BQ * HQ}>;\nvar<workgroup> Ks: array<f16, ${BK * HSD}>;\nvar<workgroup> Vs: array<f16, ${BK * HSD}>;\nvar<workgroup> Ps: array<f16, ${BQ * HSP}>;\n`
+    : `var<workgroup> Hs: array<f16, ${hs}>;\n`;
   const sf = c.sg * 32 * SFS;
   const KD = D / 16;
   const NB = BK / 16;
   const ND = D / 16;
   // emulated left/right slots per subgroup: Q, K, P, V (one per load of a tile)
   const slots = 2 * KD + NB * KD + 2 * NB + NB * ND;
-  return { BK, BQ, HSD, HSP, DC, HQ, SFS, kOff, vOff, pOff, hs, sf, KD, NB, ND, slots };
+  return { BK, BQ, HSD, HSP, DC, HQ, SFS, kOff, vOff, pOff, hs, sf, KD, NB, ND, slots, arr, f16Arrays };
 }
 
 /** Subgroup-matrix operations, real or emulated. */
@@ -104,6 +133,8 @@ interface MatOps {
   store(name: string, arr: string, off: string, stride: string): string;
   zero(name: string): string;
   mma(acc: string, l: string, r: string): string;
+  /** acc = l·r (a fresh accumulator). */
+  mul(acc: string, l: string, r: string): string;
 }
 
 const TYPES = {
@@ -112,16 +143,21 @@ const TYPES = {
   result: 'subgroup_matrix_result<f32, 16, 16>',
 };
 
-const realOps: MatOps = {
-  decl: (n, k) => `  var ${n} = ${TYPES[k]}();`,
-  load: (n, arr, off, col, stride) => {
-    const t = n.startsWith('o') || n.startsWith('s') ? TYPES.result : n.startsWith('kr') || n.startsWith('vr') ? TYPES.right : TYPES.left;
-    return `    ${n} = subgroupMatrixLoad<${t}, ${col ? 'col_major' : 'row_major'}>(&${arr}, ${off}, ${stride});`;
-  },
-  store: (n, arr, off, stride) => `    subgroupMatrixStore<row_major>(&${arr}, ${off}, ${n}, ${stride});`,
-  zero: (n) => `    ${n} = ${TYPES.result}();`,
-  mma: (acc, l, r) => `    ${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
-};
+/** Hardware matrices; `lets`: temporaries (all but Q and the accumulators) as `let`s, no value constructors. */
+function realOps(lets: boolean): MatOps {
+  const typeOf = (n: string) =>
+    n.startsWith('o') || n.startsWith('s') ? TYPES.result : n.startsWith('kr') || n.startsWith('vr') ? TYPES.right : TYPES.left;
+  const temp = (n: string) => lets && (n.startsWith('kr') || n.startsWith('vr') || n.startsWith('pl'));
+  return {
+    decl: (n, k) => (temp(n) ? '' : lets ? `  var ${n}: ${TYPES[k]};` : `  var ${n} = ${TYPES[k]}();`),
+    load: (n, arr, off, col, stride) =>
+      `    ${temp(n) ? 'let ' : ''}${n} = subgroupMatrixLoad<${typeOf(n)}, ${col ? 'col_major' : 'row_major'}>(&${arr}, ${off}, ${stride});`,
+    store: (n, arr, off, stride) => `    subgroupMatrixStore<row_major>(&${arr}, ${off}, ${n}, ${stride});`,
+    zero: (n) => `    ${n} = ${TYPES.result}();`,
+    mma: (acc, l, r) => `    ${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
+    mul: (acc, l, r) => `    ${acc} = subgroupMatrixMultiply<f32>(${l}, ${r});`,
+  };
+}
 
 /**
  * Emulated matrices: left/right ones live in per-subgroup slots of `EM` (f16, row-major 16×16:
@@ -144,18 +180,20 @@ function emuOps(slotOf: (name: string) => number, slots: number): MatOps {
     store: (n, arr, off, stride) => `    em_store_${arr}(&${n}, ${off}, ${stride}, lane);`,
     zero: (n) => `    ${n} = array<f32, 8>();`,
     mma: (acc, l, r) => `    em_mma(&${acc}, ${base(l)}, ${base(r)}, lane);`,
+    mul: (acc, l, r) => `    ${acc} = array<f32, 8>();\n    em_mma(&${acc}, ${base(l)}, ${base(r)}, lane);`,
   };
 }
 
 // trip counts the software compiler cannot see (`lane` < 32): fully unrolled, the 16×16 products
 // made lavapipe's compile of the kernel take minutes (LLVM's coroutine split at every barrier)
-const EMU_WGSL = `fn em_slot_Hs(slot: u32, off: u32, col: bool, stride: u32, lane: u32) {
+const emSlot = (a: string) => `fn em_slot_${a}(slot: u32, off: u32, col: bool, stride: u32, lane: u32) {
   for (var t = 0u; t < 8u + (lane >> 8u); t++) {
     let e = lane + 32u * t;
-    EM[slot + e] = Hs[select(off + (e / 16u) * stride + e % 16u, off + (e % 16u) * stride + e / 16u, col)];
+    EM[slot + e] = ${a}[select(off + (e / 16u) * stride + e % 16u, off + (e % 16u) * stride + e / 16u, col)];
   }
 }
-fn em_load_Sf(m: ptr<function, array<f32, 8>>, off: u32, stride: u32, lane: u32) {
+`;
+const EMU_WGSL = `fn em_load_Sf(m: ptr<function, array<f32, 8>>, off: u32, stride: u32, lane: u32) {
   for (var t = 0u; t < 8u + (lane >> 8u); t++) { let e = lane + 32u * t; (*m)[t] = Sf[off + (e / 16u) * stride + e % 16u]; }
 }
 fn em_store_Sf(m: ptr<function, array<f32, 8>>, off: u32, stride: u32, lane: u32) {
@@ -228,7 +266,7 @@ ${reduce(2)}
 export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
   const { D, gated, acp } = spec;
   const g = geometry(D, c);
-  const { BK, BQ, HSD, HSP, DC, HQ, SFS, kOff, vOff, pOff, KD, NB, ND } = g;
+  const { BK, BQ, HSD, HSP, DC, HQ, SFS, kOff, vOff, pOff, KD, NB, ND, arr } = g;
   const tau = c.tau ?? 8;
   const emu = c.emulate === true;
   const threads = 32 * c.sg;
@@ -240,7 +278,11 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
   const pNames = range(2).flatMap((i) => range(NB).map((n) => `pl${i}_${n}`));
   const vNames = range(NB).flatMap((n) => range(ND).map((j) => `vr${n}_${j}`));
   const slotNames = [...qNames, ...kNames, ...pNames, ...vNames];
-  const M = emu ? emuOps((n) => slotNames.indexOf(n), g.slots) : realOps;
+  const M = emu ? emuOps((n) => slotNames.indexOf(n), g.slots) : realOps(c.lets === true);
+  const lanesAcc = c.oacc === 'lanes';
+  // f32 → f16: conversions, or pack2x16float and bitcasts
+  const h4 = (v: string) => (c.pack ? `bitcast<vec4<f16>>(vec2<u32>(pack2x16float(${v}.xy), pack2x16float(${v}.zw)))` : `vec4<f16>(${v})`);
+  const h1 = (v: string) => (c.pack ? `bitcast<vec2<f16>>(pack2x16float(vec2<f32>(${v}, 0.0))).x` : `f16(${v})`);
   const fence = emu ? '    workgroupBarrier();' : '';
   // a phase of loads and products: interleaved on hardware; emulated, all loads, one barrier, all products
   const phase = (items: { load: string[]; compute: string[] }[]) =>
@@ -284,13 +326,13 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
     let t = i0 + r;
     var xq = vec4<f32>(0.0);
     if (t < P.Tq) { xq = ldQ(b, t, h, ${(ch * DC) / 4}u + gq) * sq; }
-    let hq = vec4<f16>(xq);
-${put4('Hs', `r * ${HQ}u + gq * 4u`, 'hq')}`,
+    let hq = ${h4('xq')};
+${put4(arr.q, `r * ${HQ}u + gq * 4u`, 'hq')}`,
       );
       const loads = range(2)
         .flatMap((i) =>
           range(DC / 16).map((kd) =>
-            M.load(`ql${i}_${(ch * DC) / 16 + kd}`, 'Hs', `(sg * 32u + ${16 * i}u) * ${HQ}u + ${16 * kd}u`, false, `${HQ}u`),
+            M.load(`ql${i}_${(ch * DC) / 16 + kd}`, arr.q, `(sg * 32u + ${16 * i}u) * ${HQ}u + ${16 * kd}u`, false, `${HQ}u`),
           ),
         )
         .join('\n');
@@ -305,17 +347,16 @@ ${put4('Hs', `r * ${HQ}u + gq * 4u`, 'hq')}`,
     var xk = vec4<f32>(0.0);
     var xv = vec4<f32>(0.0);
     if (t < P.Tk) { xk = ldK(b, t, h, gk) * sk; xv = ldV(b, t, h, gk) * sv; }
-    let hk = vec4<f16>(xk);
-    let hv = vec4<f16>(xv);
-${put4('Hs', `${kOff}u + r * ${HSD}u + gk * 4u`, 'hk')}
-${put4('Hs', `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}`,
+    let hk = ${h4('xk')};
+    let hv = ${h4('xv')};
+${put4(arr.k, `${kOff}u + r * ${HSD}u + gk * 4u`, 'hk')}
+${put4(arr.v, `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}`,
   );
   const scores = phase(
     range(NB).map((n) => ({
-      load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, 'Hs', `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
+      load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, arr.k, `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
       compute: [
-        ...range(2).map((i) => M.zero(`s${i}_${n}`)),
-        ...range(KD).flatMap((kd) => range(2).map((i) => M.mma(`s${i}_${n}`, `ql${i}_${kd}`, `kr${n}_${kd}`))),
+        ...range(KD).flatMap((kd) => range(2).map((i) => (kd === 0 ? M.mul : M.mma)(`s${i}_${n}`, `ql${i}_${kd}`, `kr${n}_${kd}`))),
         ...range(2).map((i) => M.store(`s${i}_${n}`, 'Sf', `${sgBase} + ${16 * i * SFS + 16 * n}u`, `${SFS}u`)),
       ],
     })),
@@ -331,13 +372,18 @@ ${put4('Hs', `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}`,
     let mt = ${range(BK)
       .map((cc) => `x${cc}`)
       .reduce((a, x) => `max(${a}, ${x})`)};
-    let need = mt > m + ${tau.toFixed(1)};
+${
+  lanesAcc
+    ? `    let mn = max(m, mt);
+    alpha = exp2(m - mn);`
+    : `    let need = mt > m + ${tau.toFixed(1)};
     let mn = select(m, mt, need);
     alpha = exp2(m - mn);
-    if (need && m > -1.0e29) { flag = 1u; }
+    if (need && m > -1.0e29) { flag = 1u; }`
+}
     m = mn;
     var ps = 0.0;
-${lines(BK, (cc) => `    { let p = select(0.0, exp2(x${cc} - mn), k${cc}); ps += p; Hs[pb + c${cc}] = f16(p); }`)}
+${lines(BK, (cc) => `    { let p = select(0.0, exp2(x${cc} - mn), k${cc}); ps += p; ${arr.p}[pb + c${cc}] = ${h1('p')}; }`)}
     l = l * alpha + ps;`;
   // O through the scratch, up to `cpp` column blocks at a time: `body(width, g0)` runs per lane
   // on its row's `width` values, which are O's columns from vec4 group g0 on
@@ -370,13 +416,33 @@ ${lines(BK, (cc) => `    { let p = select(0.0, exp2(x${cc} - mn), k${cc}); ps +=
   );
   const pv = phase(
     range(NB).flatMap((n) => [
-      { load: range(2).map((i) => M.load(`pl${i}_${n}`, 'Hs', `pb0 + ${16 * i * HSP + 16 * n}u`, false, `${HSP}u`)), compute: [] },
+      { load: range(2).map((i) => M.load(`pl${i}_${n}`, arr.p, `pb0 + ${16 * i * HSP + 16 * n}u`, false, `${HSP}u`)), compute: [] },
       ...range(ND).map((j) => ({
-        load: [M.load(`vr${n}_${j}`, 'Hs', `${vOff + 16 * n * HSD + 16 * j}u`, false, `${HSD}u`)],
-        compute: range(2).map((i) => M.mma(`o${i}_${j}`, `pl${i}_${n}`, `vr${n}_${j}`)),
+        load: [M.load(`vr${n}_${j}`, arr.v, `${vOff + 16 * n * HSD + 16 * j}u`, false, `${HSD}u`)],
+        compute: range(2).map((i) => (lanesAcc && n === 0 ? M.mul : M.mma)(`o${i}_${j}`, `pl${i}_${n}`, `vr${n}_${j}`)),
       })),
     ]),
   );
+  // lanes: this tile's P·V into the lane's registers oa (scaled by alpha first)
+  const toLanes = throughScratch(
+    (w, g0) =>
+      lines(w / 4, (gg) => {
+        const d0 = 4 * g0 + 4 * gg;
+        return `    { let ci = rb + ${4 * gg}u; ${range(4)
+          .map((u) => `oa${d0 + u} = oa${d0 + u} * alpha + Sf[ci + ${u}u];`)
+          .join(' ')} }`;
+      }),
+    false,
+  );
+  const lanesEpilogue = `  if (rowOk) {
+${lines(
+  D / 4,
+  (gg) =>
+    `    stO(b, row, h, ${gg}u, vec4<f32>(${range(4)
+      .map((u) => `oa${4 * gg + u}`)
+      .join(', ')}) * inv);`,
+)}
+  }`;
   const epilogue = throughScratch(
     (w, g0) => `    if (rowOk) {
       for (var gg = 0u; gg < ${w / 4}u; gg++) {
@@ -397,8 +463,7 @@ ${lines(BK, (cc) => `    { let p = select(0.0, exp2(x${cc} - mn), k${cc}); ps +=
   const builtins = emu ? '' : ', @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32';
   return `${header}const NEG = -1.0e30;
 const LOG2E = 1.4426950408889634;
-var<workgroup> Hs: array<f16, ${g.hs}>;
-var<workgroup> Sf: array<f32, ${g.sf}>;
+${g.f16Arrays}var<workgroup> Sf: array<f32, ${g.sf}>;
 var<workgroup> lamK: array<f32, ${BK}>;
 var<workgroup> flag: u32;
 ${emu ? `var<workgroup> EM: array<f16, ${c.sg * g.slots * 256}>;\n` : ''}${rowAccessor({ D }, 'q', 'P.Tq', 'ldQ', false)}
@@ -407,7 +472,7 @@ ${rowAccessor({ D }, 'v', 'P.Tk', 'ldV', false)}
 ${rowAccessor({ D }, 'o', 'P.Tq', 'stO', true)}
 ${lamFn(gated)}
 ${F16_SCALE_WGSL}
-${emu ? EMU_WGSL : ''}
+${emu ? EMU_WGSL + [...new Set(Object.values(arr))].map(emSlot).join('') : ''}
 @compute @workgroup_size(${threads})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${builtins}) {
   let sg = ${emu ? 'lid / 32u' : 'sgid'};
@@ -439,7 +504,7 @@ ${acpStart}
   let ktEnd = (min(i0 + ${BQ}u, P.Tq) - 1u + off) / ${BK}u + 1u;
 ${decls}
   var m = NEG;
-  var l = 0.0;
+  var l = 0.0;${lanesAcc ? `\n${lines(D, (d) => `  var oa${d} = 0.0;`)}` : ''}
   var alpha = 1.0;
 ${qChunks}
   for (var kt = ktEnd; kt > kt0; kt--) {
@@ -451,15 +516,34 @@ ${kvStage.replace(/^/gm, '  ')}
     workgroupBarrier();
 ${scores}
     workgroupBarrier();
+${
+  c.debug === 'scores'
+    ? `    if (kt == ktEnd && rowOk) {
+${lines(
+  BK / 4,
+  (gg) =>
+    `      stO(b, row, h, ${gg}u, vec4<f32>(${range(4)
+      .map((u) => `Sf[rb + ${4 * gg + u}u]`)
+      .join(', ')}) * cS);`,
+)}
+    }`
+    : ''
+}
 ${softmax}
-    if (workgroupUniformLoad(&flag) != 0u) {
+${
+  lanesAcc
+    ? `    workgroupBarrier();
+${pv}
+${toLanes}`
+    : `    if (workgroupUniformLoad(&flag) != 0u) {
 ${rescale}
     }
-${pv}
+${pv}`
+}
   }
   let inv = select(0.0, uv / l, l > 0.0);
   if (rowOk && l > 0.0) { lse2[bh * P.Tq + row] = m + log2(l); }
-${epilogue}
+${c.debug ? '' : lanesAcc ? lanesEpilogue : epilogue}
 }
 `;
 }

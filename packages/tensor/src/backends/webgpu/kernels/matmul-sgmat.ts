@@ -78,6 +78,21 @@ export const SGMAT_CONFIGS: Record<string, SgmatConfig> = {
     sgIndex: 'builtin-diag',
     prefetch: false,
   },
+  // 8 subgroups (2×4), each 64×64, register prefetch: the default for large products on Hopper
+  // data-center parts (H200, 2026-12-01 and -02: core 178–184 TFLOP/s against 170–174 for 'wide')
+  wide256: {
+    BM: 128,
+    BN: 256,
+    BK: 32,
+    SM: 2,
+    SN: 4,
+    staged: true,
+    pad: 8,
+    group: 8,
+    spelling: 'template',
+    sgIndex: 'builtin-diag',
+    prefetch: true,
+  },
   // 4 subgroups (2×2), each 32×32
   small: {
     BM: 64,
@@ -120,14 +135,21 @@ export function setSgmatPatch(p: Partial<SgmatConfig> | null): void {
   sgPatch = p;
 }
 
-function chooseSgmat(M: number, N: number, batches: number): SgmatConfig {
-  const c = sgOverride ?? pickSgmat(M, N, batches);
+function chooseSgmat(e: Engine, M: number, N: number, batches: number): SgmatConfig {
+  const c = sgOverride ?? pickSgmat(M, N, batches, hopperClass(e));
   return sgPatch ? { ...c, ...sgPatch } : c;
 }
 
-function pickSgmat(M: number, N: number, batches: number): SgmatConfig {
-  const { wide, small } = SGMAT_CONFIGS;
+/** NVIDIA Hopper data-center adapters (H100/H200/H800/GH200), where `wide256` was measured fastest. */
+function hopperClass(e: Engine): boolean {
+  const i = (e.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  return i !== undefined && /\b(g?h(100|200|800))\b/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`);
+}
+
+function pickSgmat(M: number, N: number, batches: number, hopper = false): SgmatConfig {
+  const { wide, wide256, small } = SGMAT_CONFIGS;
   const tiles = (c: SgmatConfig) => Math.ceil(M / c.BM) * Math.ceil(N / c.BN) * batches;
+  if (hopper && M >= 128 && N >= 256 && tiles(wide256) >= 96) return wide256;
   if (M >= 128 && N >= 128 && tiles(wide) >= 96) return wide;
   return small;
 }
@@ -538,7 +560,7 @@ export function prepareHigh(e: Engine, a: View, b: View): PackedProduct {
     e.free(out);
     return { ...noop, out: fill(e, batches * M * N, 0, 'float32') };
   }
-  const c = chooseSgmat(M, N, batches);
+  const c = chooseSgmat(e, M, N, batches);
   const { ap, bp, stats, aL, bL, Mp, Np, Kp } = packOperands(e, a, b, c);
   const direct = N % 4 === 0;
   const tilesM = Mp / c.BM;
