@@ -157,8 +157,7 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
   let logF: Tensor | undefined;
   let pruned: Tensor | undefined;
   if (p.score_proj) {
-    // no fused WGSL kernel for SPARSEK attention yet: off the CPU the composed reference runs
-    const impl = q.backend.name === 'cpu' ? (ctx.impl ?? 'fused') : 'reference';
+    const impl = ctx.impl ?? 'fused';
     const u = sparsekScores(p.score_proj, x, ctx.scoreOffsets ?? ctx.offset ?? 0);
     const opts = { k: c.sparsek_k ?? 64, window: c.sparsek_window ?? 64, gate: c.sparsek_gate ?? 'kv', impl };
     if (cache) {

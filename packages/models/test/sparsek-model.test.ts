@@ -234,7 +234,7 @@ describe('sparsek model: checkpoints and generation', () => {
   });
 });
 
-describe.skipIf(!gpu)('sparsek model on WebGPU (the reference attention is picked there)', () => {
+describe.skipIf(!gpu)('sparsek model on WebGPU (the fused WGSL kernels)', () => {
   it('the same logits and loss gradients as the fused CPU kernel (float32)', async () => {
     const m = createModel(small());
     const pc = m.init(rngKey(7), { backend: 'cpu' });
