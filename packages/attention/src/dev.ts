@@ -8,7 +8,7 @@
 export { foxBackwardCpu, foxForwardCpu, lambdaCpu } from './forgetting/cpu.js';
 export { type FoxTileOverrides, type FoxTiles, foxTilesFor, setFoxTiles } from './forgetting/tuning.js';
 export { acpBoundsWebGPU, foxBackwardWebGPU, foxDeltaWebGPU, foxDlogfWebGPU, foxForwardWebGPU } from './forgetting/webgpu.js';
-export { foxF16Config, setFoxF16 } from './forgetting/webgpu-f16.js';
+export { FOX_F16_DEFAULT, foxF16Config, setFoxF16 } from './forgetting/webgpu-f16.js';
 export type { FoxF16Config } from './forgetting/wgsl-f16.js';
 export type { FoxTileConfig } from './forgetting/wgsl-tiled.js';
 export type { FoxWideConfig } from './forgetting/wgsl-wide.js';

@@ -50,6 +50,12 @@ describe.skipIf(!gpu)('precision high on an adapter without subgroup matrices', 
     expect(high).toEqual(highest);
   });
 
+  it('precision high alone keeps the f32 kernels: the f16 forward is opt-in until checked on hardware', () => {
+    const g = gpu as WebGPUBackend;
+    g.setPrecision('high');
+    for (const D of [16, 32, 64]) expect(foxF16Config(g, D, null)).toBeNull();
+  });
+
   it('takes no route at precision highest, under a sliding window or at other head dims', () => {
     const g = gpu as WebGPUBackend;
     setFoxF16({ bk: 16, sg: 1, emulate: true });
@@ -158,11 +164,24 @@ describe('f16 configuration and scaling', () => {
   });
 
   it('the hardware kernel uses the subgroup-matrix builtins in their current spelling', () => {
-    const code = foxForwardF16WGSL({ D: 64, gated: true, acp: true }, { bk: 32, sg: 4 });
+    const code = foxForwardF16WGSL({ D: 64, gated: true, acp: true }, { bk: 16, sg: 4 });
     expect(code).toContain('enable chromium_experimental_subgroup_matrix;');
     expect(code).toMatch(/subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>\(&Hs, /);
     expect(code).toContain('subgroupMatrixStore<row_major>(&Sf, ');
     expect(code).toContain('workgroupUniformLoad(&flag)');
     expect(code).not.toMatch(/subgroupMatrixLoad<[^>]+>\([^)]*, (true|false), /);
+  });
+
+  it('Q is resident: written once before its matrix loads, never inside the key loop', () => {
+    for (const split of [false, true]) {
+      const code = foxForwardF16WGSL({ D: 64, gated: true, acp: true }, { bk: 16, sg: 4, split });
+      const loop = code.indexOf('for (var kt = ktEnd');
+      const writes = [...code.matchAll(/\bQs\[[^\]]+\] = /g)].map((m) => m.index ?? 0);
+      const firstLoad = code.indexOf('(&Qs, ');
+      expect(writes.length).toBeGreaterThan(0);
+      expect(Math.max(...writes)).toBeLessThan(firstLoad);
+      expect(firstLoad).toBeLessThan(loop);
+      expect(code.slice(loop)).not.toContain('&Qs');
+    }
   });
 });

@@ -103,25 +103,31 @@ function geometry(D: number, c: FoxF16Config) {
   const BQ = 32 * c.sg;
   const HSD = D + 8; // K, V rows (halves; 16-byte padding against bank conflicts)
   const HSP = BK + 8; // P rows
-  const DC = D % 32 === 0 ? 32 : 16; // Q is staged in chunks of DC dims
-  const HQ = DC + 8;
+  // Q is resident in its own array, written once before the key loop and never again: on the
+  // H200 the kernel that staged Q through the array later reused for K, V and P computed wrong
+  // scores (2026-12-02, both hardware runs; the emulation passed), consistent with the driver
+  // re-loading the Q matrices from workgroup memory inside the loop instead of keeping them in
+  // registers (the loads are not ordered by the barriers without the Vulkan memory model's
+  // non-private semantics)
+  const DC = D;
+  const HQ = D + 8;
   const SFS = BK + 4; // f32 scratch rows
   const split = c.split === true;
   const kOff = 0;
   const vOff = split ? 0 : BK * HSD;
   const pOff = split ? 0 : 2 * BK * HSD;
-  const hs = split ? BQ * HQ + 2 * BK * HSD + BQ * HSP : Math.max(pOff + BQ * HSP, BQ * HQ);
-  // the f16 arrays: one shared `Hs`, or Qs, Ks, Vs, Ps
-  const arr = split ? { q: 'Qs', k: 'Ks', v: 'Vs', p: 'Ps' } : { q: 'Hs', k: 'Hs', v: 'Hs', p: 'Hs' };
+  // halves of the f16 arrays: Q, then K, V and P (one shared `Hs`, or Ks, Vs, Ps)
+  const hs = BQ * HQ + 2 * BK * HSD + BQ * HSP;
+  const arr = split ? { q: 'Qs', k: 'Ks', v: 'Vs', p: 'Ps' } : { q: 'Qs', k: 'Hs', v: 'Hs', p: 'Hs' };
   const f16Arrays = split
     ? `var<workgroup> Qs: array<f16, ${BQ * HQ}>;\nvar<workgroup> Ks: array<f16, ${BK * HSD}>;\nvar<workgroup> Vs: array<f16, ${BK * HSD}>;\nvar<workgroup> Ps: array<f16, ${BQ * HSP}>;\n`
-    : `var<workgroup> Hs: array<f16, ${hs}>;\n`;
+    : `var<workgroup> Qs: array<f16, ${BQ * HQ}>;\nvar<workgroup> Hs: array<f16, ${2 * BK * HSD + BQ * HSP}>;\n`;
   const sf = c.sg * 32 * SFS;
   const KD = D / 16;
   const NB = BK / 16;
   const ND = D / 16;
-  // emulated left/right slots per subgroup: Q, K, P, V (one per load of a tile)
-  const slots = 2 * KD + NB * KD + 2 * NB + NB * ND;
+  // emulated left/right slots per subgroup: K, P, V (one per load of a tile; Q is read from Qs)
+  const slots = NB * KD + 2 * NB + NB * ND;
   return { BK, BQ, HSD, HSP, DC, HQ, SFS, kOff, vOff, pOff, hs, sf, KD, NB, ND, slots, arr, f16Arrays };
 }
 
@@ -166,21 +172,24 @@ function realOps(lets: boolean): MatOps {
  * separates a phase's loads from its products (`fence`); the work is in the helper functions of
  * `EMU_WGSL`, so that the software compiler sees each loop once.
  */
-function emuOps(slotOf: (name: string) => number, slots: number): MatOps {
+function emuOps(slotOf: (name: string) => number, slots: number, qAt: (name: string) => string): MatOps {
   const isResult = (n: string) => n.startsWith('o') || n.startsWith('s');
   const base = (n: string) => `(sg * ${slots}u + ${slotOf(n)}u) * 256u`;
+  // Q's left matrices are read where they are resident (row-major in Qs): no slot, no copy
+  const mma = (acc: string, l: string, r: string) =>
+    l.startsWith('ql') ? `    em_mma_q(&${acc}, ${qAt(l)}, ${base(r)}, lane);` : `    em_mma(&${acc}, ${base(l)}, ${base(r)}, lane);`;
   return {
     decl: (n, k) => (k === 'result' ? `  var ${n}: array<f32, 8>;` : ''),
     load: (n, arr, off, col, stride) =>
       isResult(n)
         ? `    em_load_${arr}(&${n}, ${off}, ${stride}, lane);`
-        : `    workgroupBarrier();
-    em_slot_${arr}(${base(n)}, ${off}, ${col}, ${stride}, lane);
-    workgroupBarrier();`,
+        : n.startsWith('ql')
+          ? ''
+          : `    em_slot_${arr}(${base(n)}, ${off}, ${col}, ${stride}, lane);`,
     store: (n, arr, off, stride) => `    em_store_${arr}(&${n}, ${off}, ${stride}, lane);`,
     zero: (n) => `    ${n} = array<f32, 8>();`,
-    mma: (acc, l, r) => `    em_mma(&${acc}, ${base(l)}, ${base(r)}, lane);`,
-    mul: (acc, l, r) => `    ${acc} = array<f32, 8>();\n    em_mma(&${acc}, ${base(l)}, ${base(r)}, lane);`,
+    mma,
+    mul: (acc, l, r) => `    ${acc} = array<f32, 8>();\n${mma(acc, l, r)}`,
   };
 }
 
@@ -190,6 +199,16 @@ const emSlot = (a: string) => `fn em_slot_${a}(slot: u32, off: u32, col: bool, s
   for (var t = 0u; t < 8u + (lane >> 8u); t++) {
     let e = lane + 32u * t;
     EM[slot + e] = ${a}[select(off + (e / 16u) * stride + e % 16u, off + (e % 16u) * stride + e / 16u, col)];
+  }
+}
+`;
+const emMmaQ = (HQ: number) => `fn em_mma_q(acc: ptr<function, array<f32, 8>>, qo: u32, rs: u32, lane: u32) {
+  let n16 = 16u + (lane >> 8u);
+  for (var t = 0u; t < 8u + (lane >> 8u); t++) {
+    let e = lane + 32u * t;
+    var x = (*acc)[t];
+    for (var kk = 0u; kk < n16; kk++) { x += f32(Qs[qo + (e / 16u) * ${HQ}u + kk]) * f32(EM[rs + kk * 16u + e % 16u]); }
+    (*acc)[t] = x;
   }
 }
 `;
@@ -278,7 +297,11 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
   const pNames = range(2).flatMap((i) => range(NB).map((n) => `pl${i}_${n}`));
   const vNames = range(NB).flatMap((n) => range(ND).map((j) => `vr${n}_${j}`));
   const slotNames = [...qNames, ...kNames, ...pNames, ...vNames];
-  const M = emu ? emuOps((n) => slotNames.indexOf(n), g.slots) : realOps(c.lets === true);
+  const qAt = (n: string) => {
+    const [i, kd] = n.slice(2).split('_').map(Number);
+    return `(sg * 32u + ${16 * i}u) * ${HQ}u + ${16 * kd}u`;
+  };
+  const M = emu ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt) : realOps(c.lets === true);
   const lanesAcc = c.oacc === 'lanes';
   // f32 → f16: conversions, or pack2x16float and bitcasts
   const h4 = (v: string) => (c.pack ? `bitcast<vec4<f16>>(vec2<u32>(pack2x16float(${v}.xy), pack2x16float(${v}.zw)))` : `vec4<f16>(${v})`);
@@ -472,7 +495,7 @@ ${rowAccessor({ D }, 'v', 'P.Tk', 'ldV', false)}
 ${rowAccessor({ D }, 'o', 'P.Tq', 'stO', true)}
 ${lamFn(gated)}
 ${F16_SCALE_WGSL}
-${emu ? EMU_WGSL + [...new Set(Object.values(arr))].map(emSlot).join('') : ''}
+${emu ? EMU_WGSL + emMmaQ(HQ) + [...new Set([arr.k, arr.v, arr.p])].map(emSlot).join('') : ''}
 @compute @workgroup_size(${threads})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>${builtins}) {
   let sg = ${emu ? 'lid / 32u' : 'sgid'};
