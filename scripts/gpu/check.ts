@@ -2,8 +2,10 @@
  * Correctness on a hardware GPU: `node check.mjs` (bundled by scripts/gpu/build.sh) runs every
  * WebGPU primitive against the CPU backend and forgetting attention (output and gradients)
  * against the fused CPU kernel in float64, prints failures, writes DIR/check.json (`node check.mjs DIR`) and exits
- * non-zero when anything failed. Then, in its own process, the precision-'high' attention checks of
- * check-attention-f16.mjs (where bundled next to it).
+ * non-zero when anything failed. With `--f16` also, in its own process, the checks of the opt-in
+ * f16 attention forward (check-attention-f16.mjs, bundled next to it): that kernel is no default
+ * (it fails its checks on the H200 as of 2026-12-02, BENCHMARKS.md), so the check of the defaults
+ * does not include it.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -16,12 +18,14 @@ for (const r of results)
   if (!r.ok || r.name.includes('tiles computed')) console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.msg ? `: ${r.msg}` : ''}`);
 const failed = results.filter((r) => !r.ok).length;
 console.log(`checks: ${results.length - failed}/${results.length} passed`);
-const outDir = process.argv[2];
+const withF16 = process.argv.includes('--f16');
+const outDir = process.argv.slice(2).find((a) => a !== '--f16');
 if (outDir) writeFileSync(`${outDir}/check.json`, `${JSON.stringify(results, null, 1)}\n`);
 // precision 'high' (f16 tensor cores) needs Dawn toggles at instance creation: its own process
 const f16 = join(dirname(process.argv[1]), 'check-attention-f16.mjs');
 let f16Failed = false;
-if (existsSync(f16)) {
+if (!withF16) console.log('opt-in f16 attention forward not checked (add --f16, or run check-attention-f16.mjs)');
+else if (existsSync(f16)) {
   const r = spawnSync(process.execPath, [f16, ...(outDir ? [outDir] : []), 'checks'], { stdio: 'inherit' });
   f16Failed = r.status !== 0;
 }
