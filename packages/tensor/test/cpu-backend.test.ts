@@ -39,11 +39,11 @@ describe('cpu backend: memory', () => {
     r[1] = 7;
     expect(Array.from(b.readSync(s, 'float32', 3))).toEqual([1, 2, 3]);
     const t = b.fill(5, 1, 'float64');
-    expect(b.memory()).toEqual({ bytesInUse: 12 + 40, storages: 2 });
+    expect(b.memory()).toEqual({ bytesInUse: 12 + 40, storages: 2, peakBytes: 52 });
     b.free(s);
-    expect(b.memory()).toEqual({ bytesInUse: 40, storages: 1 });
+    expect(b.memory()).toEqual({ bytesInUse: 40, storages: 1, peakBytes: 52 });
     b.free(t);
-    expect(b.memory()).toEqual({ bytesInUse: 0, storages: 0 });
+    expect(b.memory()).toEqual({ bytesInUse: 0, storages: 0, peakBytes: 52 });
   });
 
   it('converts uploads to the dtype and reads asynchronously', async () => {
