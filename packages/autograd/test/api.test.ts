@@ -4,7 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { grad, gradcheck, noGrad, stopGradient, valueAndGrad } from '../src/index.js';
 
 const f64 = (data: T.NestedArray, shape?: number[]) => T.tensor(data, shape, { dtype: 'float64' });
-const cpu = () => memoryStats().backends.cpu;
+/** The CPU backend's live tensors, storages and bytes (not the peak, which only grows). */
+const cpu = () => {
+  const { peakBytes: _peak, ...live } = memoryStats().backends.cpu;
+  return live;
+};
 
 describe('valueAndGrad / grad', () => {
   it('returns value and hand-derived gradients: L = Σ w·x + Σ w² → dL/dw = x + 2w', () => {

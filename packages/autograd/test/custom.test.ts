@@ -4,7 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { customOp, grad, gradcheck, noGrad, unbroadcast, valueAndGrad } from '../src/index.js';
 import { maxDiff, reseed, rnd, wsum } from './util.js';
 
-const cpu = () => memoryStats().backends.cpu;
+/** The CPU backend's live tensors, storages and bytes (not the peak, which only grows). */
+const cpu = () => {
+  const { peakBytes: _peak, ...live } = memoryStats().backends.cpu;
+  return live;
+};
 
 /**
  * A "fused" softmax along the last axis with its own backward (dx = s ∘ (g − Σ g·s)), saving
