@@ -3,7 +3,7 @@ import { add, cast, fail, logsigmoid, mul, reshape, sigmoid, type Tensor, tensor
 import { headDim, type ModelConfig } from './config.js';
 import { applyLinear, type LinearParams } from './layers/linear.js';
 import { headRmsNorm, type RMSNormParams } from './layers/norm.js';
-import { type RopeTables, rope } from './layers/rope.js';
+import { type RopeTables, rope, ropeTableTensors } from './layers/rope.js';
 import { type ShiftLinearParams, shiftLinear } from './layers/shift.js';
 
 /** The attention sub-layer's parameters, by the official names (optional members per config). */
@@ -58,6 +58,16 @@ export function sparsekScores(p: LinearParams, x: Tensor, offset: number | reado
   const u = add(applyLinear(p, x), bias);
   bias.dispose();
   return u;
+}
+
+/**
+ * The RoPE tables of `T` rows from position `offset` for every layer of a model with `use_rope`
+ * (undefined otherwise), in `x`'s dtype and backend: built once per forward or decoding call and
+ * handed to each layer as `LayerContext.rope`.
+ */
+export function layerRopeTables(c: ModelConfig, T: number, offset: number, x: Tensor): RopeTables | undefined {
+  if (!c.use_rope) return undefined;
+  return ropeTableTensors(T, headDim(c), { base: c.rope_base, offset, dtype: x.dtype, backend: x.backend });
 }
 
 /** State a decoder hands to one attention layer (prefix keys/values; see the generation API). */

@@ -20,13 +20,12 @@ import {
   where,
   zeros,
 } from '@foxgate/tensor';
-import { type AttentionParams, attentionLayer, docResetOf } from './attention-layer.js';
+import { type AttentionParams, attentionLayer, docResetOf, layerRopeTables } from './attention-layer.js';
 import { checkTensor } from './check.js';
 import { type ConfigInput, headDim, intermediateSize, type ModelConfig, modelConfig } from './config.js';
 import { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 import { applyLinear, initLinear, type LinearParams } from './layers/linear.js';
 import { initRMSNorm, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
-import { ropeTableTensors } from './layers/rope.js';
 import { initShiftLinear } from './layers/shift.js';
 import { initSwiGLU, type SwiGLUParams, swiglu } from './layers/swiglu.js';
 import { countParams, paramShapes } from './shapes.js';
@@ -169,7 +168,7 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
     let x = embedding(params.model.embeddings, tokens);
     const docReset = opts.docStarts && (c.use_k_shift || c.use_v_shift) ? docResetOf(opts.docStarts, x) : null;
     // one pair of RoPE tables for every layer's q and k (a host computation and upload per forward, not per layer)
-    const rope = c.use_rope ? ropeTableTensors(T, headDim(c), { base: c.rope_base, dtype: x.dtype, backend: x.backend }) : undefined;
+    const rope = layerRopeTables(c, T, 0, x);
     const pruned: Tensor[] = [];
     const logF: Tensor[] = [];
     for (const layer of params.model.layers) {

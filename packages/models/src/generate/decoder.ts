@@ -1,6 +1,6 @@
 import { DEFAULT_LOG_EPS } from '@foxgate/attention';
 import { add, dispose, fail, matmul, narrow, reshape, type Tensor, tensor, tidy, transpose } from '@foxgate/tensor';
-import { attentionLayer } from '../attention-layer.js';
+import { attentionLayer, layerRopeTables } from '../attention-layer.js';
 import { headDim } from '../config.js';
 import { embedding } from '../layers/embedding.js';
 import { applyLinear } from '../layers/linear.js';
@@ -95,10 +95,12 @@ export async function createDecoder(model: Model, params: ModelParams, opts: Dec
     tidy(() => {
       const n = tokens.shape[1];
       let x = embedding(params.model.embeddings, tokens);
+      const rope = layerRopeTables(c, n, position, x); // one pair for every layer's q and k
       params.model.layers.forEach((layer, l) => {
         const a = attentionLayer(layer.attn, rmsNormLayer(layer.attn_norm, x, c.norm_eps), c, {
           cache: layers[l],
           offset: position,
+          rope,
           docReset: reset,
           impl: opts.impl,
         });

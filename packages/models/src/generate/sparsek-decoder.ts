@@ -1,5 +1,5 @@
-import { add, fail, keep, matmul, narrow, reshape, type Tensor, tensor, tidy, transpose } from '@foxgate/tensor';
-import { attentionLayer, sparsekScores } from '../attention-layer.js';
+import { add, dispose, fail, keep, matmul, narrow, reshape, type Tensor, tensor, tidy, transpose } from '@foxgate/tensor';
+import { attentionLayer, layerRopeTables, sparsekScores } from '../attention-layer.js';
 import { headDim } from '../config.js';
 import { embedding } from '../layers/embedding.js';
 import type { LinearParams } from '../layers/linear.js';
@@ -52,6 +52,7 @@ export async function createSparsekDecoder(model: Model, params: ModelParams, op
   /** One forward of `tokens` `[B,n]` through the caches: the last position's logits `[B,V]`. */
   const run = async (tokens: Tensor, offset: number, scoreOffsets: number[], preRead: boolean): Promise<Tensor> => {
     let x: Tensor = keep(embedding(params.model.embeddings, tokens));
+    const rope = layerRopeTables(c, tokens.shape[1], offset, x); // one pair for every layer's q and k
     try {
       for (let l = 0; l < params.model.layers.length; l++) {
         const layer = params.model.layers[l];
@@ -73,6 +74,7 @@ export async function createSparsekDecoder(model: Model, params: ModelParams, op
             const a = attentionLayer(layer.attn, rmsNormLayer(layer.attn_norm, prev, c.norm_eps), c, {
               cache: lc,
               offset,
+              rope,
               scoreOffsets,
               impl: opts.impl,
             });
@@ -91,6 +93,7 @@ export async function createSparsekDecoder(model: Model, params: ModelParams, op
       });
     } finally {
       x.dispose();
+      if (rope) dispose([rope.cos, rope.sin]);
     }
   };
 
