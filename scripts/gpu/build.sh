@@ -23,6 +23,7 @@ bundle scripts/gpu/check.ts build-gpu/check.mjs    # hardware correctness checks
 bundle scripts/gpu/profile-attention.ts build-gpu/profile.mjs   # attention time per kernel
 bundle scripts/gpu/check-matmul-high.ts build-gpu/check-matmul-high.mjs   # f16 tensor-core matmul: variants, checks, timing
 bundle scripts/gpu/check-attention-f16.ts build-gpu/check-attention-f16.mjs   # f16 tensor-core attention forward: checks, timing, ablations
+bundle scripts/gpu/probe-sgmat.ts build-gpu/probe-sgmat.mjs   # single-subgroup probes of the subgroup-matrix operations
 # the training comparison against PyTorch: torch/run-gpu.sh OUT, with foxgate's float64 fixture of the torch models' structure check
 if [ -d bench/torch ]; then cp bench/torch/run-gpu.sh build-gpu/torch/ && bundle bench/torch/fixture.ts build-gpu/torch/fixture.mjs; fi
 ../shared/gpu/pack build-gpu

@@ -70,8 +70,11 @@ const CONFIGS: Record<string, FoxF16Config> = {
 // triage: the second hardware run (2026-12-02) tried one change each against the first kernel
 // (matmul-style lets, pack2x16float, split arrays, O in lanes) and every one computed wrong raw
 // scores; Q is resident in its own array since. The variants below check that and its options.
+// Since 2026-12-02 (third run) products start from a zeroed accumulator, as in the matmul; 'mul'
+// is the earlier `subgroupMatrixMultiply` start.
 const TRIAGE: Record<string, FoxF16Config> = {
   base: FOX_F16_DEFAULT,
+  mul: { ...FOX_F16_DEFAULT, mul: true },
   'bk32-sg2': { bk: 32, sg: 2 },
   lanes: { ...FOX_F16_DEFAULT, oacc: 'lanes' },
   lets: { ...FOX_F16_DEFAULT, lets: true },

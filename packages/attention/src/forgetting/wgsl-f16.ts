@@ -58,6 +58,12 @@ export interface FoxF16Config {
   /** f32 → f16 through `pack2x16float` and bitcasts (as the 'high' matmul) instead of `f16(x)` conversions. */
   pack?: boolean;
   /**
+   * Start each product with `subgroupMatrixMultiply<f32>(l, r)` (the first kernels) instead of
+   * zeroing the accumulator and `subgroupMatrixMultiplyAccumulate`, which is all the 'high' matmul
+   * (correct on the H200) uses. Hardware triage only.
+   */
+  mul?: boolean;
+  /**
    * Q, K, V and P in four workgroup arrays (each read by one kind of matrix, as the 'high' matmul's
    * A and B tiles) instead of one shared array; needs more workgroup memory (Q is not aliased).
    */
@@ -150,7 +156,7 @@ const TYPES = {
 };
 
 /** Hardware matrices; `lets`: temporaries (all but Q and the accumulators) as `let`s, no value constructors. */
-function realOps(lets: boolean): MatOps {
+function realOps(lets: boolean, useMul: boolean): MatOps {
   const typeOf = (n: string) =>
     n.startsWith('o') || n.startsWith('s') ? TYPES.result : n.startsWith('kr') || n.startsWith('vr') ? TYPES.right : TYPES.left;
   const temp = (n: string) => lets && (n.startsWith('kr') || n.startsWith('vr') || n.startsWith('pl'));
@@ -161,7 +167,10 @@ function realOps(lets: boolean): MatOps {
     store: (n, arr, off, stride) => `    subgroupMatrixStore<row_major>(&${arr}, ${off}, ${n}, ${stride});`,
     zero: (n) => `    ${n} = ${TYPES.result}();`,
     mma: (acc, l, r) => `    ${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
-    mul: (acc, l, r) => `    ${acc} = subgroupMatrixMultiply<f32>(${l}, ${r});`,
+    mul: (acc, l, r) =>
+      useMul
+        ? `    ${acc} = subgroupMatrixMultiply<f32>(${l}, ${r});`
+        : `    ${acc} = ${TYPES.result}();\n    ${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
   };
 }
 
@@ -301,7 +310,7 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
     const [i, kd] = n.slice(2).split('_').map(Number);
     return `(sg * 32u + ${16 * i}u) * ${HQ}u + ${16 * kd}u`;
   };
-  const M = emu ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt) : realOps(c.lets === true);
+  const M = emu ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt) : realOps(c.lets === true, c.mul === true);
   const lanesAcc = c.oacc === 'lanes';
   // f32 → f16: conversions, or pack2x16float and bitcasts
   const h4 = (v: string) => (c.pack ? `bitcast<vec4<f16>>(vec2<u32>(pack2x16float(${v}.xy), pack2x16float(${v}.zw)))` : `vec4<f16>(${v})`);
