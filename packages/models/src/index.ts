@@ -48,6 +48,11 @@ export { type GenerateOptions, type GenerateResult, type GenerateStats, generate
 export { argmaxOf, type SamplingOptions, sampleToken, sampleUniform, samplingDistribution } from './generate/sampling.js';
 export { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 export { type InitOptions, initLinear, type LinearInitOptions, type LinearParams, linear } from './layers/linear.js';
+export {
+  type LinearCrossEntropyOptions,
+  LOSS_CHUNK_BYTES,
+  linearCrossEntropy,
+} from './layers/linear-cross-entropy.js';
 export { headRmsNorm, initRMSNorm, RMS_NORM_EPS, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
 export { ROPE_BASE, type RopeOptions, type RopeTables, rope, ropeTables, ropeTableTensors } from './layers/rope.js';
 export { initShiftLinear, type ShiftLinearParams, shiftLinear } from './layers/shift.js';

@@ -9,10 +9,12 @@ import {
   fmtShape,
   full,
   getRecorder,
+  itemSize,
   matmul,
   narrow,
   ne,
   type RngKeyLike,
+  reshape,
   split,
   type Tensor,
   tidy,
@@ -25,6 +27,7 @@ import { checkTensor } from './check.js';
 import { type ConfigInput, headDim, intermediateSize, type ModelConfig, modelConfig } from './config.js';
 import { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 import { applyLinear, initLinear, type LinearParams } from './layers/linear.js';
+import { applyLinearCrossEntropy, lossChunkRows } from './layers/linear-cross-entropy.js';
 import { initRMSNorm, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
 import { initShiftLinear } from './layers/shift.js';
 import { initSwiGLU, type SwiGLUParams, swiglu } from './layers/swiglu.js';
@@ -70,6 +73,14 @@ export interface LossOptions extends ForwardOptions {
   shift?: boolean;
   /** 'mean' over counted targets (default), 'sum', or 'none' (`[B,T]` per-token losses, 0 where not counted). */
   reduction?: 'mean' | 'sum' | 'none';
+  /**
+   * `loss` with 'mean' or 'sum': the LM head and the cross-entropy run fused, a chunk of rows at a
+   * time (`linearCrossEntropy`), so the `[B,T,V]` logits and their gradient are never held.
+   * Default true; false computes the full logits and `crossEntropy` of them (as `lossAndLogits`).
+   */
+  fusedLoss?: boolean;
+  /** Rows (tokens) per chunk of the fused loss; default: as many as keep a chunk's logits within 256 MiB. */
+  lossChunkRows?: number;
 }
 
 export interface InitModelOptions {
@@ -142,7 +153,7 @@ function checkTokens(op: string, tokens: Tensor, params: ModelParams): [number, 
 
 function checkForwardOptions(op: string, c: ModelConfig, opts: ForwardOptions, B: number, T: number): void {
   if (opts === null || typeof opts !== 'object') fail(op, 'opts must be an object');
-  const known = new Set(['acp', 'docStarts', 'impl', 'ignoreIndex', 'lossMask', 'shift', 'reduction']);
+  const known = new Set(['acp', 'docStarts', 'impl', 'ignoreIndex', 'lossMask', 'shift', 'reduction', 'fusedLoss', 'lossChunkRows']);
   for (const k of Object.keys(opts)) if (!known.has(k)) fail(op, `unknown option '${k}' (options: ${[...known].join(', ')})`);
   if (opts.acp && c.fgate_type === 'none') fail(op, `opts.acp needs forget gates, but model '${c.model}' has fgate_type 'none'`);
   if (opts.docStarts) {
@@ -160,7 +171,8 @@ function checkForwardOptions(op: string, c: ModelConfig, opts: ForwardOptions, B
   }
 }
 
-function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardOptions, stats: boolean, op: string) {
+/** The forward: logits, or (`head` false) the final normed hidden states `[B,T,D]` before the LM head. */
+function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardOptions, stats: boolean, op: string, head = true) {
   const [B, T] = checkTokens(op, tokens, params);
   checkForwardOptions(op, c, opts, B, T);
   checkParams(op, params, c);
@@ -187,6 +199,7 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
       if (a.logF) logF.push(a.logF);
     }
     const hN = rmsNormLayer(params.model.norm, x, c.norm_eps);
+    if (!head) return { logits: hN, stats: { pruned, logF } };
     const logits = params.lm_head ? applyLinear(params.lm_head, hN) : matmul(hN, transpose(params.model.embeddings.weight));
     return { logits, stats: { pruned, logF } };
   });
@@ -217,18 +230,44 @@ function targetsFor(op: string, tokens: Tensor, targets: Tensor, opts: LossOptio
   return t;
 }
 
+function reductionOf(op: string, opts: LossOptions): 'mean' | 'sum' | 'none' {
+  const red = opts.reduction ?? 'mean';
+  if (red !== 'mean' && red !== 'sum' && red !== 'none') fail(op, `opts.reduction must be 'mean', 'sum' or 'none', got ${String(red)}`);
+  return red;
+}
+
 /** Builds a model from a (partial) config: `createModel({ model: 'foxPro', preset: 'tiny' })`. */
 export function createModel(input: ConfigInput | ModelConfig): Model {
   const c = modelConfig(input as ConfigInput);
   const lossAndLogits = (params: ModelParams, tokens: Tensor, targets: Tensor, opts: LossOptions = {}) => {
     const op = 'lossAndLogits';
     const { logits } = run(c, params, tokens, opts, false, op);
-    const red = opts.reduction ?? 'mean';
-    if (red !== 'mean' && red !== 'sum' && red !== 'none') fail(op, `opts.reduction must be 'mean', 'sum' or 'none', got ${String(red)}`);
+    const red = reductionOf(op, opts);
     const loss = scoped(() =>
       crossEntropy(logits, targetsFor(op, tokens, targets, opts), { ignoreIndex: opts.ignoreIndex ?? -100, reduction: red }),
     );
     return { loss, logits };
+  };
+  /** The loss through `linearCrossEntropy`: the final hidden states and the head's weight, chunk by chunk. */
+  const fusedLoss = (params: ModelParams, tokens: Tensor, targets: Tensor, opts: LossOptions, red: 'mean' | 'sum') => {
+    const op = 'lossAndLogits';
+    const { logits: hN } = run(c, params, tokens, opts, false, op, false);
+    try {
+      return scoped(() => {
+        const t = targetsFor(op, tokens, targets, opts);
+        const [B, T, D] = hN.shape;
+        const h = reshape(hN, [B * T, D]);
+        const w = params.lm_head ? params.lm_head.weight : params.model.embeddings.weight;
+        const chunk = lossChunkRows(op, 'opts.lossChunkRows', w.shape[0], itemSize(w.dtype), opts.lossChunkRows);
+        return applyLinearCrossEntropy(h, w, params.lm_head?.bias, reshape(t, [B * T]), {
+          ignoreIndex: opts.ignoreIndex ?? -100,
+          reduction: red,
+          chunk,
+        });
+      });
+    } finally {
+      hN.dispose();
+    }
   };
   return {
     config: c,
@@ -243,6 +282,14 @@ export function createModel(input: ConfigInput | ModelConfig): Model {
     forwardWithStats: (params, tokens, opts = {}) => run(c, params, tokens, opts, true, 'forwardWithStats'),
     lossAndLogits,
     loss: (params, tokens, targets, opts = {}) => {
+      const op = 'lossAndLogits';
+      if (opts !== null && typeof opts === 'object') {
+        const red = reductionOf(op, opts);
+        if (opts.fusedLoss !== undefined && typeof opts.fusedLoss !== 'boolean')
+          fail(op, `opts.fusedLoss must be a boolean, got ${String(opts.fusedLoss)}`);
+        if (opts.lossChunkRows !== undefined) lossChunkRows(op, 'opts.lossChunkRows', c.vocab_size, 4, opts.lossChunkRows);
+        if (opts.fusedLoss !== false && red !== 'none') return fusedLoss(params, tokens, targets, opts, red);
+      }
       const { loss, logits } = lossAndLogits(params, tokens, targets, opts);
       logits.dispose();
       return loss;
