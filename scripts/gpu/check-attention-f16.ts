@@ -116,6 +116,67 @@ async function scoresError(g: WebGPUBackend, cfg: FoxF16Config): Promise<number>
   }
 }
 
+/**
+ * debug: what the kernel writes, stage by stage, on one problem (B1 T130 H1 D64): the ids each
+ * lane sees ('ids'), the Q it staged ('q'), its raw scores per row ('scores'), and whether the
+ * plain forward's output changes with its input (o written at all).
+ */
+async function debugPart(g: WebGPUBackend): Promise<void> {
+  const D = 64;
+  const T = 130;
+  const p = problem(1, T, T, 1, D, 7, [0, 5], 1);
+  const cfg = BASE;
+  const rowsOf = [0, 1, 31, 32, 33, 63, 64, 100, 127, 128, 129];
+  const run = async (debug: FoxF16Config['debug'], scaleQ = 1): Promise<Float32Array> => {
+    setFoxF16({ ...cfg, ...(debug ? { debug } : {}) });
+    g.setPrecision('high');
+    try {
+      const t = (a: Float64Array, shape: number[]) => tensor(Float32Array.from(a), shape, { backend: g });
+      const [q, k, v] = [t(p.q.map((x) => x * scaleQ), [1, T, 1, D]), t(p.k, [1, T, 1, D]), t(p.v, [1, T, 1, D])];
+      const o = forgettingAttention(q, k, v, t(new Float64Array(T), [1, T, 1]));
+      const got = await o.data();
+      for (const x of [q, k, v, o]) x.dispose();
+      return got as Float32Array;
+    } finally {
+      setFoxF16(null);
+      g.setPrecision('highest');
+    }
+  };
+  const ids = await run('ids');
+  emit({ part: 'debug', name: 'ids', ok: true, rows: rowsOf.map((i) => [i, ...Array.from(ids.slice(i * D, i * D + 8))]) });
+  const qs = await run('q');
+  const qErr = rowsOf.map((i) => {
+    let e = 0;
+    for (let d = 0; d < D; d++) e = Math.max(e, Math.abs(qs[i * D + d] - p.q[i * D + d]));
+    return [i, e, qs[i * D], p.q[i * D]];
+  });
+  emit({ part: 'debug', name: 'q', ok: qErr.every((r) => (r[1] as number) < 1e-2), rows: qErr });
+  const sc = await run('scores');
+  const BQ = 32 * cfg.sg;
+  const sErr = rowsOf.map((i) => {
+    const i0 = Math.floor(i / BQ) * BQ;
+    const j0 = Math.floor((Math.min(i0 + BQ, T) - 1) / cfg.bk) * cfg.bk;
+    let e = 0;
+    let m = 0;
+    const pair: number[] = [];
+    for (let c = 0; c < cfg.bk; c++) {
+      let want = 0;
+      if (j0 + c < T) for (let d = 0; d < D; d++) want += p.q[i * D + d] * p.k[(j0 + c) * D + d];
+      want *= Math.LOG2E / Math.sqrt(D);
+      if (c < 2) pair.push(sc[i * D + c], want);
+      e = Math.max(e, Math.abs(sc[i * D + c] - want));
+      m = Math.max(m, Math.abs(want));
+    }
+    return [i, j0, e / (m || 1), ...pair];
+  });
+  emit({ part: 'debug', name: 'scores', ok: sErr.every((r) => (r[2] as number) < 3e-3), rows: sErr });
+  const o1 = await run(undefined, 1);
+  const o2 = await run(undefined, 2);
+  let diff = 0;
+  for (let i = 0; i < o1.length; i++) diff = Math.max(diff, Math.abs(o1[i] - o2[i]));
+  emit({ part: 'debug', name: 'o changes with q', ok: diff > 0, diff, o1: Array.from(o1.slice(0, 4)), o2: Array.from(o2.slice(0, 4)) });
+}
+
 async function triage(g: WebGPUBackend): Promise<void> {
   const small: [string, ReturnType<typeof problem>, Parameters<typeof runFox>[3]][] = [
     ['softmax', problem(1, 130, 130, 2, 64, 3, [0, 5], 1), { gated: false }],
@@ -284,7 +345,9 @@ async function child(part: string): Promise<void> {
   const g = await initWebGPU({ precision: 'high' });
   g.setPrecision('highest');
   emit({ part, name: 'adapter', ok: g.tensorCores, tensorCores: g.info.tensorCores, device: g.info.description });
-  if (!g.tensorCores) return;
+  // FOXGATE_F16_CONFIG with emulate: true runs the parts on an adapter without tensor cores (the script's own check)
+  if (!g.tensorCores && BASE.emulate !== true) return;
+  if (part === 'debug') await debugPart(g);
   if (part === 'triage') await triage(g);
   if (part === 'checks') await checks(g);
   if (part === 'bench') await bench(g, [4096, 16384], ['default'], true, part);
@@ -316,6 +379,7 @@ function runChild(part: string, timeoutMs: number): Promise<Row[]> {
         }
         const r = JSON.parse(line.slice(7)) as Row;
         rows.push(r);
+        if (r.part === 'debug') console.log(`  [debug] ${r.name} ${r.ok ? 'ok' : 'WRONG'}: ${JSON.stringify({ ...r, part: undefined, name: undefined, ok: undefined })}`);
         const e = r.err as Record<string, number> | undefined;
         const worst = e ? Object.entries(e).sort((a, b) => b[1] - a[1])[0] : undefined;
         console.log(
@@ -370,7 +434,7 @@ if (process.argv[2] === '--child') {
   process.exit(0);
 } else if (process.argv[1]?.includes('check-attention-f16')) {
   const args = process.argv.slice(2);
-  const outDir = args[0] && !['triage', 'checks', 'bench', 'ablate'].includes(args[0]) ? args[0] : undefined;
+  const outDir = args[0] && !['debug', 'triage', 'checks', 'bench', 'ablate'].includes(args[0]) ? args[0] : undefined;
   const parts = args.slice(outDir ? 1 : 0);
   const rows = await checkAttentionF16(outDir, parts.length ? parts : undefined);
   const failed = rows.filter((r) => !r.ok && r.name !== 'exit').length + rows.filter((r) => r.name === 'exit' && !r.ok).length;

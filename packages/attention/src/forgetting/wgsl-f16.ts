@@ -70,9 +70,11 @@ export interface FoxF16Config {
   split?: boolean;
   /**
    * Hardware checks only: 'scores' writes each row's scaled scores of its first key tile
-   * (scale·log2 e·q_i·k_j for the tile's BK keys, unmasked) into o[row][0..BK) and nothing else.
+   * (scale·log2 e·q_i·k_j for the tile's BK keys, unmasked) into o[row][0..BK) and nothing else;
+   * 'ids' writes o[row][0..8) = (row, sg, lane, lid, kt0, ktEnd, eq, ek) as f32 at the end; 'q'
+   * writes the row's staged (unscaled) Q from workgroup memory into o[row][0..D).
    */
-  debug?: 'scores';
+  debug?: 'scores' | 'ids' | 'q';
 }
 
 /** What the kernel is generated for. */
@@ -484,6 +486,19 @@ ${lines(
     }`,
     false,
   );
+  const idsEpilogue = `  if (rowOk) {
+    stO(b, row, h, 0u, vec4<f32>(f32(row), f32(sg), f32(lane), f32(lid)));
+    stO(b, row, h, 1u, vec4<f32>(f32(kt0), f32(ktEnd), f32(eq), f32(ek)));
+  }`;
+  const qEpilogue = `  if (rowOk) {
+${lines(
+  D / 4,
+  (gg) =>
+    `    stO(b, row, h, ${gg}u, vec4<f32>(${range(4)
+      .map((u) => `f32(${arr.q}[(sg * 32u + lane) * ${HQ}u + ${4 * gg + u}u])`)
+      .join(', ')}) / sq);`,
+)}
+  }`;
   const acpStart = acp
     ? `  let qb = bh * P.nqb64 + P.first_offset;
   let jf = u32(first[qb + min((i0 + sg * 32u) / 64u, P.nqb64 - 1u)]) * 64u;
@@ -575,7 +590,7 @@ ${pv}`
   }
   let inv = select(0.0, uv / l, l > 0.0);
   if (rowOk && l > 0.0) { lse2[bh * P.Tq + row] = m + log2(l); }
-${c.debug ? '' : lanesAcc ? lanesEpilogue : epilogue}
+${c.debug === 'ids' ? idsEpilogue : c.debug === 'q' ? qEpilogue : c.debug ? '' : lanesAcc ? lanesEpilogue : epilogue}
 }
 `;
 }
