@@ -75,6 +75,8 @@ const CONFIGS: Record<string, FoxF16Config> = {
 const TRIAGE: Record<string, FoxF16Config> = {
   base: FOX_F16_DEFAULT,
   mul: { ...FOX_F16_DEFAULT, mul: true },
+  qlet: { ...FOX_F16_DEFAULT, qlet: true },
+  'qlet-lets': { ...FOX_F16_DEFAULT, qlet: true, lets: true },
   'bk32-sg2': { bk: 32, sg: 2 },
   lanes: { ...FOX_F16_DEFAULT, oacc: 'lanes' },
   lets: { ...FOX_F16_DEFAULT, lets: true },

@@ -24,35 +24,47 @@ interface Probe {
   /** result tile row stride (floats) */
   cs: number;
   hold: boolean;
+  /** left matrices as `var`s declared first and assigned later (as the attention kernel's Q) */
+  varAssign?: boolean;
+  /** subgroups per workgroup, each owning 16 rows of A (64 rows with 4) */
+  sg?: number;
 }
 
 function probeWGSL(p: Probe): string {
   const KD = p.K / 16;
   const rounds = p.hold ? 3 : 1;
+  const SG = p.sg ?? 1;
+  const MR = 16 * SG;
   const lines: string[] = [];
   lines.push('enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\ndiagnostic(off, subgroup_uniformity);');
   lines.push('@group(0) @binding(0) var<storage, read> a: array<f32>;');
   lines.push('@group(0) @binding(1) var<storage, read> b: array<f32>;');
   lines.push('@group(0) @binding(2) var<storage, read_write> c: array<f32>;');
-  lines.push(`var<workgroup> As: array<f16, ${16 * p.ab}>;`);
+  lines.push(`var<workgroup> As: array<f16, ${MR * p.ab}>;`);
   lines.push(`var<workgroup> Bs: array<f16, ${16 * p.ab}>;`);
-  lines.push(`var<workgroup> Cs: array<f32, ${16 * p.cs}>;`);
-  lines.push('@compute @workgroup_size(32) fn main(@builtin(local_invocation_index) lid: u32) {');
+  lines.push(`var<workgroup> Cs: array<f32, ${MR * p.cs}>;`);
+  lines.push(
+    `@compute @workgroup_size(${32 * SG}) fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32) {`,
+  );
+  lines.push('  let sg = sgid;');
   lines.push(`  let sc = ${p.scale.toFixed(1)};`);
-  lines.push(`  for (var i = lid; i < ${16 * p.K}u; i += 32u) { As[(i / ${p.K}u) * ${p.ab}u + i % ${p.K}u] = f16(a[i] * sc); }`);
+  lines.push(
+    `  for (var i = lid; i < ${MR * p.K}u; i += ${32 * SG}u) { As[(i / ${p.K}u) * ${p.ab}u + i % ${p.K}u] = f16(a[i] * sc); }`,
+  );
+  if (p.varAssign) for (let kd = 0; kd < KD; kd++) lines.push(`  var l${kd} = subgroup_matrix_left<f16, 16, 16>();`);
   lines.push('  workgroupBarrier();');
   for (let kd = 0; kd < KD; kd++)
     lines.push(
-      `  var l${kd} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, ${16 * kd}u, ${p.ab}u);`,
+      `  ${p.varAssign ? '' : 'var '}l${kd} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&As, sg * ${16 * p.ab}u + ${16 * kd}u, ${p.ab}u);`,
     );
   lines.push('  var acc: subgroup_matrix_result<f32, 16, 16>;');
   lines.push(`  for (var round = 0u; round < ${rounds}u; round++) {`);
   lines.push('    workgroupBarrier();');
   // round r stages B scaled by (r + 1); the last round's product is the one stored (× 1/rounds)
   lines.push(
-    `    for (var i = lid; i < ${16 * p.K}u; i += 32u) { Bs[(i / ${p.K}u) * ${p.ab}u + i % ${p.K}u] = f16(b[i] * sc * f32(round + 1u) / ${rounds}.0); }`,
+    `    for (var i = lid; i < ${16 * p.K}u; i += ${32 * SG}u) { Bs[(i / ${p.K}u) * ${p.ab}u + i % ${p.K}u] = f16(b[i] * sc * f32(round + 1u) / ${rounds}.0); }`,
   );
-  if (p.hold) lines.push(`    for (var i = lid; i < ${16 * p.ab}u; i += 32u) { As[i] = f16(0.0); }`);
+  if (p.hold) lines.push(`    for (var i = lid; i < ${MR * p.ab}u; i += ${32 * SG}u) { As[i] = f16(0.0); }`);
   lines.push('    workgroupBarrier();');
   for (let kd = 0; kd < KD; kd++) {
     lines.push(`    let r${kd} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&Bs, ${16 * kd}u, ${p.ab}u);`);
@@ -65,9 +77,9 @@ function probeWGSL(p: Probe): string {
     else lines.push(`    acc = subgroupMatrixMultiplyAccumulate(l${kd}, r${kd}, acc);`);
   }
   lines.push('  }');
-  lines.push(`  subgroupMatrixStore<row_major>(&Cs, 0u, acc, ${p.cs}u);`);
+  lines.push(`  subgroupMatrixStore<row_major>(&Cs, sg * ${16 * p.cs}u, acc, ${p.cs}u);`);
   lines.push('  workgroupBarrier();');
-  lines.push(`  for (var e = lid; e < 256u; e += 32u) { c[e] = Cs[(e / 16u) * ${p.cs}u + e % 16u] / (sc * sc); }`);
+  lines.push(`  for (var e = lid; e < ${MR * 16}u; e += ${32 * SG}u) { c[e] = Cs[(e / 16u) * ${p.cs}u + e % 16u] / (sc * sc); }`);
   lines.push('}');
   return lines.join('\n');
 }
@@ -110,13 +122,19 @@ async function main(): Promise<void> {
         ])
           probes.push({ init, scale, K, ab, cs, hold: false });
   for (const init of ['mul', 'mma'] as const) probes.push({ init, scale: 16384, K: 64, ab: 72, cs: 20, hold: true });
+  // closer to the attention kernel: 4 subgroups, Q-like left matrices declared first and assigned later
+  for (const sg of [1, 4])
+    for (const varAssign of [false, true])
+      for (const hold of [false, true]) probes.push({ init: 'mma', scale: 16384, K: 64, ab: 72, cs: 20, hold, varAssign, sg });
   for (const p of probes) {
-    const name = `init ${p.init} scale ${p.scale} K ${p.K} stride ${p.ab} result stride ${p.cs}${p.hold ? ' hold' : ''}`;
+    const SG = p.sg ?? 1;
+    const MR = 16 * SG;
+    const name = `init ${p.init} scale ${p.scale} K ${p.K} stride ${p.ab} result stride ${p.cs}${p.hold ? ' hold' : ''}${p.varAssign ? ' var-assign' : ''}${SG > 1 ? ` sg ${SG}` : ''}`;
     try {
-      const A = Float32Array.from({ length: 16 * p.K }, () => rnd());
+      const A = Float32Array.from({ length: MR * p.K }, () => rnd());
       const B = Float32Array.from({ length: 16 * p.K }, () => rnd());
-      const want = new Float64Array(256);
-      for (let m = 0; m < 16; m++)
+      const want = new Float64Array(MR * 16);
+      for (let m = 0; m < MR; m++)
         for (let n = 0; n < 16; n++) {
           let s = 0;
           for (let k = 0; k < p.K; k++) s += (f16r(A[m * p.K + k] * p.scale) * f16r(B[n * p.K + k] * p.scale)) / (p.scale * p.scale);
@@ -132,8 +150,8 @@ async function main(): Promise<void> {
       };
       const ba = buf(A, A.byteLength, 0x80);
       const bb = buf(B, B.byteLength, 0x80);
-      const bc = buf(null, 1024, 0x80 | 0x04);
-      const rd = buf(null, 1024, 0x01 | 0x08);
+      const bc = buf(null, MR * 64, 0x80 | 0x04);
+      const rd = buf(null, MR * 64, 0x01 | 0x08);
       dev.pushErrorScope('validation');
       const module = dev.createShaderModule({ code: probeWGSL(p) });
       const pipe = dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
@@ -147,7 +165,7 @@ async function main(): Promise<void> {
       pass.setBindGroup(0, bg);
       pass.dispatchWorkgroups(1);
       pass.end();
-      enc.copyBufferToBuffer(bc, 0, rd, 0, 1024);
+      enc.copyBufferToBuffer(bc, 0, rd, 0, MR * 64);
       dev.queue.submit([enc.finish()]);
       const verr = await dev.popErrorScope();
       if (verr) throw new Error(verr.message.split('\n')[0]);
@@ -158,7 +176,7 @@ async function main(): Promise<void> {
       // hold: the stored product is the last round's, B × rounds/rounds = B
       let e = 0;
       let mag = 0;
-      for (let i = 0; i < 256; i++) {
+      for (let i = 0; i < MR * 16; i++) {
         const d = Math.abs(got[i] - want[i]);
         e = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(e, d);
         mag = Math.max(mag, Math.abs(want[i]));

@@ -63,6 +63,8 @@ export interface FoxF16Config {
    * (correct on the H200) uses. Hardware triage only.
    */
   mul?: boolean;
+  /** Q's left matrices as function-scope `let`s bound by their loads (not `var`s assigned after declaration). */
+  qlet?: boolean;
   /**
    * Q, K, V and P in four workgroup arrays (each read by one kind of matrix, as the 'high' matmul's
    * A and B tiles) instead of one shared array; needs more workgroup memory (Q is not aliased).
@@ -158,10 +160,10 @@ const TYPES = {
 };
 
 /** Hardware matrices; `lets`: temporaries (all but Q and the accumulators) as `let`s, no value constructors. */
-function realOps(lets: boolean, useMul: boolean): MatOps {
+function realOps(lets: boolean, useMul: boolean, qlet: boolean): MatOps {
   const typeOf = (n: string) =>
     n.startsWith('o') || n.startsWith('s') ? TYPES.result : n.startsWith('kr') || n.startsWith('vr') ? TYPES.right : TYPES.left;
-  const temp = (n: string) => lets && (n.startsWith('kr') || n.startsWith('vr') || n.startsWith('pl'));
+  const temp = (n: string) => (lets && (n.startsWith('kr') || n.startsWith('vr') || n.startsWith('pl'))) || (qlet && n.startsWith('ql'));
   return {
     decl: (n, k) => (temp(n) ? '' : lets ? `  var ${n}: ${TYPES[k]};` : `  var ${n} = ${TYPES[k]}();`),
     load: (n, arr, off, col, stride) =>
@@ -312,7 +314,7 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
     const [i, kd] = n.slice(2).split('_').map(Number);
     return `(sg * 32u + ${16 * i}u) * ${HQ}u + ${16 * kd}u`;
   };
-  const M = emu ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt) : realOps(c.lets === true, c.mul === true);
+  const M = emu ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt) : realOps(c.lets === true, c.mul === true, c.qlet === true);
   const lanesAcc = c.oacc === 'lanes';
   // f32 → f16: conversions, or pack2x16float and bitcasts
   const h4 = (v: string) => (c.pack ? `bitcast<vec4<f16>>(vec2<u32>(pack2x16float(${v}.xy), pack2x16float(${v}.zw)))` : `vec4<f16>(${v})`);
