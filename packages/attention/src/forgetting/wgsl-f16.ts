@@ -65,6 +65,8 @@ export interface FoxF16Config {
   mul?: boolean;
   /** Q's left matrices as function-scope `let`s bound by their loads (not `var`s assigned after declaration). */
   qlet?: boolean;
+  /** Hardware triage: re-load Q's matrices from workgroup memory before each tile's QKᵀ instead of holding them. */
+  qinloop?: boolean;
   /**
    * Q, K, V and P in four workgroup arrays (each read by one kind of matrix, as the 'high' matmul's
    * A and B tiles) instead of one shared array; needs more workgroup memory (Q is not aliased).
@@ -74,9 +76,10 @@ export interface FoxF16Config {
    * Hardware checks only: 'scores' writes each row's scaled scores of its first key tile
    * (scale·log2 e·q_i·k_j for the tile's BK keys, unmasked) into o[row][0..BK) and nothing else;
    * 'ids' writes o[row][0..8) = (row, sg, lane, lid, kt0, ktEnd, eq, ek) as f32 at the end; 'q'
-   * writes the row's staged (unscaled) Q from workgroup memory into o[row][0..D).
+   * writes the row's staged (unscaled) Q from workgroup memory into o[row][0..D); 'k' makes lane
+   * r < bk write row r of the last staged key tile (unscaled) into o[row][0..D).
    */
-  debug?: 'scores' | 'ids' | 'q';
+  debug?: 'scores' | 'ids' | 'q' | 'k';
 }
 
 /** What the kernel is generated for. */
@@ -352,6 +355,7 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
       .map((u) => `    ${arr}[${idx} + ${u}u] = ${v}[${u}];`)
       .join('\n');
   // Q: chunks of DC dims → left matrices ql{i}_{kd}
+  const qLoads: string[] = [];
   const qChunks = range(D / DC)
     .map((ch) => {
       const groups = DC / 4;
@@ -372,7 +376,8 @@ ${put4(arr.q, `r * ${HQ}u + gq * 4u`, 'hq')}`,
           ),
         )
         .join('\n');
-      return `  workgroupBarrier();\n${st}\n  workgroupBarrier();\n${loads}`;
+      qLoads.push(loads);
+      return `  workgroupBarrier();\n${st}\n  workgroupBarrier();\n${c.qinloop ? '' : loads}`;
     })
     .join('\n');
   const kvStage = stage(
@@ -388,7 +393,7 @@ ${put4(arr.q, `r * ${HQ}u + gq * 4u`, 'hq')}`,
 ${put4(arr.k, `${kOff}u + r * ${HSD}u + gk * 4u`, 'hk')}
 ${put4(arr.v, `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}`,
   );
-  const scores = phase(
+  const scores = (c.qinloop ? `${qLoads.join('\n')}\n` : '') + phase(
     range(NB).map((n) => ({
       load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, arr.k, `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
       compute: [
@@ -501,6 +506,16 @@ ${lines(
       .join(', ')}) / sq);`,
 )}
   }`;
+  // the last staged key tile (keys kt0·BK…): lane r < BK writes key row r
+  const kEpilogue = `  if (rowOk && lane < ${BK}u) {
+${lines(
+  D / 4,
+  (gg) =>
+    `    stO(b, row, h, ${gg}u, vec4<f32>(${range(4)
+      .map((u) => `f32(${arr.k}[${kOff}u + lane * ${HSD}u + ${4 * gg + u}u])`)
+      .join(', ')}) / sk);`,
+)}
+  }`;
   const acpStart = acp
     ? `  let qb = bh * P.nqb64 + P.first_offset;
   let jf = u32(first[qb + min((i0 + sg * 32u) / 64u, P.nqb64 - 1u)]) * 64u;
@@ -592,7 +607,7 @@ ${pv}`
   }
   let inv = select(0.0, uv / l, l > 0.0);
   if (rowOk && l > 0.0) { lse2[bh * P.Tq + row] = m + log2(l); }
-${c.debug === 'ids' ? idsEpilogue : c.debug === 'q' ? qEpilogue : c.debug ? '' : lanesAcc ? lanesEpilogue : epilogue}
+${c.debug === 'ids' ? idsEpilogue : c.debug === 'q' ? qEpilogue : c.debug === 'k' ? kEpilogue : c.debug ? '' : lanesAcc ? lanesEpilogue : epilogue}
 }
 `;
 }
