@@ -28,6 +28,8 @@ interface Probe {
   varAssign?: boolean;
   /** subgroups per workgroup, each owning 16 rows of A (64 rows with 4) */
   sg?: number;
+  /** a used `var<workgroup> flag: u32` declared before the f16 arrays (as the first attention kernels had) */
+  flag?: boolean;
 }
 
 function probeWGSL(p: Probe): string {
@@ -40,6 +42,7 @@ function probeWGSL(p: Probe): string {
   lines.push('@group(0) @binding(0) var<storage, read> a: array<f32>;');
   lines.push('@group(0) @binding(1) var<storage, read> b: array<f32>;');
   lines.push('@group(0) @binding(2) var<storage, read_write> c: array<f32>;');
+  if (p.flag) lines.push('var<workgroup> flag: u32;');
   lines.push(`var<workgroup> As: array<f16, ${MR * p.ab}>;`);
   lines.push(`var<workgroup> Bs: array<f16, ${16 * p.ab}>;`);
   lines.push(`var<workgroup> Cs: array<f32, ${MR * p.cs}>;`);
@@ -47,6 +50,7 @@ function probeWGSL(p: Probe): string {
     `@compute @workgroup_size(${32 * SG}) fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32) {`,
   );
   lines.push('  let sg = sgid;');
+  if (p.flag) lines.push('  if (lid == 0u) { flag = 1u; }');
   lines.push(`  let sc = ${p.scale.toFixed(1)};`);
   lines.push(
     `  for (var i = lid; i < ${MR * p.K}u; i += ${32 * SG}u) { As[(i / ${p.K}u) * ${p.ab}u + i % ${p.K}u] = f16(a[i] * sc); }`,
@@ -79,7 +83,9 @@ function probeWGSL(p: Probe): string {
   lines.push('  }');
   lines.push(`  subgroupMatrixStore<row_major>(&Cs, sg * ${16 * p.cs}u, acc, ${p.cs}u);`);
   lines.push('  workgroupBarrier();');
-  lines.push(`  for (var e = lid; e < ${MR * 16}u; e += ${32 * SG}u) { c[e] = Cs[(e / 16u) * ${p.cs}u + e % 16u] / (sc * sc); }`);
+  lines.push(
+    `  for (var e = lid; e < ${MR * 16}u; e += ${32 * SG}u) { c[e] = Cs[(e / 16u) * ${p.cs}u + e % 16u] / (sc * sc)${p.flag ? ' * f32(flag)' : ''}; }`,
+  );
   lines.push('}');
   return lines.join('\n');
 }
@@ -126,10 +132,12 @@ async function main(): Promise<void> {
   for (const sg of [1, 4])
     for (const varAssign of [false, true])
       for (const hold of [false, true]) probes.push({ init: 'mma', scale: 16384, K: 64, ab: 72, cs: 20, hold, varAssign, sg });
+  // a 4-byte workgroup scalar besides the f16 arrays: whether the driver's layout then misaligns them
+  for (const sg of [1, 4]) probes.push({ init: 'mma', scale: 16384, K: 64, ab: 72, cs: 20, hold: false, flag: true, sg });
   for (const p of probes) {
     const SG = p.sg ?? 1;
     const MR = 16 * SG;
-    const name = `init ${p.init} scale ${p.scale} K ${p.K} stride ${p.ab} result stride ${p.cs}${p.hold ? ' hold' : ''}${p.varAssign ? ' var-assign' : ''}${SG > 1 ? ` sg ${SG}` : ''}`;
+    const name = `init ${p.init} scale ${p.scale} K ${p.K} stride ${p.ab} result stride ${p.cs}${p.hold ? ' hold' : ''}${p.varAssign ? ' var-assign' : ''}${SG > 1 ? ` sg ${SG}` : ''}${p.flag ? ' u32 flag' : ''}`;
     try {
       const A = Float32Array.from({ length: MR * p.K }, () => rnd());
       const B = Float32Array.from({ length: 16 * p.K }, () => rnd());

@@ -420,7 +420,7 @@ ${
     : `    let need = mt > m + ${tau.toFixed(1)};
     let mn = select(m, mt, need);
     alpha = exp2(m - mn);
-    if (need && m > -1.0e29) { flag = 1u; }`
+    if (need && m > -1.0e29) { flag[0] = 1u; }`
 }
     m = mn;
     var ps = 0.0;
@@ -529,7 +529,7 @@ ${lines(
 const LOG2E = 1.4426950408889634;
 ${g.f16Arrays}var<workgroup> Sf: array<f32, ${g.sf}>;
 var<workgroup> lamK: array<f32, ${BK}>;
-var<workgroup> flag: u32;
+var<workgroup> flag: array<u32, 4>;
 ${emu ? `var<workgroup> EM: array<f16, ${c.sg * g.slots * 256}>;\n` : ''}${rowAccessor({ D }, 'q', 'P.Tq', 'ldQ', false)}
 ${rowAccessor({ D }, 'k', 'P.Tk', 'ldK', false)}
 ${rowAccessor({ D }, 'v', 'P.Tk', 'ldV', false)}
@@ -576,7 +576,7 @@ ${qChunks}
     workgroupBarrier();
 ${kvStage.replace(/^/gm, '  ')}
     for (var x = lid; x < ${BK}u; x += ${threads}u) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }
-    if (lid == 0u) { flag = 0u; }
+    if (lid == 0u) { flag[0] = 0u; }
     workgroupBarrier();
 ${scores}
     workgroupBarrier();
@@ -599,7 +599,7 @@ ${
     ? `    workgroupBarrier();
 ${pv}
 ${toLanes}`
-    : `    if (workgroupUniformLoad(&flag) != 0u) {
+    : `    if (workgroupUniformLoad(&flag[0]) != 0u) {
 ${rescale}
     }
 ${pv}`
