@@ -168,8 +168,31 @@ describe('f16 configuration and scaling', () => {
     expect(code).toContain('enable chromium_experimental_subgroup_matrix;');
     expect(code).toMatch(/subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>\(&Hs, /);
     expect(code).toContain('subgroupMatrixStore<row_major>(&Sf, ');
-    expect(code).toContain('workgroupUniformLoad(&flag)');
+    expect(code).toContain('workgroupUniformLoad(&flag[0])');
     expect(code).not.toMatch(/subgroupMatrixLoad<[^>]+>\([^)]*, (true|false), /);
+  });
+
+  // on the H200 every earlier kernel computed wrong scores while a lone 4-byte `flag: u32` sat
+  // among the workgroup variables (2026-12-02): keep each one a whole number of 16-byte units,
+  // so that whatever order the driver lays them out in, the matrix loads stay 16-byte aligned
+  it('every workgroup variable is a multiple of 16 bytes', () => {
+    const bytes: Record<string, number> = { f16: 2, f32: 4, u32: 4 };
+    for (const split of [false, true])
+      for (const emulate of [false, true])
+        for (const [D, bk, sg] of [
+          [64, 16, 4],
+          [48, 32, 2],
+          [16, 64, 1],
+        ]) {
+          const code = foxForwardF16WGSL({ D, gated: true, acp: true }, { bk, sg, split, emulate });
+          const vars = [...code.matchAll(/var<workgroup> (\w+): ([^;]+);/g)];
+          expect(vars.length).toBeGreaterThan(3);
+          for (const [, name, type] of vars) {
+            const m = /^array<(f16|f32|u32), (\d+)>$/.exec(type);
+            expect(m, `${name}: ${type}`).not.toBeNull();
+            expect((bytes[m![1]] * Number(m![2])) % 16, `${name}: ${type}`).toBe(0);
+          }
+        }
   });
 
   it('Q is resident: written once before its matrix loads, never inside the key loop', () => {
