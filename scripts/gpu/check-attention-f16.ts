@@ -62,8 +62,11 @@ const TOL = { o: 3e-3, dq: 1e-2, dk: 1e-2, dv: 1e-2, dlogF: 1e-2 };
 const BASE: FoxF16Config = process.env.FOXGATE_F16_CONFIG ? JSON.parse(process.env.FOXGATE_F16_CONFIG) : FOX_F16_DEFAULT;
 const CONFIGS: Record<string, FoxF16Config> = {
   default: BASE,
-  [BASE.bk === 16 ? 'bk32' : 'bk16']: { ...BASE, bk: BASE.bk === 16 ? 32 : 16 },
+  ...(BASE.qstage === 'shared' ? { resident: { ...BASE, qstage: 'resident' } } : { shared: { ...BASE, qstage: 'shared' } }),
+  'bk32-shared': { ...BASE, bk: 32, qstage: 'shared' },
+  'bk32-sg2': { ...BASE, bk: 32, sg: 2 },
   sg2: { ...BASE, sg: 2 },
+  'sg2-shared': { ...BASE, sg: 2, qstage: 'shared' },
   ...(BASE.oacc === 'lanes' ? {} : { tau0: { ...BASE, tau: 0 }, tau15: { ...BASE, tau: 15 } }),
 };
 

@@ -65,6 +65,12 @@ export interface FoxF16Config {
   mul?: boolean;
   /** Q's left matrices as function-scope `let`s bound by their loads (not `var`s assigned after declaration). */
   qlet?: boolean;
+  /**
+   * How Q reaches its left matrices: 'resident' (default; its own workgroup array of all D dims)
+   * or 'shared' (staged in chunks through the K/V/P array before the loop: less workgroup memory;
+   * the matrices are then held in registers). Hardware only (the emulation keeps Q resident).
+   */
+  qstage?: 'resident' | 'shared';
   /** Hardware triage: re-load Q's matrices from workgroup memory before each tile's QKᵀ instead of holding them. */
   qinloop?: boolean;
   /**
@@ -104,7 +110,13 @@ export function f16SmemBytes(D: number, c: FoxF16Config): number {
 export function f16Fit(D: number, c: FoxF16Config, maxShared: number): boolean {
   const tau = c.tau ?? 8;
   return (
-    f16HeadDim(D) && [16, 32, 64].includes(c.bk) && [1, 2, 4].includes(c.sg) && tau >= 0 && tau <= 15 && f16SmemBytes(D, c) <= maxShared
+    f16HeadDim(D) &&
+    [16, 32, 64].includes(c.bk) &&
+    [1, 2, 4].includes(c.sg) &&
+    tau >= 0 &&
+    tau <= 15 &&
+    geometry(D, c).DC > 0 &&
+    f16SmemBytes(D, c) <= maxShared
   );
 }
 
@@ -116,32 +128,34 @@ function geometry(D: number, c: FoxF16Config) {
   const BQ = 32 * c.sg;
   const HSD = D + 8; // K, V rows (halves; 16-byte padding against bank conflicts)
   const HSP = BK + 8; // P rows
-  // Q is resident in its own array, written once before the key loop and never again: on the
-  // H200 the kernel that staged Q through the array later reused for K, V and P computed wrong
-  // scores (2026-12-02, both hardware runs; the emulation passed), consistent with the driver
-  // re-loading the Q matrices from workgroup memory inside the loop instead of keeping them in
-  // registers (the loads are not ordered by the barriers without the Vulkan memory model's
-  // non-private semantics)
-  const DC = D;
-  const HQ = D + 8;
-  const SFS = BK + 4; // f32 scratch rows
+  // Q: 'resident' in its own array `Qs` (all of D, written once before the key loop), or
+  // 'shared': staged in chunks of DC dims through `Hs` (which K, V and P reuse in the loop) and
+  // held in registers as left matrices from then on. (The resident array was a guess at the
+  // H200's wrong scores of 2026-12-02; their cause was a misaligned workgroup layout, see `flag`.)
+  // The emulation reads Q where it lies, so it keeps Q resident whatever is asked.
   const split = c.split === true;
+  const hsKVP = 2 * BK * HSD + BQ * HSP;
+  const qShared = c.qstage === 'shared' && !split && c.emulate !== true;
+  const DC = qShared ? ([D, D / 2, D / 4].find((dc) => dc % 16 === 0 && BQ * (dc + 8) <= hsKVP) ?? 0) : D;
+  const HQ = DC + 8;
+  const SFS = BK + 4; // f32 scratch rows
   const kOff = 0;
   const vOff = split ? 0 : BK * HSD;
   const pOff = split ? 0 : 2 * BK * HSD;
-  // halves of the f16 arrays: Q, then K, V and P (one shared `Hs`, or Ks, Vs, Ps)
-  const hs = BQ * HQ + 2 * BK * HSD + BQ * HSP;
-  const arr = split ? { q: 'Qs', k: 'Ks', v: 'Vs', p: 'Ps' } : { q: 'Qs', k: 'Hs', v: 'Hs', p: 'Hs' };
+  // halves of the f16 arrays: Q (resident), then K, V and P (one shared `Hs`, or Ks, Vs, Ps)
+  const hs = (qShared ? 0 : BQ * HQ) + hsKVP;
+  const arr = split ? { q: 'Qs', k: 'Ks', v: 'Vs', p: 'Ps' } : { q: qShared ? 'Hs' : 'Qs', k: 'Hs', v: 'Hs', p: 'Hs' };
+  const qDecl = qShared ? '' : `var<workgroup> Qs: array<f16, ${BQ * HQ}>;\n`;
   const f16Arrays = split
     ? `var<workgroup> Qs: array<f16, ${BQ * HQ}>;\nvar<workgroup> Ks: array<f16, ${BK * HSD}>;\nvar<workgroup> Vs: array<f16, ${BK * HSD}>;\nvar<workgroup> Ps: array<f16, ${BQ * HSP}>;\n`
-    : `var<workgroup> Qs: array<f16, ${BQ * HQ}>;\nvar<workgroup> Hs: array<f16, ${2 * BK * HSD + BQ * HSP}>;\n`;
+    : `${qDecl}var<workgroup> Hs: array<f16, ${hsKVP}>;\n`;
   const sf = c.sg * 32 * SFS;
   const KD = D / 16;
   const NB = BK / 16;
   const ND = D / 16;
   // emulated left/right slots per subgroup: K, P, V (one per load of a tile; Q is read from Qs)
   const slots = NB * KD + 2 * NB + NB * ND;
-  return { BK, BQ, HSD, HSP, DC, HQ, SFS, kOff, vOff, pOff, hs, sf, KD, NB, ND, slots, arr, f16Arrays };
+  return { BK, BQ, HSD, HSP, DC, HQ, SFS, kOff, vOff, pOff, hs, sf, KD, NB, ND, slots, arr, f16Arrays, qShared };
 }
 
 /** Subgroup-matrix operations, real or emulated. */
