@@ -1,8 +1,8 @@
 import { type Backend, tensor, type WebGPUBackend } from '@foxgate/tensor';
 import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type FoxF16Config, foxF16Config, setFoxF16 } from '../src/dev.js';
-import { f16ScaleExponent, foxForwardF16WGSL } from '../src/forgetting/wgsl-f16.js';
+import { FOX_F16_DEFAULT, type FoxF16Config, foxF16Config, setFoxF16 } from '../src/dev.js';
+import { f16ScaleExponent, f16SmemBytes, foxForwardF16WGSL } from '../src/forgetting/wgsl-f16.js';
 import { forgettingAttention } from '../src/index.js';
 import { ALL_CLOSE, compareResults, type FoxProblem, problem, runFox } from './util/fox.js';
 
@@ -50,7 +50,7 @@ describe.skipIf(!gpu)('precision high on an adapter without subgroup matrices', 
     expect(high).toEqual(highest);
   });
 
-  it('precision high alone keeps the f32 kernels: the f16 forward is opt-in until checked on hardware', () => {
+  it('precision high alone keeps the f32 kernels here: no tensor cores', () => {
     const g = gpu as WebGPUBackend;
     g.setPrecision('high');
     for (const D of [16, 32, 64]) expect(foxF16Config(g, D, null)).toBeNull();
@@ -206,5 +206,44 @@ describe('f16 configuration and scaling', () => {
       expect(firstLoad).toBeLessThan(loop);
       expect(code.slice(loop)).not.toContain('&Qs');
     }
+  });
+});
+
+describe('the f16 route on an adapter with tensor cores (a stand-in backend)', () => {
+  const stub = (precision: 'high' | 'highest', smem = 49152) =>
+    ({
+      precision,
+      tensorCores: true,
+      features: new Set(['shader-f16']),
+      device: { limits: { maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupStorageSize: smem } },
+    }) as unknown as WebGPUBackend;
+
+  it("is on by default under 'high' at the head dims the kernel takes, off under 'highest' and windows", () => {
+    for (const D of [16, 32, 48, 64]) expect(foxF16Config(stub('high'), D, null)).toEqual(FOX_F16_DEFAULT);
+    for (const D of [8, 24, 80, 128]) expect(foxF16Config(stub('high'), D, null)).toBeNull();
+    expect(foxF16Config(stub('highest'), 64, null)).toBeNull();
+    expect(foxF16Config(stub('high'), 64, 128)).toBeNull();
+  });
+
+  it('setFoxF16(false) turns it off, null restores the default, a configuration overrides it', () => {
+    setFoxF16(false);
+    expect(foxF16Config(stub('high'), 64, null)).toBeNull();
+    setFoxF16({ bk: 32, sg: 2 });
+    expect(foxF16Config(stub('high'), 64, null)).toEqual({ bk: 32, sg: 2 });
+    setFoxF16(null);
+    expect(foxF16Config(stub('high'), 64, null)).toEqual(FOX_F16_DEFAULT);
+  });
+
+  it('the default falls back to f32 on an adapter with too little workgroup memory; an explicit configuration says why', () => {
+    expect(foxF16Config(stub('high', 16384), 64, null)).toBeNull();
+    setFoxF16({ bk: 16, sg: 4 });
+    throwsNaming(() => foxF16Config(stub('high', 16384), 64, null), 'forgettingAttention', 'workgroup memory');
+  });
+
+  it("qstage 'shared' stages Q through the K/V/P array in chunks and needs about half the workgroup memory", () => {
+    const shared = foxForwardF16WGSL({ D: 64, gated: true, acp: true }, FOX_F16_DEFAULT);
+    expect(shared).not.toContain('var<workgroup> Qs');
+    expect(shared).toMatch(/ql1_3 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>\(&Hs, /);
+    expect(f16SmemBytes(64, FOX_F16_DEFAULT)).toBeLessThan(0.6 * f16SmemBytes(64, { ...FOX_F16_DEFAULT, qstage: 'resident' }));
   });
 });

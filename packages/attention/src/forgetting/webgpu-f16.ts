@@ -2,45 +2,50 @@ import { fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgat
 import type { FoxDims } from '../tiles.js';
 import { cachedWGSL } from '../wgsl/cache.js';
 import { rowInput } from '../wgsl/rows.js';
-import { type FoxF16Config, f16Fit, f16Rows, f16SmemBytes, foxForwardF16WGSL, foxMaxAbsWGSL } from './wgsl-f16.js';
+import { type FoxF16Config, f16Fit, f16HeadDim, f16Rows, f16SmemBytes, foxForwardF16WGSL, foxMaxAbsWGSL } from './wgsl-f16.js';
 
 /**
  * Precision 'high' for the forward of forgetting attention (`wgsl-f16.ts`): which configuration
  * runs, and the launch. The route needs the backend's precision 'high' (`initWebGPU({ precision:
  * 'high' })` or `setPrecision`), an adapter with f16 subgroup matrices (`backend.tensorCores`; or
- * `emulate`), a head dim that is a multiple of 16 up to 64 and no sliding window; the backward
- * stays f32 (it reads the forward's lse2 and o).
+ * `emulate`), a head dim that is a multiple of 16 up to 64 and no sliding window; elsewhere the
+ * f32 kernels run, as the 'high' matmul runs f32 products where there are no tensor cores. The
+ * backward stays f32 (it reads the forward's lse2 and o).
  *
- * **Off unless opted in** (`setFoxF16` from `@foxgate/attention/dev`): on the H200 the first
- * kernel failed every float64 check in both hardware runs of 2026-12-02 (the emulation passes);
- * the resident-Q change that followed is not yet checked on hardware. Until
- * scripts/gpu/check-attention-f16.ts passes there, precision 'high' keeps the f32 attention
- * kernels (the matmul's 'high' is unaffected).
+ * On by default under 'high' since it passed every float64 check on the H200 (2026-12-02, after
+ * the workgroup-layout fix in wgsl-f16.ts); `setFoxF16` from `@foxgate/attention/dev` picks
+ * another configuration (hardware checks, ablations) or turns the route off.
  */
 
-/** The configuration to check next on hardware: 4 subgroups (128 query rows), 16-key tiles, rescaling at 2^8. */
-export const FOX_F16_DEFAULT: FoxF16Config = { bk: 16, sg: 4, tau: 8 };
+/**
+ * The default: 4 subgroups (128 query rows), 16-key tiles, rescaling at 2^8, Q staged through the
+ * K/V/P array (H200, B4 H16 D64 T=16k: 30.9 ms against 59.6 for a resident Q and 79.7 for f32).
+ */
+export const FOX_F16_DEFAULT: FoxF16Config = { bk: 16, sg: 4, tau: 8, qstage: 'shared' };
 
-let override: FoxF16Config | null = null;
+let override: FoxF16Config | false | null = null;
 
 /**
- * Opts in to the f16 forward with this configuration, process-wide (GPU scripts, tests; e.g.
- * `FOX_F16_DEFAULT`); null turns it off again (the default). `emulate: true` runs the plain-WGSL
+ * Overrides the f16 forward's configuration, process-wide (GPU scripts, tests); `false` turns the
+ * route off (precision 'high' then runs the f32 attention kernels); `null` restores the default
+ * (`FOX_F16_DEFAULT` where the adapter has tensor cores). `emulate: true` runs the plain-WGSL
  * emulation, also on adapters without subgroup matrices (then it only needs `shader-f16`); the
  * route still needs precision 'high'.
  */
-export function setFoxF16(c: FoxF16Config | null): void {
-  if (c === null) {
-    override = null;
+export function setFoxF16(c: FoxF16Config | false | null): void {
+  if (c === null || c === false) {
+    override = c;
     return;
   }
-  if (typeof c !== 'object') fail('setFoxF16', `expects a configuration or null, got ${String(c)}`);
+  if (typeof c !== 'object') fail('setFoxF16', `expects a configuration, false or null, got ${String(c)}`);
   const known = ['bk', 'sg', 'tau', 'emulate', 'oacc', 'lets', 'pack', 'split', 'mul', 'qlet', 'qinloop', 'qstage', 'debug'];
   for (const key of Object.keys(c)) if (!known.includes(key)) fail('setFoxF16', `unknown key '${key}' (known: ${known.join(', ')})`);
   if (![16, 32, 64].includes(c.bk)) fail('setFoxF16', `bk must be 16, 32 or 64, got ${c.bk}`);
   if (![1, 2, 4].includes(c.sg)) fail('setFoxF16', `sg must be 1, 2 or 4, got ${c.sg}`);
   if (c.oacc !== undefined && c.oacc !== 'matrix' && c.oacc !== 'lanes')
     fail('setFoxF16', `oacc must be 'matrix' or 'lanes', got ${String(c.oacc)}`);
+  if (c.qstage !== undefined && c.qstage !== 'resident' && c.qstage !== 'shared')
+    fail('setFoxF16', `qstage must be 'resident' or 'shared', got ${String(c.qstage)}`);
   if (c.tau !== undefined && !(Number.isFinite(c.tau) && c.tau >= 0 && c.tau <= 15))
     fail('setFoxF16', `tau must be in [0, 15] (P ≤ 2^tau is stored as f16), got ${c.tau}`);
   override = { ...c };
@@ -48,14 +53,16 @@ export function setFoxF16(c: FoxF16Config | null): void {
 
 /** The f16 configuration for this call, or null when the f32 kernels run (see the file comment). */
 export function foxF16Config(backend: WebGPUBackend, D: number, window: number | null): FoxF16Config | null {
-  if (backend.precision !== 'high' || window !== null) return null;
-  const c = override;
+  if (backend.precision !== 'high' || window !== null || override === false) return null;
+  const c = override ?? (backend.tensorCores ? FOX_F16_DEFAULT : null);
   if (!c) return null;
   if (c.emulate ? !backend.features.has('shader-f16') : !backend.tensorCores) return null;
   const lim = backend.device.limits;
   if (lim.maxStorageBuffersPerShaderStage < 8) return null;
   if (!f16Fit(D, c, lim.maxComputeWorkgroupStorageSize)) {
-    if (D % 16 === 0 && D <= 64)
+    // an explicit configuration that cannot run at a head dim the kernel takes is an error; the
+    // default falls back to the f32 kernels (an adapter with less workgroup memory)
+    if (override && f16HeadDim(D))
       fail(
         'forgettingAttention',
         `the f16 configuration ${JSON.stringify(c)} needs ${f16SmemBytes(D, c)} bytes of workgroup memory at D=${D}; the device allows ${lim.maxComputeWorkgroupStorageSize}`,

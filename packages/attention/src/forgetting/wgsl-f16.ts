@@ -136,7 +136,11 @@ function geometry(D: number, c: FoxF16Config) {
   const split = c.split === true;
   const hsKVP = 2 * BK * HSD + BQ * HSP;
   const qShared = c.qstage === 'shared' && !split && c.emulate !== true;
-  const DC = qShared ? ([D, D / 2, D / 4].find((dc) => dc % 16 === 0 && BQ * (dc + 8) <= hsKVP) ?? 0) : D;
+  // shared: the widest chunk of 16·n dims that divides D and fits the array
+  const chunks = range(D / 16)
+    .map((i) => D - 16 * i)
+    .filter((dc) => D % dc === 0);
+  const DC = qShared ? (chunks.find((dc) => BQ * (dc + 8) <= hsKVP) ?? 0) : D;
   const HQ = DC + 8;
   const SFS = BK + 4; // f32 scratch rows
   const kOff = 0;
