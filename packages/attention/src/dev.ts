@@ -9,7 +9,9 @@ export { foxBackwardCpu, foxForwardCpu, lambdaCpu } from './forgetting/cpu.js';
 export { type FoxTileOverrides, type FoxTiles, foxTilesFor, setFoxTiles } from './forgetting/tuning.js';
 export { acpBoundsWebGPU, foxBackwardWebGPU, foxDeltaWebGPU, foxDlogfWebGPU, foxForwardWebGPU } from './forgetting/webgpu.js';
 export { FOX_F16_DEFAULT, foxF16Config, setFoxF16 } from './forgetting/webgpu-f16.js';
+export { FOX_F16_BWD_DEFAULT, foxF16BwdConfig, setFoxF16Bwd } from './forgetting/webgpu-f16-bwd.js';
 export type { FoxF16Config } from './forgetting/wgsl-f16.js';
+export type { FoxF16BwdConfig } from './forgetting/wgsl-f16-bwd.js';
 export type { FoxTileConfig } from './forgetting/wgsl-tiled.js';
 export type { FoxWideConfig } from './forgetting/wgsl-wide.js';
 export {

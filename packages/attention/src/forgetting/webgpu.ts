@@ -4,6 +4,7 @@ import { cachedWGSL } from '../wgsl/cache.js';
 import { rowElem, rowInput } from '../wgsl/rows.js';
 import { foxTilesFor, kernelD } from './tuning.js';
 import { foxF16Config, foxForwardF16 } from './webgpu-f16.js';
+import { foxBackwardF16, foxF16BwdConfig } from './webgpu-f16-bwd.js';
 import { acpBoundsWGSL, foxDeltaWGSL, foxDlogfWGSL } from './wgsl-small.js';
 import { type FoxKernelSpec, type FoxTileConfig, foxBwdKVWGSL, foxBwdQWGSL, foxForwardWGSL } from './wgsl-tiled.js';
 import { type FoxWideConfig, foxBwdKVWideWGSL, foxBwdQWideWGSL, foxForwardWideWGSL, WIDE_ROWS } from './wgsl-wide.js';
@@ -167,6 +168,8 @@ export function foxBackwardWebGPU(
   const { B, Tq, Tk, H, D } = dims;
   const gated = lam !== null;
   checkDevice(backend, dims, 11);
+  const f16 = foxF16BwdConfig(backend, D, window); // precision 'high' on the tensor cores, when opted in (webgpu-f16-bwd.ts)
+  if (f16) return foxBackwardF16(backend, q, k, v, dO, lse2, delta, lam, bounds, dims, scale, f16);
   const tiles = foxTilesFor(backend, D, deterministic);
   const temps: Tensor[] = [];
   const kvSpec = specOf(backend, D, gated, bounds !== null, tiles.dkv, window);

@@ -1,0 +1,136 @@
+import { fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgate/tensor';
+import type { FoxDims } from '../tiles.js';
+import { cachedWGSL } from '../wgsl/cache.js';
+import { rowInput } from '../wgsl/rows.js';
+import { f16HeadDim } from './wgsl-f16.js';
+import { type FoxF16BwdConfig, f16BwdFit, f16BwdRows, f16BwdSmemBytes, foxBwdF16WGSL, foxMaxAbsBwdWGSL } from './wgsl-f16-bwd.js';
+
+/**
+ * Precision 'high' for the backward of forgetting attention (`wgsl-f16-bwd.ts`): the route and
+ * the launch. Off unless opted in with `setFoxF16Bwd` (`@foxgate/attention/dev`) until it has
+ * passed the float64 checks on hardware; then, under precision 'high', on an adapter with f16
+ * subgroup matrices (`backend.tensorCores`; or `emulate`), at head dims that are multiples of 16
+ * up to 64 and without a sliding window, `foxBackwardWebGPU` runs it instead of the f32 kernels.
+ * It reads the forward's lse2 (of whichever forward ran) and δ = Σ o·dO as the f32 kernels do.
+ */
+
+/** 2 subgroups (64 keys / 64 queries) per workgroup, 16-query and 16-key tiles: 31 KiB of workgroup memory at D = 64. */
+export const FOX_F16_BWD_DEFAULT: FoxF16BwdConfig = { kvSg: 2, bq: 16, qSg: 2, bk: 16 };
+
+let bwdOverride: FoxF16BwdConfig | null = null;
+
+/**
+ * Turns the f16 backward on with a configuration (`FOX_F16_BWD_DEFAULT` or another), process-wide;
+ * `null` turns it off (the default). `emulate: true` runs the plain-WGSL emulation, also on
+ * adapters without subgroup matrices (it then needs only `shader-f16`).
+ */
+export function setFoxF16Bwd(c: FoxF16BwdConfig | null): void {
+  if (c === null) {
+    bwdOverride = null;
+    return;
+  }
+  if (typeof c !== 'object') fail('setFoxF16Bwd', `expects a configuration or null, got ${String(c)}`);
+  const known = ['kvSg', 'bq', 'qSg', 'bk', 'emulate'];
+  for (const key of Object.keys(c)) if (!known.includes(key)) fail('setFoxF16Bwd', `unknown key '${key}' (known: ${known.join(', ')})`);
+  if (![1, 2, 4].includes(c.kvSg)) fail('setFoxF16Bwd', `kvSg must be 1, 2 or 4, got ${c.kvSg}`);
+  if (![1, 2, 4].includes(c.qSg)) fail('setFoxF16Bwd', `qSg must be 1, 2 or 4, got ${c.qSg}`);
+  if (![16, 32].includes(c.bq)) fail('setFoxF16Bwd', `bq must be 16 or 32, got ${c.bq}`);
+  if (![16, 32].includes(c.bk)) fail('setFoxF16Bwd', `bk must be 16 or 32, got ${c.bk}`);
+  if (c.emulate !== undefined && typeof c.emulate !== 'boolean')
+    fail('setFoxF16Bwd', `emulate must be a boolean, got ${String(c.emulate)}`);
+  bwdOverride = { ...c };
+}
+
+/** Storage buffers of the dK/dV kernel: q, k, v, dO, lse2, δ, stats, Λ, lastq; dk, dv, colsum. */
+const BWD_BINDINGS = 12;
+
+/** The f16 backward's configuration for this call, or null when the f32 kernels run (see the file comment). */
+export function foxF16BwdConfig(backend: WebGPUBackend, D: number, window: number | null): FoxF16BwdConfig | null {
+  const c = bwdOverride;
+  if (!c || backend.precision !== 'high' || window !== null || !f16HeadDim(D)) return null;
+  if (c.emulate ? !backend.features.has('shader-f16') : !backend.tensorCores) return null;
+  const lim = backend.device.limits;
+  if (lim.maxStorageBuffersPerShaderStage < BWD_BINDINGS)
+    fail(
+      'forgettingAttention',
+      `the f16 backward needs ${BWD_BINDINGS} storage buffers per stage; the device allows ${lim.maxStorageBuffersPerShaderStage} (setFoxF16Bwd(null) runs the f32 kernels)`,
+    );
+  if (!f16BwdFit(D, c, lim.maxComputeWorkgroupStorageSize))
+    fail(
+      'forgettingAttention',
+      `the f16 backward configuration ${JSON.stringify(c)} needs ${Math.max(f16BwdSmemBytes('dkv', D, c), f16BwdSmemBytes('dq', D, c))} bytes of workgroup memory at D=${D}; the device allows ${lim.maxComputeWorkgroupStorageSize}`,
+    );
+  return c;
+}
+
+/** Backward at precision 'high': what `foxBackwardWebGPU` returns (dq, dk, dv, and colsum and rowsum when gated). */
+export function foxBackwardF16(
+  backend: WebGPUBackend,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  dO: Tensor,
+  lse2: Tensor,
+  delta: Tensor,
+  lam: Tensor | null,
+  bounds: { first: Tensor; lastq: Tensor } | null,
+  dims: FoxDims,
+  scale: number,
+  c: FoxF16BwdConfig,
+): { dq: Tensor; dk: Tensor; dv: Tensor; colsum: Tensor | null; rowsum: Tensor | null } {
+  const { B, Tq, Tk, H, D } = dims;
+  if (B * H > 65535) fail('forgettingAttention', `B·H = ${B * H} exceeds 65535 (one workgroup row per head)`);
+  const temps: Tensor[] = [];
+  const layout = { D };
+  const rows: KernelInput[] = [
+    rowInput('q', q, layout, temps),
+    rowInput('k', k, layout, temps),
+    rowInput('v', v, layout, temps),
+    rowInput('dout', dO, layout, temps),
+  ];
+  const n4q = (B * Tq * H * D) / 4;
+  const n4k = (B * Tk * H * D) / 4;
+  const groups = Math.max(1, Math.min(1024, Math.ceil(Math.max(n4q, n4k) / 256)));
+  const [stats] = backend.runKernelTensors({
+    name: 'fox_f16_bwd_maxabs',
+    code: cachedWGSL('fox-f16-bwd-maxabs', [], foxMaxAbsBwdWGSL),
+    inputs: rows,
+    outputs: [{ name: 'stats', shape: [4], dtype: 'uint32', zero: true, elem: 'atomic<u32>' }],
+    uniforms: { u32: { n4q, n4k, threads: groups * 256 } },
+    workgroups: groups,
+  });
+  const gated = lam !== null;
+  const spec = { D, gated, acp: bounds !== null };
+  const common: KernelInput[] = [...rows, { name: 'lse2', data: lse2 }, { name: 'delta', data: delta }, { name: 'stats', data: stats }];
+  if (lam) common.push({ name: 'lam', data: lam });
+  const u = {
+    u32: { Tq, Tk, H, nqb64: Math.ceil(Tq / 64), nkb64: Math.ceil(Tk / 64) },
+    f32: { scale2: scale * Math.LOG2E, scale },
+  };
+  const kv = backend.runKernelTensors({
+    name: 'fox_backward_dkdv_f16',
+    code: cachedWGSL('fox-f16-bwd-dkv', [spec, c], () => foxBwdF16WGSL('dkv', spec, c)),
+    inputs: bounds ? [...common, { name: 'lastq', data: bounds.lastq }] : common,
+    outputs: [
+      { name: 'dk', shape: [B, Tk, H, D], dtype: 'float32', elem: 'vec4<f32>' },
+      { name: 'dv', shape: [B, Tk, H, D], dtype: 'float32', elem: 'vec4<f32>' },
+      ...(gated ? [{ name: 'colsum', shape: [B, Tk, H], dtype: 'float32' as const }] : []),
+    ],
+    uniforms: u,
+    workgroups: [Math.ceil(Tk / f16BwdRows('dkv', c)), B * H],
+  });
+  const qg = backend.runKernelTensors({
+    name: 'fox_backward_dq_f16',
+    code: cachedWGSL('fox-f16-bwd-dq', [spec, c], () => foxBwdF16WGSL('dq', spec, c)),
+    inputs: bounds ? [...common, { name: 'first', data: bounds.first }] : common,
+    outputs: [
+      { name: 'dq', shape: [B, Tq, H, D], dtype: 'float32', elem: 'vec4<f32>' },
+      ...(gated ? [{ name: 'rowsum', shape: [B, Tq, H], dtype: 'float32' as const }] : []),
+    ],
+    uniforms: u,
+    workgroups: [Math.ceil(Tq / f16BwdRows('dq', c)), B * H],
+  });
+  stats.dispose();
+  for (const t of temps) t.dispose();
+  return { dq: qg[0], dk: kv[0], dv: kv[1], colsum: gated ? kv[2] : null, rowsum: gated ? qg[1] : null };
+}
