@@ -302,25 +302,39 @@ ${range(4)
       ])
       .filter((x) => x)
       .join('\n');
-  // the lane's row of the scratch, columns rotated by lane group (distinct banks)
-  const col = (cc: number) => `c${cc}`;
-  const cols = lines(C, (cc) => `    let c${cc} = (${cc}u + rot) & ${C - 1}u;`);
-  // per column terms: dK/dV: query i = i0 + c (lqC = (Λ_i − ref)·log2 e − lse2_i, dlC = δ_i scaled);
-  // dQ: key j = j0 + c (lkC = (Λ_j − ref)·log2 e)
-  const mask = (cc: number) =>
-    kv
-      ? `rowOk && i0 + ${col(cc)} < qEndSg && row <= i0 + ${col(cc)} + off`
-      : `rowOk && j0 + ${col(cc)} <= row + off${acp ? ' && j0 + ' + col(cc) + ' >= jf' : ''}`;
-  const pArg = (cc: number) => (kv ? `Sf[sr + ${col(cc)}] * cS + lqC[${col(cc)}] - lk` : `Sf[sr + ${col(cc)}] * cS + lq - lkC[${col(cc)}]`);
-  const dl = (cc: number) => (kv ? `dlC[${col(cc)}]` : 'dl');
-  const pLanes = `${cols}
-${lines(C, (cc) => `    let p${cc} = select(0.0, exp2(${pArg(cc)}), ${mask(cc)});`)}
-${kv ? lines(C, (cc) => `    Hs[hr + ${col(cc)}] = f16(p${cc});`) : ''}`;
-  const dsLanes = `${lines(C, (cc) => `    let ds${cc} = p${cc} * (Sf[sr + ${col(cc)}] - ${dl(cc)});`)}
+  // the lane's row of the scratch, columns rotated by lane group (distinct banks). Per column
+  // terms: dK/dV: query i = i0 + c (lqC = (Λ_i − ref)·log2 e − lse2_i, dlC = δ_i scaled); dQ: key
+  // j = j0 + c (lkC = (Λ_j − ref)·log2 e). `x` is the column (a WGSL expression).
+  const mask = (x: string) =>
+    kv ? `rowOk && i0 + ${x} < qEndSg && row <= i0 + ${x} + off` : `rowOk && j0 + ${x} <= row + off${acp ? ` && j0 + ${x} >= jf` : ''}`;
+  const pArg = (x: string) => (kv ? `Sf[sr + ${x}] * cS + lqC[${x}] - lk` : `Sf[sr + ${x}] * cS + lq - lkC[${x}]`);
+  const dl = (x: string) => (kv ? `dlC[${x}]` : 'dl');
+  const pOf = (x: string) => `select(0.0, exp2(${pArg(x)}), ${mask(x)})`;
+  const dsOf = (p: string, x: string) => `${p} * (Sf[sr + ${x}] - ${dl(x)})`;
+  const dsH = (d: string) => `f16(clamp(${d} * DSC, -65504.0, 65504.0))`;
+  // hardware: unrolled, P in registers; emulated: loops over a private array (the software
+  // compiler's time grows with the values live across barriers)
+  const pLanes = emu
+    ? `    for (var cc = 0u; cc < ${C}u + (lane >> 8u); cc++) {
+      let cx = (cc + rot) & ${C - 1}u;
+      let p = ${pOf('cx')};
+      pr[cc] = p;${kv ? '\n      Hs[hr + cx] = f16(p);' : ''}
+    }`
+    : `${lines(C, (cc) => `    let c${cc} = (${cc}u + rot) & ${C - 1}u;`)}
+${lines(C, (cc) => `    let p${cc} = ${pOf(`c${cc}`)};`)}
+${kv ? lines(C, (cc) => `    Hs[hr + c${cc}] = f16(p${cc});`) : ''}`;
+  const dsLanes = emu
+    ? `    for (var cc = 0u; cc < ${C}u + (lane >> 8u); cc++) {
+      let cx = (cc + rot) & ${C - 1}u;
+      let d = ${dsOf('pr[cc]', 'cx')};
+      rsum += d;
+      Hs[hr + cx] = ${dsH('d')};
+    }`
+    : `${lines(C, (cc) => `    let ds${cc} = ${dsOf(`p${cc}`, `c${cc}`)};`)}
     rsum += ${range(C)
       .map((cc) => `ds${cc}`)
       .join(' + ')};
-${lines(C, (cc) => `    Hs[hr + ${col(cc)}] = f16(clamp(ds${cc} * DSC, -65504.0, 65504.0));`)}`;
+${lines(C, (cc) => `    Hs[hr + c${cc}] = ${dsH(`ds${cc}`)};`)}`;
   // results through the scratch, one 16-column block at a time
   const epilogue = (acc: string, st: string, factor: { mul: string; e: string }) =>
     range(ND)
@@ -456,7 +470,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 ${range_}
 ${M.decls([...sNames, ...aNames, ...bNames])}
 ${[...aNames, ...bNames].map((n) => M.zero(n)).join('\n')}
-  var rsum = 0.0;
+  var rsum = 0.0;${emu ? `\n  var pr: array<f32, ${C}>;` : ''}
   workgroupBarrier();
 ${stage('Ra', rowA, origin, R)}
 ${stage('Rb', rowB, origin, R)}
