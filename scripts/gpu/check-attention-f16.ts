@@ -1,7 +1,8 @@
 /*
  * Forgetting attention at precision 'high' (QKᵀ and PV with f16 operands on the tensor cores,
  * packages/attention/src/forgetting/wgsl-f16.ts) on a hardware GPU:
- * `node check-attention-f16.mjs [OUTDIR] [checks] [bench] [ablate]` (default: all three;
+ * `node check-attention-f16.mjs [OUTDIR] [checks] [bench] [ablate] [checks-bwd] [bench-bwd]` (default:
+ * the first three;
  * bundled by scripts/gpu/build.sh; `node check.mjs` runs it too).
  *
  * Each part runs in its own child process with a kill timer (a kernel that hangs the device costs
@@ -16,12 +17,24 @@
  *   float64 (`checkCase` of `foxgate bench attention`);
  * - ablate: the forward at T = 16384 for other tile configurations (keys per tile, subgroups per
  *   workgroup, rescaling threshold).
+ * - checks-bwd, bench-bwd: checks and bench with the f16 backward on too (`wgsl-f16-bwd.ts`,
+ *   `setFoxF16Bwd`): FOXGATE_F16_BWD (JSON) picks its configuration, else `FOX_F16_BWD_DEFAULT`;
+ *   FOXGATE_F16_BWD set turns it on in the plain checks and bench parts as well.
  * Rows go to OUTDIR/attention-f16.json; a table is printed last.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { benchProblem, checkCase } from '../../apps/cli/src/bench/attention.js';
-import { FOX_F16_DEFAULT, type FoxF16Config, foxF16Config, setFoxF16 } from '../../packages/attention/src/dev.js';
+import {
+  FOX_F16_BWD_DEFAULT,
+  FOX_F16_DEFAULT,
+  type FoxF16BwdConfig,
+  type FoxF16Config,
+  foxF16BwdConfig,
+  foxF16Config,
+  setFoxF16,
+  setFoxF16Bwd,
+} from '../../packages/attention/src/dev.js';
 import { forgettingAttention } from '../../packages/attention/src/index.js';
 import { type FoxResult, problem, runFox } from '../../packages/attention/test/util/fox.js';
 import { valueAndGrad } from '../../packages/autograd/src/index.js';
@@ -69,6 +82,13 @@ const CONFIGS: Record<string, FoxF16Config> = {
   'sg2-shared': { ...BASE, sg: 2, qstage: 'shared' },
   ...(BASE.oacc === 'lanes' ? {} : { tau0: { ...BASE, tau: 0 }, tau15: { ...BASE, tau: 15 } }),
 };
+
+// the f16 backward: FOXGATE_F16_BWD = JSON configuration (or '1': the default) turns it on in
+// checks and bench; the parts checks-bwd and bench-bwd turn it on whatever the variable says
+const BWD_ENV = process.env.FOXGATE_F16_BWD;
+const BWD_CONFIG: FoxF16BwdConfig = BWD_ENV && BWD_ENV !== '1' ? JSON.parse(BWD_ENV) : FOX_F16_BWD_DEFAULT;
+let bwd: FoxF16BwdConfig | null = BWD_ENV ? BWD_CONFIG : null;
+const bwdTag = () => (bwd ? ' bwd-f16' : '');
 
 // triage: the second hardware run (2026-12-02) tried one change each against the first kernel
 // (matmul-style lets, pack2x16float, split arrays, O in lanes) and every one computed wrong raw
@@ -141,7 +161,14 @@ async function debugPart(g: WebGPUBackend): Promise<void> {
     g.setPrecision('high');
     try {
       const t = (a: Float64Array, shape: number[]) => tensor(Float32Array.from(a), shape, { backend: g });
-      const [q, k, v] = [t(p.q.map((x) => x * scaleQ), [1, T, 1, D]), t(p.k, [1, T, 1, D]), t(p.v, [1, T, 1, D])];
+      const [q, k, v] = [
+        t(
+          p.q.map((x) => x * scaleQ),
+          [1, T, 1, D],
+        ),
+        t(p.k, [1, T, 1, D]),
+        t(p.v, [1, T, 1, D]),
+      ];
       const o = forgettingAttention(q, k, v, t(new Float64Array(T), [1, T, 1]));
       const got = await o.data();
       for (const x of [q, k, v, o]) x.dispose();
@@ -262,11 +289,13 @@ async function checks(g: WebGPUBackend): Promise<void> {
   ] as const;
   let seed = 100;
   const one = async (label: string, cfg: string, p: ReturnType<typeof problem>, opts: Parameters<typeof runFox>[3], tol = TOL) => {
-    const name = `${label} B=${p.B} Tq=${p.Tq} Tk=${p.Tk} H=${p.H} D=${p.D} [${cfg}]`;
+    const name = `${label} B=${p.B} Tq=${p.Tq} Tk=${p.Tk} H=${p.H} D=${p.D} [${cfg}]${bwdTag()}`;
     try {
       setFoxF16(CONFIGS[cfg]);
+      setFoxF16Bwd(bwd);
       g.setPrecision('high');
       if (!foxF16Config(g, p.D, null)) throw new Error('the f16 route is not taken');
+      if (bwd && !foxF16BwdConfig(g, p.D, null)) throw new Error('the f16 backward route is not taken');
       const want = await runFox(p, 'cpu', 'float64', opts);
       const got = await runFox(p, g, 'float32', opts);
       const err = errors(got, want);
@@ -278,6 +307,7 @@ async function checks(g: WebGPUBackend): Promise<void> {
     } finally {
       g.setPrecision('highest');
       setFoxF16(null);
+      setFoxF16Bwd(null);
     }
   };
   for (const [B, Tq, Tk, H, D] of cases)
@@ -329,6 +359,7 @@ async function bench(g: WebGPUBackend, sizes: number[], configs: string[], withB
       for (const cfg of configs) {
         g.setPrecision('high');
         setFoxF16(CONFIGS[cfg]);
+        setFoxF16Bwd(bwd);
         try {
           let err: Record<string, number> = {};
           let frac = Number.NaN;
@@ -344,19 +375,27 @@ async function bench(g: WebGPUBackend, sizes: number[], configs: string[], withB
           }
           const ok = Object.entries(err).every(([k, e]) => e <= TOL[k as keyof typeof TOL]);
           const t = await timeLoop(g, fwd, 0.5);
-          emit({ part, name: `fwd ${tag} high [${cfg}]`, ok, ...t, tflops: fwdFlops / t.ms / 1e9, err, fraction: frac });
+          emit({ part, name: `fwd ${tag} high [${cfg}]${bwdTag()}`, ok, ...t, tflops: fwdFlops / t.ms / 1e9, err, fraction: frac });
           if (withBwd) {
             const step = () => {
               const { value, grads } = valueAndGrad((p: typeof x) => sum(mul(forgettingAttention(p.q, p.k, p.v, p.logF, call), p.dO)))(x);
               for (const y of [value, grads.q, grads.k, grads.v, grads.logF]) y.dispose();
             };
             const tb = await timeLoop(g, step, 0.8);
-            emit({ part, name: `fwd+bwd ${tag} high [${cfg}] (f32 backward)`, ok, ...tb });
+            // products executed: the forward's two, the backward's seven (dK/dV kernel: S, dP, dV, dK; dQ kernel: S, dP, dQ)
+            emit({
+              part,
+              name: `fwd+bwd ${tag} high [${cfg}] (${bwd ? 'f16' : 'f32'} backward)`,
+              ok,
+              ...tb,
+              tflops: (4.5 * fwdFlops) / tb.ms / 1e9,
+            });
           }
         } catch (e) {
           emit({ part, name: `fwd ${tag} high [${cfg}]`, ok: false, msg: (e as Error).message.slice(0, 400) });
         } finally {
           setFoxF16(null);
+          setFoxF16Bwd(null);
           g.setPrecision('highest');
         }
       }
@@ -373,8 +412,9 @@ async function child(part: string): Promise<void> {
   if (!g.tensorCores && BASE.emulate !== true) return;
   if (part === 'debug') await debugPart(g);
   if (part === 'triage') await triage(g);
-  if (part === 'checks') await checks(g);
-  if (part === 'bench') await bench(g, [4096, 16384], ['default'], true, part);
+  if (part.endsWith('-bwd')) bwd = BWD_CONFIG;
+  if (part === 'checks' || part === 'checks-bwd') await checks(g);
+  if (part === 'bench' || part === 'bench-bwd') await bench(g, [4096, 16384], ['default'], true, 'bench');
   if (part === 'ablate')
     await bench(
       g,
@@ -403,7 +443,10 @@ function runChild(part: string, timeoutMs: number): Promise<Row[]> {
         }
         const r = JSON.parse(line.slice(7)) as Row;
         rows.push(r);
-        if (r.part === 'debug') console.log(`  [debug] ${r.name} ${r.ok ? 'ok' : 'WRONG'}: ${JSON.stringify({ ...r, part: undefined, name: undefined, ok: undefined })}`);
+        if (r.part === 'debug')
+          console.log(
+            `  [debug] ${r.name} ${r.ok ? 'ok' : 'WRONG'}: ${JSON.stringify({ ...r, part: undefined, name: undefined, ok: undefined })}`,
+          );
         const e = r.err as Record<string, number> | undefined;
         const worst = e ? Object.entries(e).sort((a, b) => b[1] - a[1])[0] : undefined;
         console.log(
@@ -458,7 +501,8 @@ if (process.argv[2] === '--child') {
   process.exit(0);
 } else if (process.argv[1]?.includes('check-attention-f16')) {
   const args = process.argv.slice(2);
-  const outDir = args[0] && !['debug', 'triage', 'checks', 'bench', 'ablate'].includes(args[0]) ? args[0] : undefined;
+  const outDir =
+    args[0] && !['debug', 'triage', 'checks', 'bench', 'ablate', 'checks-bwd', 'bench-bwd'].includes(args[0]) ? args[0] : undefined;
   const parts = args.slice(outDir ? 1 : 0);
   const rows = await checkAttentionF16(outDir, parts.length ? parts : undefined);
   const failed = rows.filter((r) => !r.ok && r.name !== 'exit').length + rows.filter((r) => r.name === 'exit' && !r.ok).length;
