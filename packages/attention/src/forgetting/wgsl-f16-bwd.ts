@@ -1,6 +1,6 @@
 import { rowAccessor } from '../wgsl/rows.js';
 import { lines, range } from '../wgsl/util.js';
-import { F16_SCALE_WGSL, f16HeadDim } from './wgsl-f16.js';
+import { F16_SCALE_WGSL, f16HeadDim, foxMaxAbsWGSL } from './wgsl-f16.js';
 import { lamFn } from './wgsl-tiled.js';
 
 /**
@@ -119,36 +119,14 @@ fn fox_ldexp4(x: vec4<f32>, e: i32) -> vec4<f32> {
   return y;
 }`;
 
-/**
- * The max-abs pre-pass of the backward: `stats[0..3]` = bits of max|q|, max|k|, max|v|, max|dO|
- * (as `foxMaxAbsWGSL` of the forward, one tensor more). Uniforms `n4q`, `n4k`, `threads`.
- */
-export function foxMaxAbsBwdWGSL(): string {
-  const part = (x: string, n: string, slot: number) => `  for (var i = t; i < P.${n}; i += P.threads) {
-    let a = bitcast<vec4<u32>>(abs(${x}[i + P.${x}_offset / 4u]));
-    m = max(m, max(max(a.x, a.y), max(a.z, a.w)));
-  }
-  red[lid] = m;
-  workgroupBarrier();
-  for (var w = 128u; w > 0u; w = w / 2u) {
-    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
-    workgroupBarrier();
-  }
-  if (lid == 0u && red[0] != 0u) { atomicMax(&stats[${slot}], red[0]); }
-  workgroupBarrier();
-  m = 0u;`;
-  return `var<workgroup> red: array<u32, 256>;
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = wg_linear(wid, nwg) * 256u + lid;
-  var m = 0u;
-${part('q', 'n4q', 0)}
-${part('k', 'n4k', 1)}
-${part('v', 'n4k', 2)}
-${part('dout', 'n4q', 3)}
-}
-`;
-}
+/** The max-abs pre-pass of the backward: `stats[0..3]` = bits of max|q|, max|k|, max|v|, max|dO|. */
+export const foxMaxAbsBwdWGSL = () =>
+  foxMaxAbsWGSL([
+    ['q', 'n4q'],
+    ['k', 'n4k'],
+    ['v', 'n4k'],
+    ['dout', 'n4q'],
+  ]);
 
 /** Matrix operations, on the tensor cores or emulated. Left matrices are row-major. */
 interface Ops {
@@ -248,7 +226,7 @@ ${[...fns.values()].join('')}`,
 export function foxBwdF16WGSL(kind: Kind, spec: FoxF16BwdSpec, c: FoxF16BwdConfig): string {
   const { D, gated, acp } = spec;
   const g = geometry(kind, D, c);
-  const { sg: nsg, R, C, HD, HH, SFS, KD, NC, ND } = g;
+  const { R, C, HD, HH, SFS, KD, NC, ND } = g;
   const emu = c.emulate === true;
   const M = emu ? emuOps() : realOps();
   const kv = kind === 'dkv';

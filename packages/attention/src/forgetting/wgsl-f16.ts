@@ -277,16 +277,23 @@ export function f16ScaleExponent(maxAbs: number): number {
 }
 
 /**
- * The max-abs pre-pass: `stats[0..2]` = bits of max|q|, max|k|, max|v| (atomicMax on the bits of
- * |x|, which order like the values for non-negative floats), over q, k, v bound as vec4 rows.
- * Uniforms: `n4q`, `n4k` (vec4 counts), `threads` (total invocations).
+ * The max-abs pre-pass: `stats[s]` = bits of max|x_s| for each tensor x_s of `parts` (default q,
+ * k, v; the backward adds dO), by atomicMax on the bits of |x|, which order like the values for
+ * non-negative floats; tensors bound as vec4 rows. Uniforms: the vec4 count of each part (`n4q`,
+ * `n4k`) and `threads` (total invocations).
  */
-export function foxMaxAbsWGSL(): string {
-  const part = (x: string, n: string) => `  for (var i = t; i < P.${n}; i += P.threads) {
+export function foxMaxAbsWGSL(
+  parts: [tensor: string, count: string][] = [
+    ['q', 'n4q'],
+    ['k', 'n4k'],
+    ['v', 'n4k'],
+  ],
+): string {
+  const part = (x: string, n: string, slot: number) => `  for (var i = t; i < P.${n}; i += P.threads) {
     let a = bitcast<vec4<u32>>(abs(${x}[i + P.${x}_offset / 4u]));
     m = max(m, max(max(a.x, a.y), max(a.z, a.w)));
-  }`;
-  const reduce = (slot: number) => `  red[lid] = m;
+  }
+  red[lid] = m;
   workgroupBarrier();
   for (var w = 128u; w > 0u; w = w / 2u) {
     if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
@@ -300,12 +307,7 @@ export function foxMaxAbsWGSL(): string {
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = wg_linear(wid, nwg) * 256u + lid;
   var m = 0u;
-${part('q', 'n4q')}
-${reduce(0)}
-${part('k', 'n4k')}
-${reduce(1)}
-${part('v', 'n4k')}
-${reduce(2)}
+${parts.map(([x, n], slot) => part(x, n, slot)).join('\n')}
 }
 `;
 }
@@ -335,7 +337,9 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
     const [i, kd] = n.slice(2).split('_').map(Number);
     return `(sg * 32u + ${16 * i}u) * ${HQ}u + ${16 * kd}u`;
   };
-  const M = emu ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt) : realOps(c.lets === true, c.mul === true, c.qlet === true);
+  const M = emu
+    ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt)
+    : realOps(c.lets === true, c.mul === true, c.qlet === true);
   const lanesAcc = c.oacc === 'lanes';
   // f32 → f16: conversions, or pack2x16float and bitcasts
   const h4 = (v: string) => (c.pack ? `bitcast<vec4<f16>>(vec2<u32>(pack2x16float(${v}.xy), pack2x16float(${v}.zw)))` : `vec4<f16>(${v})`);
@@ -411,15 +415,17 @@ ${put4(arr.q, `r * ${HQ}u + gq * 4u`, 'hq')}`,
 ${put4(arr.k, `${kOff}u + r * ${HSD}u + gk * 4u`, 'hk')}
 ${put4(arr.v, `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}`,
   );
-  const scores = (c.qinloop ? `${qLoads.join('\n')}\n` : '') + phase(
-    range(NB).map((n) => ({
-      load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, arr.k, `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
-      compute: [
-        ...range(KD).flatMap((kd) => range(2).map((i) => (kd === 0 ? M.mul : M.mma)(`s${i}_${n}`, `ql${i}_${kd}`, `kr${n}_${kd}`))),
-        ...range(2).map((i) => M.store(`s${i}_${n}`, 'Sf', `${sgBase} + ${16 * i * SFS + 16 * n}u`, `${SFS}u`)),
-      ],
-    })),
-  );
+  const scores =
+    (c.qinloop ? `${qLoads.join('\n')}\n` : '') +
+    phase(
+      range(NB).map((n) => ({
+        load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, arr.k, `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
+        compute: [
+          ...range(KD).flatMap((kd) => range(2).map((i) => (kd === 0 ? M.mul : M.mma)(`s${i}_${n}`, `ql${i}_${kd}`, `kr${n}_${kd}`))),
+          ...range(2).map((i) => M.store(`s${i}_${n}`, 'Sf', `${sgBase} + ${16 * i * SFS + 16 * n}u`, `${SFS}u`)),
+        ],
+      })),
+    );
   const mask = (j: string) => `${j} <= row + off${acp ? ` && ${j} >= jf` : ''}`;
   // the lane's row: BK scores, columns rotated by lane group
   const softmax = `${lines(
