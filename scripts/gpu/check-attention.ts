@@ -2,16 +2,25 @@
  * Forgetting / softmax attention on a hardware WebGPU adapter against the fused CPU kernel in
  * float64: output and all four gradients, for the head dims, odd lengths, Tq < Tk and ACP cases
  * of the test suite (which runs on lavapipe, where the kernels take their software variants).
- * Tolerances: those of the test suite (`compareResults`).
+ * Tolerances: those of the test suite (`compareResults`). `checkWindows`: the same with the
+ * sliding-window option (`window`).
  */
 
 import { type FoxTileOverrides, foxTilesFor, setFoxTiles } from '../../packages/attention/src/dev.js';
 import { compareResults, problem, runFox } from '../../packages/attention/test/util/fox.js';
-import { initWebGPU } from '../../packages/tensor/src/index.js';
+import { initWebGPU, type WebGPUBackend } from '../../packages/tensor/src/index.js';
 
-export async function checkAttention(): Promise<{ name: string; ok: boolean; msg?: string }[]> {
+type Result = { name: string; ok: boolean; msg?: string };
+
+const LABELS = [
+  ['gated', { gated: true }, [0, 5]],
+  ['gated ACP', { gated: true, acp: true, stats: true }, [-3, 1]],
+  ['softmax', { gated: false }, [0, 5]],
+] as const;
+
+export async function checkAttention(): Promise<Result[]> {
   const gpu = await initWebGPU();
-  const results: { name: string; ok: boolean; msg?: string }[] = [];
+  const results: Result[] = [];
   const cases: [B: number, Tq: number, Tk: number, H: number, D: number][] = [
     [2, 133, 133, 3, 64],
     [1, 75, 301, 2, 64],
@@ -65,11 +74,7 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
     for (const [B, Tq, Tk, H, D] of cases) {
       if (!runsOn(vname, D)) continue;
       setFoxTiles(tiles);
-      for (const [label, opts, gate] of [
-        ['gated', { gated: true }, [0, 5]],
-        ['gated ACP', { gated: true, acp: true, stats: true }, [-3, 1]],
-        ['softmax', { gated: false }, [0, 5]],
-      ] as const) {
+      for (const [label, opts, gate] of LABELS) {
         const name = `${label} B=${B} Tq=${Tq} Tk=${Tk} H=${H} D=${D}${vname}`;
         try {
           const p = problem(B, Tq, Tk, H, D, seed++, [gate[0], gate[1]], 0.5);
@@ -85,6 +90,67 @@ export async function checkAttention(): Promise<{ name: string; ok: boolean; msg
       }
     }
   setFoxTiles({});
+  results.push(...(await checkWindows(gpu, variants, runsOn)));
   await gpu.destroy();
+  return results;
+}
+
+/**
+ * Sliding windows (query p attends to keys p − window < j ≤ p): windows 1, 5, 64, 200 and ≥ Tk
+ * (full causal attention) on odd lengths, Tq < Tk and a one-query decode, D = 64, 128 and 24,
+ * gated, gated + ACP and softmax, output and all gradients against the fused CPU kernel in float64
+ * (`compareResults`); without ACP the fraction of 64×64 tiles computed must equal the CPU's. With
+ * `variants`, one windowed case per opt-in tile variant (those that run on D = 64). `small`: a
+ * few cases for software adapters.
+ */
+export async function checkWindows(
+  gpu: WebGPUBackend,
+  variants: [string, FoxTileOverrides][] = [['', {}]],
+  runsOn: (vname: string, D: number) => boolean = () => true,
+  small = false,
+): Promise<Result[]> {
+  const results: Result[] = [];
+  const cases: [B: number, Tq: number, Tk: number, H: number, D: number, windows: number[]][] = small
+    ? [
+        [1, 75, 75, 1, 8, [1, 5, 64, 75]],
+        [1, 40, 133, 2, 24, [5, 100]],
+      ]
+    : [
+        [1, 333, 333, 2, 64, [1, 5, 64, 200, 333, 1000]],
+        [2, 75, 301, 2, 64, [5, 64, 200, 301]],
+        [1, 1, 150, 2, 64, [5, 200]],
+        [1, 190, 190, 2, 128, [1, 64, 200]],
+        [1, 257, 257, 3, 24, [5, 37, 300]],
+      ];
+  // the opt-in variants on one case whose window ends inside a tile
+  const runs: [vname: string, tiles: FoxTileOverrides, c: (typeof cases)[number]][] = [];
+  for (const c of cases) runs.push(['', {}, c]);
+  const vcase: (typeof cases)[number] = small ? [1, 75, 75, 1, 8, [37]] : [1, 333, 333, 2, 64, [100]];
+  for (const [vname, tiles] of variants) if (vname && runsOn(vname, vcase[4])) runs.push([vname, tiles, vcase]);
+  let seed = 1000;
+  for (const [vname, tiles, [B, Tq, Tk, H, D, windows]] of runs) {
+    setFoxTiles(tiles);
+    for (const window of windows)
+      for (const [label, opts, gate] of LABELS) {
+        const name = `${label} window ${window} B=${B} Tq=${Tq} Tk=${Tk} H=${H} D=${D}${vname}`;
+        try {
+          const p = problem(B, Tq, Tk, H, D, seed++, [gate[0], gate[1]], 0.5);
+          const o = { ...opts, window, stats: true };
+          const want = await runFox(p, 'cpu', 'float64', o);
+          const got = await runFox(p, gpu, 'float32', o);
+          const bad = Object.entries(compareResults(got, want))
+            .filter(([, m]) => m !== null)
+            .map(([k, m]) => `${k}: ${m}`);
+          const acp = 'acp' in opts;
+          if (!acp && !(Math.abs((got.fraction as number) - (want.fraction as number)) < 1e-6))
+            bad.push(`tiles computed ${got.fraction}, the CPU ${want.fraction}`);
+          const frac = ` (tiles computed ${(100 * (got.fraction as number)).toFixed(1)}%)`;
+          results.push({ name: name + frac, ok: bad.length === 0, msg: bad.join('; ') || undefined });
+        } catch (e) {
+          results.push({ name, ok: false, msg: `threw ${(e as Error).message}` });
+        }
+      }
+  }
+  setFoxTiles({});
   return results;
 }
