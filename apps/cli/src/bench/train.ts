@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { foxF16Config } from '@foxgate/attention/dev';
 import { flattenTree, noGrad, valueAndGrad } from '@foxgate/autograd';
 import { createModel, type Model, type ModelName, type ModelParams, type PresetName, saveCheckpoint } from '@foxgate/models';
 import {
@@ -208,7 +209,11 @@ async function benchOne(c: Case, dev: RunDevice, note = ''): Promise<BenchRow> {
     if (profile) parts.push(splitNote(profile));
     if (gpu && c.precision === 'high')
       parts.push(
-        gpu.tensorCores ? "attention f32 ('high' covers matmuls only)" : `no tensor cores (${gpu.info.tensorCores?.reason}): f32 products`,
+        gpu.tensorCores
+          ? foxF16Config(gpu, m.config.hidden_size / m.config.num_heads, null)
+            ? 'attention forward f16, backward f32'
+            : 'attention f32 (head dim outside the f16 kernel)'
+          : `no tensor cores (${gpu.info.tensorCores?.reason}): f32 products`,
       );
     if (step0 !== undefined) parts.push(`step-0 loss ${step0.toFixed(6)}`);
     if (note) parts.push(note);
