@@ -36,7 +36,7 @@ import {
   setFoxF16Bwd,
 } from '../../packages/attention/src/dev.js';
 import { forgettingAttention } from '../../packages/attention/src/index.js';
-import { type FoxResult, problem, runFox } from '../../packages/attention/test/util/fox.js';
+import { type FoxResult, normwiseErrors, problem, runFox } from '../../packages/attention/test/util/fox.js';
 import { valueAndGrad } from '../../packages/autograd/src/index.js';
 import { initWebGPU, mul, sum, tensor, type WebGPUBackend } from '../../packages/tensor/src/index.js';
 
@@ -45,26 +45,7 @@ type Row = Record<string, unknown> & { part: string; name: string; ok: boolean }
 const emit = (r: Row) => console.log(`RESULT ${JSON.stringify(r)}`);
 
 /** Norm-wise relative error per quantity. */
-function errors(got: FoxResult, want: FoxResult): Record<string, number> {
-  const rel = (a: Float64Array | null, b: Float64Array | null) => {
-    if (!a || !b) return 0;
-    let e = 0;
-    let m = 0;
-    for (let i = 0; i < a.length; i++) {
-      const d = Math.abs(a[i] - b[i]);
-      e = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(e, d);
-      m = Math.max(m, Math.abs(b[i]));
-    }
-    return e / (m || 1);
-  };
-  return {
-    o: rel(got.o, want.o),
-    dq: rel(got.dq, want.dq),
-    dk: rel(got.dk, want.dk),
-    dv: rel(got.dv, want.dv),
-    dlogF: rel(got.dlogF, want.dlogF),
-  };
-}
+const errors = (got: FoxResult, want: FoxResult): Record<string, number> => normwiseErrors(got, want);
 
 // f16 operands: o ≈ 1e-3 of its scale; the f32 backward recomputes P from f32 scores against the
 // f16 forward's lse2, so its gradients carry the score error too

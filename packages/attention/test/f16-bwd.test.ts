@@ -3,7 +3,7 @@ import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FOX_F16_BWD_DEFAULT, type FoxF16BwdConfig, foxF16BwdConfig, setFoxF16, setFoxF16Bwd } from '../src/dev.js';
 import { f16BwdSmemBytes, foxBwdF16WGSL } from '../src/forgetting/wgsl-f16-bwd.js';
-import { type FoxProblem, type FoxResult, problem, runFox } from './util/fox.js';
+import { type FoxProblem, type FoxResult, normwiseErrors, problem, runFox } from './util/fox.js';
 
 /**
  * The backward of forgetting attention at precision 'high' (f16 products on the tensor cores,
@@ -23,18 +23,8 @@ const f16 = gpu?.features.has('shader-f16') === true;
 
 /** Norm-wise relative errors of the gradients. */
 function errors(got: FoxResult, want: FoxResult): Record<string, number> {
-  const rel = (a: Float64Array | null, b: Float64Array | null) => {
-    if (!a || !b) return 0;
-    let e = 0;
-    let m = 0;
-    for (let i = 0; i < a.length; i++) {
-      const d = Math.abs(a[i] - b[i]);
-      e = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(e, d);
-      m = Math.max(m, Math.abs(b[i]));
-    }
-    return e / (m || 1);
-  };
-  return { dq: rel(got.dq, want.dq), dk: rel(got.dk, want.dk), dv: rel(got.dv, want.dv), dlogF: rel(got.dlogF, want.dlogF) };
+  const { dq, dk, dv, dlogF } = normwiseErrors(got, want);
+  return { dq, dk, dv, dlogF };
 }
 
 const TOL = 1e-2;

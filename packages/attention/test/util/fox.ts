@@ -158,3 +158,28 @@ export function compareResults(a: FoxResult, b: FoxResult, atol = 1e-4, rtol = 1
 }
 
 export const ALL_CLOSE = { o: null, dq: null, dk: null, dv: null, dlogF: null };
+
+/**
+ * Norm-wise relative error per quantity (max |got − want| / max |want|; NaN counts as Infinity):
+ * o and the four gradients, 0 for a quantity either side lacks.
+ */
+export function normwiseErrors(got: FoxResult, want: FoxResult): Record<'o' | 'dq' | 'dk' | 'dv' | 'dlogF', number> {
+  const rel = (a: Float64Array | null | undefined, b: Float64Array | null | undefined) => {
+    if (!a || !b) return 0;
+    let e = 0;
+    let m = 0;
+    for (let i = 0; i < a.length; i++) {
+      const d = Math.abs(a[i] - b[i]);
+      e = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(e, d);
+      m = Math.max(m, Math.abs(b[i]));
+    }
+    return e / (m || 1);
+  };
+  return {
+    o: rel(got.o, want.o),
+    dq: rel(got.dq, want.dq),
+    dk: rel(got.dk, want.dk),
+    dv: rel(got.dv, want.dv),
+    dlogF: rel(got.dlogF, want.dlogF),
+  };
+}
