@@ -52,9 +52,7 @@ function probeWGSL(p: Probe): string {
   lines.push('  let sg = sgid;');
   if (p.flag) lines.push('  if (lid == 0u) { flag = 1u; }');
   lines.push(`  let sc = ${p.scale.toFixed(1)};`);
-  lines.push(
-    `  for (var i = lid; i < ${MR * p.K}u; i += ${32 * SG}u) { As[(i / ${p.K}u) * ${p.ab}u + i % ${p.K}u] = f16(a[i] * sc); }`,
-  );
+  lines.push(`  for (var i = lid; i < ${MR * p.K}u; i += ${32 * SG}u) { As[(i / ${p.K}u) * ${p.ab}u + i % ${p.K}u] = f16(a[i] * sc); }`);
   if (p.varAssign) for (let kd = 0; kd < KD; kd++) lines.push(`  var l${kd} = subgroup_matrix_left<f16, 16, 16>();`);
   lines.push('  workgroupBarrier();');
   for (let kd = 0; kd < KD; kd++)
@@ -104,7 +102,9 @@ async function main(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   const emit = (r: Record<string, unknown>) => {
     rows.push(r);
-    console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name} err ${typeof r.err === 'number' ? r.err.toExponential(2) : r.err}${r.msg ? ` ${r.msg}` : ''}`);
+    console.log(
+      `  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name} err ${typeof r.err === 'number' ? r.err.toExponential(2) : r.err}${r.msg ? ` ${r.msg}` : ''}`,
+    );
   };
   console.log(`adapter: ${g.info.description} tensorCores ${g.tensorCores}`);
   if (!g.tensorCores) {
