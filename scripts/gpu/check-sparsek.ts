@@ -33,8 +33,8 @@ import { sparsekAttnBackwardCpu, sparsekAttnForwardCpu } from '../../packages/at
 import { type SkForwardOverrides, sparsekAttnForwardWebGPU } from '../../packages/attention/src/sparsek/attention-webgpu.js';
 import { type SkBwdConfig, sparsekAttnBackwardWebGPU } from '../../packages/attention/src/sparsek/attention-wgsl-backward.js';
 import { TAU_SENTINEL } from '../../packages/attention/src/sparsek/attention-wgsl-threshold.js';
-import { sparsek } from '../../packages/attention/src/sparsek/op.js';
 import { PrefixSelector } from '../../packages/attention/src/sparsek/project.js';
+import { mismatch, runSparsekGrad } from '../../packages/attention/test/util/sparsek-compare.js';
 import { normals } from '../../packages/attention/test/util/sparsek-data.js';
 import { valueAndGrad } from '../../packages/autograd/src/index.js';
 import { initWebGPU, mul, sum, type Tensor, tensor, type WebGPUBackend } from '../../packages/tensor/src/index.js';
@@ -46,17 +46,6 @@ const GAP = 2e-3;
 
 const f32 = (a: Float64Array) => Float64Array.from(Float32Array.from(a));
 const secs = (t0: number) => ((performance.now() - t0) / 1000).toFixed(1);
-
-/** First element outside `atol + rtol·|b|` (NaN matching NaN; only where `keep`), or null. */
-function mismatch(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: number, what: string, keep?: (e: number) => boolean) {
-  if (a.length !== b.length) return `${what}: length ${a.length} != ${b.length}`;
-  for (let i = 0; i < a.length; i++) {
-    if (keep && !keep(i)) continue;
-    if (Number.isNaN(a[i]) && Number.isNaN(b[i])) continue;
-    if (!(Math.abs(a[i] - b[i]) <= atol + rtol * Math.abs(b[i]))) return `${what}[${i}]: got ${a[i]}, expected ${b[i]}`;
-  }
-  return null;
-}
 
 /** The backward tolerance: |got − want| ≤ 1e-5·max(1, max|want|) + 1e-4·|want| (null when it holds). */
 function bwdMismatch(got: ArrayLike<number>, want: ArrayLike<number>, what: string): string | null {
@@ -79,19 +68,6 @@ function rowTaus(z: Float64Array, p: Float64Array, R: number, m: number): Float6
       }
     }
   return tau;
-}
-
-async function runSparsek(z: Float64Array, shape: number[], k: number | number[], g: Float64Array, backend: WebGPUBackend | 'cpu') {
-  const dtype = backend === 'cpu' ? 'float64' : 'float32';
-  const zt = tensor(dtype === 'float64' ? z : Float32Array.from(z), shape, { dtype, backend });
-  const gt = tensor(dtype === 'float64' ? g : Float32Array.from(g), shape, { dtype, backend });
-  const { value, aux, grads } = valueAndGrad((x: Tensor) => {
-    const p = sparsek(x, k);
-    return { loss: sum(mul(p, gt)), aux: p };
-  })(zt);
-  const out = { p: Float64Array.from(await aux.data()), dz: Float64Array.from(await grads.data()) };
-  for (const t of [zt, gt, value, aux, grads]) t.dispose();
-  return out;
 }
 
 async function checkProjection(gpu: WebGPUBackend, small: boolean, rec: Recorder): Promise<void> {
@@ -122,7 +98,7 @@ async function checkProjection(gpu: WebGPUBackend, small: boolean, rec: Recorder
       // re-drawn until no entry sits within 1e-5·(1 + |τ|) of a breakpoint τ or τ + 1
       for (let s = 0; s < 20 && !want; s++) {
         z = f32(normals(c.R * c.m, c.R * 31 + c.m + 1000 * s, c.scale));
-        const w = await runSparsek(z, [c.R, c.m], c.k, g, 'cpu');
+        const w = await runSparsekGrad(z, [c.R, c.m], c.k, g, 'cpu');
         const tau = rowTaus(z, w.p, c.R, c.m);
         let clear = true;
         for (let r = 0; r < c.R && clear; r++) {
@@ -136,7 +112,7 @@ async function checkProjection(gpu: WebGPUBackend, small: boolean, rec: Recorder
         if (clear) want = w;
       }
       if (!want) return 'no data clear of the breakpoints in 20 draws';
-      const got = await runSparsek(z, [c.R, c.m], c.k, g, gpu);
+      const got = await runSparsekGrad(z, [c.R, c.m], c.k, g, gpu);
       const bad = mismatch(got.p, want.p, 2e-5, 1e-4, 'p') ?? mismatch(got.dz, want.dz, 2e-5, 1e-4, 'dz');
       if (bad) return bad;
       for (let r = 0; r < c.R; r++) {

@@ -6,6 +6,7 @@ import { type SparsekGate, sparsekAttention } from '../src/sparsek/attention.js'
 import { type SkAttrs, sparsekAttnForwardCpu } from '../src/sparsek/attention-cpu.js';
 import { type SkForwardOverrides, sparsekAttnForwardWebGPU, sparsekTauWebGPU } from '../src/sparsek/attention-webgpu.js';
 import { TAU_SENTINEL } from '../src/sparsek/attention-wgsl-threshold.js';
+import { mismatch } from './util/sparsek-compare.js';
 import { normals } from './util/sparsek-data.js';
 
 /**
@@ -96,27 +97,6 @@ async function gpuForward(d: Data, overrides?: SkForwardOverrides) {
   const out = { o: await r.o.data(), lse: await r.lse.data(), tau: await r.tau.data() };
   for (const x of [t.q, t.k, t.v, t.u, r.o, r.lse, r.tau]) x.dispose();
   return out;
-}
-
-/**
- * `null` when |a − b| ≤ atol + rtol·|b| everywhere (NaN matching NaN), else the first offender;
- * with `keep`, only at elements e whose row `keep(e)` is true.
- */
-function mismatch(
-  a: ArrayLike<number>,
-  b: ArrayLike<number>,
-  atol: number,
-  rtol: number,
-  what: string,
-  keep?: (e: number) => boolean,
-): string | null {
-  if (a.length !== b.length) return `${what}: length ${a.length} != ${b.length}`;
-  for (let i = 0; i < a.length; i++) {
-    if (keep && !keep(i)) continue;
-    if (Number.isNaN(a[i]) && Number.isNaN(b[i])) continue;
-    if (!(Math.abs(a[i] - b[i]) <= atol + rtol * Math.abs(b[i]))) return `${what}[${i}]: got ${a[i]}, expected ${b[i]}`;
-  }
-  return null;
 }
 
 /** τ of the GPU against the CPU's: the gates they give every prefix entry, and τ itself where it is unique. */

@@ -3,6 +3,7 @@ import { type Backend, memoryStats, mul, sum, type Tensor, tensor } from '@foxga
 import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sparsek } from '../src/sparsek/op.js';
+import { runSparsekGrad } from './util/sparsek-compare.js';
 import { normals } from './util/sparsek-data.js';
 
 /**
@@ -22,19 +23,6 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: n
   return null;
 }
 
-async function run(z: Float64Array, shape: number[], k: number | number[], g: Float64Array, backend: Backend | string) {
-  const dtype = backend === 'cpu' ? 'float64' : 'float32';
-  const zt = tensor(dtype === 'float64' ? z : Float32Array.from(z), shape, { dtype, backend });
-  const gt = tensor(dtype === 'float64' ? g : Float32Array.from(g), shape, { dtype, backend });
-  const { value, aux, grads } = valueAndGrad((x: Tensor) => {
-    const p = sparsek(x, k);
-    return { loss: sum(mul(p, gt)), aux: p };
-  })(zt);
-  const out = { p: Float64Array.from(await aux.data()), dz: Float64Array.from(await grads.data()) };
-  for (const t of [zt, gt, value, aux, grads]) t.dispose();
-  return out;
-}
-
 describe.skipIf(!gpu)('sparsek on WebGPU', () => {
   const b = gpu as unknown as Backend;
   const cases: { name: string; R: number; m: number; k: number | ((r: number) => number); scale: number }[] = [
@@ -51,8 +39,8 @@ describe.skipIf(!gpu)('sparsek on WebGPU', () => {
       const z = normals(c.R * c.m, c.R * 31 + c.m, c.scale);
       const g = normals(c.R * c.m, c.R * 37 + c.m);
       const k = typeof c.k === 'number' ? c.k : Array.from({ length: c.R }, (_, r) => (c.k as (r: number) => number)(r));
-      const want = await run(z, [c.R, c.m], k, g, 'cpu');
-      const got = await run(z, [c.R, c.m], k, g, b);
+      const want = await runSparsekGrad(z, [c.R, c.m], k, g, 'cpu');
+      const got = await runSparsekGrad(z, [c.R, c.m], k, g, b);
       expect(close(got.p, want.p, 2e-5, 1e-4)).toBeNull();
       expect(close(got.dz, want.dz, 2e-5, 1e-4)).toBeNull();
       for (let r = 0; r < c.R; r++) {
@@ -68,15 +56,15 @@ describe.skipIf(!gpu)('sparsek on WebGPU', () => {
     const R = 70000;
     const m = 4;
     const z = normals(R * m, 3);
-    const got = await run(z, [R, m], 2, new Float64Array(R * m).fill(1), b);
-    const want = await run(z, [R, m], 2, new Float64Array(R * m).fill(1), 'cpu');
+    const got = await runSparsekGrad(z, [R, m], 2, new Float64Array(R * m).fill(1), b);
+    const want = await runSparsekGrad(z, [R, m], 2, new Float64Array(R * m).fill(1), 'cpu');
     expect(close(got.p, want.p, 2e-5, 1e-4)).toBeNull();
   });
 
   it('ties, a hard top-k row (zero gradient) and a non-finite row', async () => {
     const z = Float64Array.from([0.3, 0.3, 0.3, 0.3, 0.3, 5, 0, 4, 1.5, -2, 1, Number.NaN, 0, 0, 0]);
     const g = Float64Array.from([1, 2, 3, 4, 5, 1, -2, 3, 0.5, 7, 1, 1, 1, 1, 1]);
-    const got = await run(z, [3, 5], 2, g, b);
+    const got = await runSparsekGrad(z, [3, 5], 2, g, b);
     expect(close(got.p.subarray(0, 5), [0.4, 0.4, 0.4, 0.4, 0.4], 1e-6, 0)).toBeNull();
     expect(close(got.dz.subarray(0, 5), [-2, -1, 0, 1, 2], 1e-5, 0)).toBeNull();
     expect(Array.from(got.p.subarray(5, 10))).toEqual([1, 0, 1, 0, 0]);
