@@ -22,7 +22,6 @@
  *   FOXGATE_F16_BWD set turns it on in the plain checks and bench parts as well.
  * Rows go to OUTDIR/attention-f16.json; a table is printed last.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { benchProblem, checkCase } from '../../apps/cli/src/bench/attention.js';
 import {
@@ -39,6 +38,7 @@ import { forgettingAttention } from '../../packages/attention/src/index.js';
 import { type FoxResult, normwiseErrors, problem, runFox } from '../../packages/attention/test/util/fox.js';
 import { valueAndGrad } from '../../packages/autograd/src/index.js';
 import { initWebGPU, mul, sum, tensor, type WebGPUBackend } from '../../packages/tensor/src/index.js';
+import { runChild } from './child.js';
 
 type Row = Record<string, unknown> & { part: string; name: string; ok: boolean };
 
@@ -407,52 +407,17 @@ async function child(part: string): Promise<void> {
   await g.destroy();
 }
 
-function runChild(part: string, timeoutMs: number): Promise<Row[]> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [process.argv[1], '--child', part], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const rows: Row[] = [];
-    let err = '';
-    let buf = '';
-    p.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (!line.startsWith('RESULT ')) {
-          if (line.trim()) err += `${line}\n`;
-          continue;
-        }
-        const r = JSON.parse(line.slice(7)) as Row;
-        rows.push(r);
-        if (r.part === 'debug')
-          console.log(
-            `  [debug] ${r.name} ${r.ok ? 'ok' : 'WRONG'}: ${JSON.stringify({ ...r, part: undefined, name: undefined, ok: undefined })}`,
-          );
-        const e = r.err as Record<string, number> | undefined;
-        const worst = e ? Object.entries(e).sort((a, b) => b[1] - a[1])[0] : undefined;
-        console.log(
-          `  ${r.ok ? 'ok  ' : 'FAIL'} [${part}] ${r.name}${r.ms ? ` ${(r.ms as number).toFixed(2)} ms` : ''}${r.tflops ? ` ${(r.tflops as number).toFixed(1)} TFLOP/s` : ''}${worst ? ` err ${worst[0]} ${worst[1].toExponential(1)}` : ''}${r.scores !== undefined ? ` scores ${(r.scores as number).toExponential(1)}` : ''}${r.msAcp ? ` ACP ${(r.msAcp as number).toFixed(2)} ms` : ''}${r.msg ? ` ${r.msg}` : ''}`,
-        );
-      }
-    });
-    p.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    const timer = setTimeout(() => {
-      rows.push({ part, name: 'timeout', ok: false, msg: `killed after ${timeoutMs} ms` });
-      p.kill('SIGKILL');
-    }, timeoutMs);
-    p.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const tail = err
-        .split('\n')
-        .filter((l) => !/artificially reduced/.test(l))
-        .slice(-12)
-        .join('\n');
-      rows.push({ part, name: 'exit', ok: code === 0, code, signal, stderr: tail });
-      if (code !== 0 || tail.trim()) console.log(`  [${part}] exit ${code ?? signal}: ${tail.slice(-1500)}`);
-      resolve(rows);
-    });
+function runPart(part: string, timeoutMs: number): Promise<Row[]> {
+  return runChild<Row>([part], { part }, timeoutMs, (r) => {
+    if (r.part === 'debug')
+      console.log(
+        `  [debug] ${r.name} ${r.ok ? 'ok' : 'WRONG'}: ${JSON.stringify({ ...r, part: undefined, name: undefined, ok: undefined })}`,
+      );
+    const e = r.err as Record<string, number> | undefined;
+    const worst = e ? Object.entries(e).sort((a, b) => b[1] - a[1])[0] : undefined;
+    console.log(
+      `  ${r.ok ? 'ok  ' : 'FAIL'} [${part}] ${r.name}${r.ms ? ` ${(r.ms as number).toFixed(2)} ms` : ''}${r.tflops ? ` ${(r.tflops as number).toFixed(1)} TFLOP/s` : ''}${worst ? ` err ${worst[0]} ${worst[1].toExponential(1)}` : ''}${r.scores !== undefined ? ` scores ${(r.scores as number).toExponential(1)}` : ''}${r.msAcp ? ` ACP ${(r.msAcp as number).toFixed(2)} ms` : ''}${r.msg ? ` ${r.msg}` : ''}`,
+    );
   });
 }
 
@@ -461,7 +426,7 @@ export async function checkAttentionF16(outDir?: string, parts = ['checks', 'ben
   const timeoutMs = Number(process.env.FOXGATE_PART_TIMEOUT_MS ?? 120000);
   const all: Row[] = [];
   for (const part of parts) {
-    all.push(...(await runChild(part, timeoutMs)));
+    all.push(...(await runPart(part, timeoutMs)));
     if (part === 'triage') {
       // the later parts test the fastest configuration that passed
       const best = all

@@ -10,7 +10,6 @@
  * odd N and operands far outside the f16 range, and times 'high' against 'highest' side by side.
  * Rows go to OUTDIR/matmul-high.json; the table is printed last.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { View } from '../../packages/tensor/src/backend.js';
 import type { WebGPUBackend } from '../../packages/tensor/src/backends/webgpu/backend.js';
@@ -24,6 +23,7 @@ import {
   setSgmatPatch,
 } from '../../packages/tensor/src/backends/webgpu/kernels/matmul-sgmat.js';
 import type { MatmulPrecision } from '../../packages/tensor/src/precision.js';
+import { runChild } from './child.js';
 
 type Row = Record<string, unknown> & { variant: string; name: string; ok: boolean };
 
@@ -290,49 +290,12 @@ async function child(variant: string, mods: Partial<SgmatConfig>): Promise<void>
 
 // ---- parent ---------------------------------------------------------------------------------
 
-function runChild(variant: string, mods: Partial<SgmatConfig>, timeoutMs: number): Promise<Row[]> {
-  return new Promise((resolve) => {
-    const args = [process.argv[1], '--child', variant, JSON.stringify(mods)];
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const rows: Row[] = [];
-    let err = '';
-    let buf = '';
-    const t0 = Date.now();
-    p.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i = buf.indexOf('\n');
-      while (i >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (line.startsWith('RESULT ')) {
-          const r = JSON.parse(line.slice(7)) as Row;
-          rows.push(r);
-          console.log(
-            `  ${r.ok ? 'ok  ' : 'FAIL'} [${variant}] ${r.name}${r.tflops ? ` ${(r.tflops as number).toFixed(1)} TFLOP/s` : ''}${r.maxTerm !== undefined ? ` err ${(r.maxTerm as number).toExponential(2)}` : ''}${r.msg ? ` ${r.msg}` : ''}`,
-          );
-        } else if (line.trim()) err += `${line}\n`;
-        i = buf.indexOf('\n');
-      }
-    });
-    p.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    const timer = setTimeout(() => {
-      rows.push({ variant, name: 'timeout', ok: false, msg: `killed after ${timeoutMs} ms` });
-      p.kill('SIGKILL');
-    }, timeoutMs);
-    p.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const tail = err
-        .split('\n')
-        .filter((l) => !/artificially reduced/.test(l))
-        .slice(-12)
-        .join('\n');
-      rows.push({ variant, name: 'exit', ok: code === 0, code, signal, seconds: (Date.now() - t0) / 1000, stderr: tail });
-      if (code !== 0 || tail.trim()) console.log(`  [${variant}] exit ${code ?? signal}: ${tail.slice(-1500)}`);
-      resolve(rows);
-    });
-  });
+function runVariant(variant: string, mods: Partial<SgmatConfig>, timeoutMs: number): Promise<Row[]> {
+  return runChild<Row>([variant, JSON.stringify(mods)], { variant }, timeoutMs, (r) =>
+    console.log(
+      `  ${r.ok ? 'ok  ' : 'FAIL'} [${variant}] ${r.name}${r.tflops ? ` ${(r.tflops as number).toFixed(1)} TFLOP/s` : ''}${r.maxTerm !== undefined ? ` err ${(r.maxTerm as number).toExponential(2)}` : ''}${r.msg ? ` ${r.msg}` : ''}`,
+    ),
+  );
 }
 
 async function parent(): Promise<void> {
@@ -369,7 +332,7 @@ async function parent(): Promise<void> {
       if (passed('simple-legacy-builtin')) mods.sgIndex = 'builtin';
       else if (passed('simple-legacy-bcast')) mods.sgIndex = 'broadcast-diag';
     }
-    const rows = await runChild(v, mods, v === 'suite' ? 3 * timeoutMs : timeoutMs);
+    const rows = await runVariant(v, mods, v === 'suite' ? 3 * timeoutMs : timeoutMs);
     all.push(...rows);
     if (v === 'simple-template' && !passed('simple-template') && (passed('simple-legacy') || mods.sgIndex)) mods.spelling = 'legacy';
     if (outDir) writeFileSync(`${outDir}/matmul-high.json`, `${JSON.stringify(all, null, 1)}\n`);
