@@ -1,7 +1,8 @@
 import { fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgate/tensor';
 import type { FoxDims } from '../tiles.js';
 import { cachedWGSL } from '../wgsl/cache.js';
-import { rowInput } from '../wgsl/rows.js';
+import type { FoxDeviceGrads } from './webgpu.js';
+import { f16MaxAbs, f16Rows4 } from './webgpu-f16.js';
 import { f16HeadDim } from './wgsl-f16.js';
 import { type FoxF16BwdConfig, f16BwdFit, f16BwdRows, f16BwdSmemBytes, foxBwdF16WGSL, foxMaxAbsBwdWGSL } from './wgsl-f16-bwd.js';
 
@@ -77,28 +78,11 @@ export function foxBackwardF16(
   dims: FoxDims,
   scale: number,
   c: FoxF16BwdConfig,
-): { dq: Tensor; dk: Tensor; dv: Tensor; colsum: Tensor | null; rowsum: Tensor | null } {
+): FoxDeviceGrads {
   const { B, Tq, Tk, H, D } = dims;
-  if (B * H > 65535) fail('forgettingAttention', `B·H = ${B * H} exceeds 65535 (one workgroup row per head)`);
   const temps: Tensor[] = [];
-  const layout = { D };
-  const rows: KernelInput[] = [
-    rowInput('q', q, layout, temps),
-    rowInput('k', k, layout, temps),
-    rowInput('v', v, layout, temps),
-    rowInput('dout', dO, layout, temps),
-  ];
-  const n4q = (B * Tq * H * D) / 4;
-  const n4k = (B * Tk * H * D) / 4;
-  const groups = Math.max(1, Math.min(1024, Math.ceil(Math.max(n4q, n4k) / 256)));
-  const [stats] = backend.runKernelTensors({
-    name: 'fox_f16_bwd_maxabs',
-    code: cachedWGSL('fox-f16-bwd-maxabs', [], foxMaxAbsBwdWGSL),
-    inputs: rows,
-    outputs: [{ name: 'stats', shape: [4], dtype: 'uint32', zero: true, elem: 'atomic<u32>' }],
-    uniforms: { u32: { n4q, n4k, threads: groups * 256 } },
-    workgroups: groups,
-  });
+  const rows = f16Rows4(dims, { q, k, v, dout: dO }, temps);
+  const stats = f16MaxAbs(backend, rows, dims, 'fox-f16-bwd-maxabs', foxMaxAbsBwdWGSL);
   const gated = lam !== null;
   const spec = { D, gated, acp: bounds !== null };
   const common: KernelInput[] = [...rows, { name: 'lse2', data: lse2 }, { name: 'delta', data: delta }, { name: 'stats', data: stats }];

@@ -72,6 +72,35 @@ export function foxF16Config(backend: WebGPUBackend, D: number, window: number |
   return c;
 }
 
+/**
+ * The row inputs of the f16 kernels (vec4 rows of `[B,T,H,D]`; copies go to `temps`), after the
+ * one-workgroup-row-per-head limit the f16 kernels share.
+ */
+export function f16Rows4(dims: FoxDims, xs: Record<string, Tensor>, temps: Tensor[]): KernelInput[] {
+  if (dims.B * dims.H > 65535) fail('forgettingAttention', `B·H = ${dims.B * dims.H} exceeds 65535 (one workgroup row per head)`);
+  return Object.entries(xs).map(([name, x]) => rowInput(name, x, { D: dims.D }, temps));
+}
+
+/**
+ * Queues the max-abs pre-pass over `rows` (q, k, v, and dO for the backward; `code` generates it
+ * under cache key `key`): a `[4]` uint32 tensor of max |x| bits, read by the f16 kernels.
+ */
+export function f16MaxAbs(backend: WebGPUBackend, rows: KernelInput[], dims: FoxDims, key: string, code: () => string): Tensor {
+  const { B, Tq, Tk, H, D } = dims;
+  const n4q = (B * Tq * H * D) / 4;
+  const n4k = (B * Tk * H * D) / 4;
+  const groups = Math.max(1, Math.min(1024, Math.ceil(Math.max(n4q, n4k) / 256)));
+  const [stats] = backend.runKernelTensors({
+    name: key.replace(/-/g, '_'),
+    code: cachedWGSL(key, [], code),
+    inputs: rows,
+    outputs: [{ name: 'stats', shape: [4], dtype: 'uint32', zero: true, elem: 'atomic<u32>' }],
+    uniforms: { u32: { n4q, n4k, threads: groups * 256 } },
+    workgroups: groups,
+  });
+  return stats;
+}
+
 /** Forward at precision 'high': `o [B,Tq,H,D]` and `lse2 [B,H,Tq]`, as `foxForwardWebGPU` returns them. */
 export function foxForwardF16(
   backend: WebGPUBackend,
@@ -85,21 +114,9 @@ export function foxForwardF16(
   c: FoxF16Config,
 ): { o: Tensor; lse2: Tensor } {
   const { B, Tq, Tk, H, D } = dims;
-  if (B * H > 65535) fail('forgettingAttention', `B·H = ${B * H} exceeds 65535 (one workgroup row per head)`);
   const temps: Tensor[] = [];
-  const layout = { D };
-  const rows: KernelInput[] = [rowInput('q', q, layout, temps), rowInput('k', k, layout, temps), rowInput('v', v, layout, temps)];
-  const n4q = (B * Tq * H * D) / 4;
-  const n4k = (B * Tk * H * D) / 4;
-  const groups = Math.max(1, Math.min(1024, Math.ceil(Math.max(n4q, n4k) / 256)));
-  const [stats] = backend.runKernelTensors({
-    name: 'fox_f16_maxabs',
-    code: cachedWGSL('fox-f16-maxabs', [], foxMaxAbsWGSL),
-    inputs: rows,
-    outputs: [{ name: 'stats', shape: [4], dtype: 'uint32', zero: true, elem: 'atomic<u32>' }],
-    uniforms: { u32: { n4q, n4k, threads: groups * 256 } },
-    workgroups: groups,
-  });
+  const rows = f16Rows4(dims, { q, k, v }, temps);
+  const stats = f16MaxAbs(backend, rows, dims, 'fox-f16-maxabs', foxMaxAbsWGSL);
   const spec = { D, gated: lam !== null, acp: bounds !== null };
   const inputs: KernelInput[] = [...rows, { name: 'stats', data: stats }];
   if (lam) inputs.push({ name: 'lam', data: lam });
