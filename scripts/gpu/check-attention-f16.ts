@@ -71,20 +71,13 @@ const BWD_CONFIG: FoxF16BwdConfig = BWD_ENV && BWD_ENV !== '1' ? JSON.parse(BWD_
 let bwd: FoxF16BwdConfig | null = BWD_ENV ? BWD_CONFIG : null;
 const bwdTag = () => (bwd ? ' bwd-f16' : '');
 
-// triage: the second hardware run (2026-12-02) tried one change each against the first kernel
-// (matmul-style lets, pack2x16float, split arrays, O in lanes) and every one computed wrong raw
-// scores; Q is resident in its own array since. The variants below check that and its options.
-// Since 2026-12-02 (third run) products start from a zeroed accumulator, as in the matmul; 'mul'
-// is the earlier `subgroupMatrixMultiply` start.
+// triage: configurations side by side, each with its raw scores and two float64 checks. The H200
+// computed wrong scores with every one of them until the workgroup layout fix of 2026-12-02
+// (every workgroup variable a multiple of 16 bytes; benchmarks/2026-12-02-h200/tensor-cores.md).
 const TRIAGE: Record<string, FoxF16Config> = {
   base: FOX_F16_DEFAULT,
-  mul: { ...FOX_F16_DEFAULT, mul: true },
-  qlet: { ...FOX_F16_DEFAULT, qlet: true },
-  qinloop: { ...FOX_F16_DEFAULT, qinloop: true },
   'bk16-sg1': { bk: 16, sg: 1 },
   'bk32-sg1': { bk: 32, sg: 1 },
-  'bk16-sg1-qinloop': { bk: 16, sg: 1, qinloop: true },
-  'qlet-lets': { ...FOX_F16_DEFAULT, qlet: true, lets: true },
   'bk32-sg2': { bk: 32, sg: 2 },
   lanes: { ...FOX_F16_DEFAULT, oacc: 'lanes' },
   lets: { ...FOX_F16_DEFAULT, lets: true },

@@ -58,21 +58,11 @@ export interface FoxF16Config {
   /** f32 → f16 through `pack2x16float` and bitcasts (as the 'high' matmul) instead of `f16(x)` conversions. */
   pack?: boolean;
   /**
-   * Start each product with `subgroupMatrixMultiply<f32>(l, r)` (the first kernels) instead of
-   * zeroing the accumulator and `subgroupMatrixMultiplyAccumulate`, which is all the 'high' matmul
-   * (correct on the H200) uses. Hardware triage only.
-   */
-  mul?: boolean;
-  /** Q's left matrices as function-scope `let`s bound by their loads (not `var`s assigned after declaration). */
-  qlet?: boolean;
-  /**
    * How Q reaches its left matrices: 'resident' (default; its own workgroup array of all D dims)
    * or 'shared' (staged in chunks through the K/V/P array before the loop: less workgroup memory;
    * the matrices are then held in registers). Hardware only (the emulation keeps Q resident).
    */
   qstage?: 'resident' | 'shared';
-  /** Hardware triage: re-load Q's matrices from workgroup memory before each tile's QKᵀ instead of holding them. */
-  qinloop?: boolean;
   /**
    * Q, K, V and P in four workgroup arrays (each read by one kind of matrix, as the 'high' matmul's
    * A and B tiles) instead of one shared array; needs more workgroup memory (Q is not aliased).
@@ -181,10 +171,10 @@ const TYPES = {
 };
 
 /** Hardware matrices; `lets`: temporaries (all but Q and the accumulators) as `let`s, no value constructors. */
-function realOps(lets: boolean, useMul: boolean, qlet: boolean): MatOps {
+function realOps(lets: boolean): MatOps {
   const typeOf = (n: string) =>
     n.startsWith('o') || n.startsWith('s') ? TYPES.result : n.startsWith('kr') || n.startsWith('vr') ? TYPES.right : TYPES.left;
-  const temp = (n: string) => (lets && (n.startsWith('kr') || n.startsWith('vr') || n.startsWith('pl'))) || (qlet && n.startsWith('ql'));
+  const temp = (n: string) => lets && (n.startsWith('kr') || n.startsWith('vr') || n.startsWith('pl'));
   return {
     decl: (n, k) => (temp(n) ? '' : lets ? `  var ${n}: ${TYPES[k]};` : `  var ${n} = ${TYPES[k]}();`),
     load: (n, arr, off, col, stride) =>
@@ -192,10 +182,8 @@ function realOps(lets: boolean, useMul: boolean, qlet: boolean): MatOps {
     store: (n, arr, off, stride) => `    subgroupMatrixStore<row_major>(&${arr}, ${off}, ${n}, ${stride});`,
     zero: (n) => `    ${n} = ${TYPES.result}();`,
     mma: (acc, l, r) => `    ${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
-    mul: (acc, l, r) =>
-      useMul
-        ? `    ${acc} = subgroupMatrixMultiply<f32>(${l}, ${r});`
-        : `    ${acc} = ${TYPES.result}();\n    ${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
+    // a zeroed accumulator, as the 'high' matmul does (an H200 probe found `subgroupMatrixMultiply` equally correct)
+    mul: (acc, l, r) => `    ${acc} = ${TYPES.result}();\n    ${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
   };
 }
 
@@ -337,9 +325,7 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
     const [i, kd] = n.slice(2).split('_').map(Number);
     return `(sg * 32u + ${16 * i}u) * ${HQ}u + ${16 * kd}u`;
   };
-  const M = emu
-    ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt)
-    : realOps(c.lets === true, c.mul === true, c.qlet === true);
+  const M = emu ? emuOps((n) => slotNames.indexOf(n) - qNames.length, g.slots, qAt) : realOps(c.lets === true);
   const lanesAcc = c.oacc === 'lanes';
   // f32 → f16: conversions, or pack2x16float and bitcasts
   const h4 = (v: string) => (c.pack ? `bitcast<vec4<f16>>(vec2<u32>(pack2x16float(${v}.xy), pack2x16float(${v}.zw)))` : `vec4<f16>(${v})`);
@@ -377,7 +363,6 @@ export function foxForwardF16WGSL(spec: FoxF16Spec, c: FoxF16Config): string {
       .map((u) => `    ${arr}[${idx} + ${u}u] = ${v}[${u}];`)
       .join('\n');
   // Q: chunks of DC dims → left matrices ql{i}_{kd}
-  const qLoads: string[] = [];
   const qChunks = range(D / DC)
     .map((ch) => {
       const groups = DC / 4;
@@ -398,8 +383,7 @@ ${put4(arr.q, `r * ${HQ}u + gq * 4u`, 'hq')}`,
           ),
         )
         .join('\n');
-      qLoads.push(loads);
-      return `  workgroupBarrier();\n${st}\n  workgroupBarrier();\n${c.qinloop ? '' : loads}`;
+      return `  workgroupBarrier();\n${st}\n  workgroupBarrier();\n${loads}`;
     })
     .join('\n');
   const kvStage = stage(
@@ -415,17 +399,15 @@ ${put4(arr.q, `r * ${HQ}u + gq * 4u`, 'hq')}`,
 ${put4(arr.k, `${kOff}u + r * ${HSD}u + gk * 4u`, 'hk')}
 ${put4(arr.v, `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}`,
   );
-  const scores =
-    (c.qinloop ? `${qLoads.join('\n')}\n` : '') +
-    phase(
-      range(NB).map((n) => ({
-        load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, arr.k, `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
-        compute: [
-          ...range(KD).flatMap((kd) => range(2).map((i) => (kd === 0 ? M.mul : M.mma)(`s${i}_${n}`, `ql${i}_${kd}`, `kr${n}_${kd}`))),
-          ...range(2).map((i) => M.store(`s${i}_${n}`, 'Sf', `${sgBase} + ${16 * i * SFS + 16 * n}u`, `${SFS}u`)),
-        ],
-      })),
-    );
+  const scores = phase(
+    range(NB).map((n) => ({
+      load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, arr.k, `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
+      compute: [
+        ...range(KD).flatMap((kd) => range(2).map((i) => (kd === 0 ? M.mul : M.mma)(`s${i}_${n}`, `ql${i}_${kd}`, `kr${n}_${kd}`))),
+        ...range(2).map((i) => M.store(`s${i}_${n}`, 'Sf', `${sgBase} + ${16 * i * SFS + 16 * n}u`, `${SFS}u`)),
+      ],
+    })),
+  );
   const mask = (j: string) => `${j} <= row + off${acp ? ` && ${j} >= jf` : ''}`;
   // the lane's row: BK scores, columns rotated by lane group
   const softmax = `${lines(
