@@ -17,6 +17,9 @@
  *   float64 (`checkCase` of `foxgate bench attention`);
  * - ablate: the forward at T = 16384 for other tile configurations (keys per tile, subgroups per
  *   workgroup, rescaling threshold).
+ * - sweep-bwd: the f16 backward's variants (`BWD_SWEEP`; FOXGATE_SWEEP=name,name picks some) beside
+ *   the f32 backward: checks against float64 on two small problems, GPU time per kernel from a
+ *   timestamp profile of one step and whole forward+backward steps at B4 H16 D64 T = 4096, 16384;
  * - checks-bwd, bench-bwd: checks and bench with the f16 backward on too (`wgsl-f16-bwd.ts`,
  *   `setFoxF16Bwd`): FOXGATE_F16_BWD (JSON) picks its configuration, else `FOX_F16_BWD_DEFAULT`;
  *   FOXGATE_F16_BWD set turns it on in the plain checks and bench parts as well.
@@ -378,13 +381,87 @@ async function bench(g: WebGPUBackend, sizes: number[], configs: string[], withB
   }
 }
 
+// sweep-bwd: the f16 backward's variants (FoxF16BwdConfig) side by side, each checked on two
+// small problems against float64, then timed per kernel from a timestamp profile of one forward +
+// backward step and as whole steps, at B4 H16 D64 T = 4096 and 16384 (gated, no ACP), beside the
+// f32 backward
+const BD = FOX_F16_BWD_DEFAULT;
+const BWD_SWEEP: Record<string, FoxF16BwdConfig | null> = {
+  f32: null,
+  default: BD,
+  pshared: { ...BD, pkeep: 'shared' },
+  hold: { ...BD, hold: true },
+  split: { ...BD, split: true },
+  'split-pshared': { ...BD, split: true, pkeep: 'shared' },
+  'split-hold': { ...BD, split: true, hold: true },
+  'split-hold-pshared': { ...BD, split: true, hold: true, pkeep: 'shared' },
+  'split-hold-sg4': { ...BD, split: true, hold: true, kvSg: 4, qSg: 4 },
+  'split-hold-sg1': { ...BD, split: true, hold: true, kvSg: 1, qSg: 1 },
+  'split-hold-32': { ...BD, split: true, hold: true, bq: 32, bk: 32 },
+  'split-hold-32-sg1': { ...BD, split: true, hold: true, bq: 32, bk: 32, kvSg: 1, qSg: 1 },
+  sg4: { ...BD, kvSg: 4, qSg: 4 },
+  '32': { ...BD, bq: 32, bk: 32 },
+};
+
+async function sweepBwd(g: WebGPUBackend): Promise<void> {
+  const only = process.env.FOXGATE_SWEEP?.split(',');
+  const small: [string, ReturnType<typeof problem>, Parameters<typeof runFox>[3]][] = [
+    ['gated ACP', problem(1, 300, 300, 2, 64, 41, [-3, 1], 0.5), { gated: true, acp: true, stats: true }],
+    ['softmax qk 1', problem(1, 390, 390, 2, 64, 42, [0, 5], 1), { gated: false }],
+  ];
+  const wants = await Promise.all(small.map(([, p, o]) => runFox(p, 'cpu', 'float64', o)));
+  const [B, H, D] = [4, 16, 64];
+  const xs = new Map([4096, 16384].map((T) => [T, benchProblem(g, B, T, H, D)]));
+  for (const [name, cfg] of Object.entries(BWD_SWEEP)) {
+    if (only && !only.includes(name)) continue;
+    const row: Row = { part: 'sweep-bwd', name, ok: false, cfg, err: {} };
+    try {
+      g.setPrecision('high');
+      setFoxF16(FOX_F16_DEFAULT);
+      setFoxF16Bwd(cfg);
+      if (cfg && !foxF16BwdConfig(g, D, null)) throw new Error('the f16 backward route is not taken');
+      let ok = true;
+      for (const [n, [label, p, opts]] of small.entries()) {
+        const e = errors(await runFox(p, g, 'float32', opts), wants[n]);
+        for (const [k, v] of Object.entries(e)) (row.err as Record<string, number>)[`${label} ${k}`] = v;
+        ok &&= Object.entries(e).every(([k, v]) => v <= TOL[k as keyof typeof TOL]);
+      }
+      row.ok = ok;
+      for (const [T, x] of xs) {
+        const step = () => {
+          const { value, grads } = valueAndGrad((p: typeof x) => sum(mul(forgettingAttention(p.q, p.k, p.v, p.logF), p.dO)))(x);
+          for (const y of [value, grads.q, grads.k, grads.v, grads.logF]) y.dispose();
+        };
+        step();
+        await g.sync();
+        g.startProfile();
+        step();
+        const prof = await g.stopProfile();
+        row[`kernels${T}`] = Object.fromEntries(
+          prof.kernels.filter((k) => k.family === 'attention').map((k) => [k.kernel, Number(k.ms.toFixed(3))]),
+        );
+        row[`ms${T}`] = (await timeLoop(g, step, 0.6)).ms;
+      }
+    } catch (e) {
+      row.msg = (e as Error).message.slice(0, 400);
+    } finally {
+      setFoxF16(null);
+      setFoxF16Bwd(null);
+      g.setPrecision('highest');
+    }
+    emit(row);
+  }
+  for (const x of xs.values()) for (const t of Object.values(x)) t.dispose();
+}
+
 async function child(part: string): Promise<void> {
-  const g = await initWebGPU({ precision: 'high' });
+  const g = await initWebGPU({ precision: 'high', profiling: part === 'sweep-bwd' });
   g.setPrecision('highest');
   emit({ part, name: 'adapter', ok: g.tensorCores, tensorCores: g.info.tensorCores, device: g.info.description });
   // FOXGATE_F16_CONFIG with emulate: true runs the parts on an adapter without tensor cores (the script's own check)
   if (!g.tensorCores && BASE.emulate !== true) return;
   if (part === 'debug') await debugPart(g);
+  if (part === 'sweep-bwd') await sweepBwd(g);
   if (part === 'triage') await triage(g);
   if (part.endsWith('-bwd')) bwd = BWD_CONFIG;
   if (part === 'checks' || part === 'checks-bwd') await checks(g);
@@ -409,7 +486,7 @@ function runPart(part: string, timeoutMs: number): Promise<Row[]> {
     const e = r.err as Record<string, number> | undefined;
     const worst = e ? Object.entries(e).sort((a, b) => b[1] - a[1])[0] : undefined;
     console.log(
-      `  ${r.ok ? 'ok  ' : 'FAIL'} [${part}] ${r.name}${r.ms ? ` ${(r.ms as number).toFixed(2)} ms` : ''}${r.tflops ? ` ${(r.tflops as number).toFixed(1)} TFLOP/s` : ''}${worst ? ` err ${worst[0]} ${worst[1].toExponential(1)}` : ''}${r.scores !== undefined ? ` scores ${(r.scores as number).toExponential(1)}` : ''}${r.msAcp ? ` ACP ${(r.msAcp as number).toFixed(2)} ms` : ''}${r.msg ? ` ${r.msg}` : ''}`,
+      `  ${r.ok ? 'ok  ' : 'FAIL'} [${part}] ${r.name}${r.ms ? ` ${(r.ms as number).toFixed(2)} ms` : ''}${r.tflops ? ` ${(r.tflops as number).toFixed(1)} TFLOP/s` : ''}${worst ? ` err ${worst[0]} ${worst[1].toExponential(1)}` : ''}${r.scores !== undefined ? ` scores ${(r.scores as number).toExponential(1)}` : ''}${r.msAcp ? ` ACP ${(r.msAcp as number).toFixed(2)} ms` : ''}${[4096, 16384].map((T) => (r[`ms${T}`] ? ` T=${T} fwd+bwd ${(r[`ms${T}`] as number).toFixed(2)} ms ${JSON.stringify(r[`kernels${T}`])}` : '')).join('')}${r.msg ? ` ${r.msg}` : ''}`,
     );
   });
 }

@@ -59,6 +59,21 @@ const cases: [string, FoxProblem, FoxF16BwdConfig, Parameters<typeof runFox>[3]]
   ['softmax, 32-query tiles, D = 48', problem(1, 90, 120, 1, 48, 24, [0, 5], 1), E({ bq: 32 }), { gated: false }],
   // one query (decoding shape) against 150 keys, D = 64 at 2 subgroups (31 KiB of workgroup memory)
   ['gated, Tq = 1, D = 64', problem(1, 1, 150, 2, 64, 25, [0, 5]), E({ kvSg: 2, qSg: 2 }), { gated: true }],
+  // the tuning variants: dK and dV in two kernels, resident operands held, P kept in Hs
+  [
+    'gated ACP, split, held, P in Hs, D = 32',
+    problem(2, 133, 150, 2, 32, 28, [-3, 1]),
+    E({ kvSg: 2, qSg: 2, split: true, hold: true, pkeep: 'shared' }),
+    { gated: true, acp: true, stats: true },
+  ],
+  [
+    'softmax, split, 32-query tiles, D = 48',
+    problem(1, 90, 120, 1, 48, 29, [0, 5], 1),
+    E({ bq: 32, bk: 32, split: true }),
+    { gated: false },
+  ],
+  ['gated, held, D = 16', problem(1, 70, 70, 1, 16, 30, [-3, 3]), E({ hold: true, kvSg: 4 }), { gated: true }],
+  ['gated, P in Hs, D = 64', problem(1, 50, 50, 1, 64, 31, [-3, 3]), E({ pkeep: 'shared' }), { gated: true }],
 ];
 
 describe.skipIf(!f16)('the f16 backward, emulated', () => {
@@ -122,6 +137,8 @@ describe('f16 backward configuration', () => {
     throwsNaming(() => setFoxF16Bwd({ ...FOX_F16_BWD_DEFAULT, qSg: 8 }), 'setFoxF16Bwd', 'qSg');
     throwsNaming(() => setFoxF16Bwd({ ...FOX_F16_BWD_DEFAULT, bq: 64 }), 'setFoxF16Bwd', 'bq');
     throwsNaming(() => setFoxF16Bwd({ ...FOX_F16_BWD_DEFAULT, bk: 8 }), 'setFoxF16Bwd', 'bk');
+    throwsNaming(() => setFoxF16Bwd({ ...FOX_F16_BWD_DEFAULT, pkeep: 'hs' } as unknown as FoxF16BwdConfig), 'setFoxF16Bwd', 'pkeep');
+    throwsNaming(() => setFoxF16Bwd({ ...FOX_F16_BWD_DEFAULT, split: 1 } as unknown as FoxF16BwdConfig), 'setFoxF16Bwd', 'split');
     throwsNaming(() => setFoxF16Bwd({ ...FOX_F16_BWD_DEFAULT, tau: 1 } as unknown as FoxF16BwdConfig), 'setFoxF16Bwd', "unknown key 'tau'");
   });
 

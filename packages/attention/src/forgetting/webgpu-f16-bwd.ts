@@ -31,14 +31,16 @@ export function setFoxF16Bwd(c: FoxF16BwdConfig | null): void {
     return;
   }
   if (typeof c !== 'object') fail('setFoxF16Bwd', `expects a configuration or null, got ${String(c)}`);
-  const known = ['kvSg', 'bq', 'qSg', 'bk', 'emulate'];
+  const known = ['kvSg', 'bq', 'qSg', 'bk', 'emulate', 'hold', 'pkeep', 'split'];
   for (const key of Object.keys(c)) if (!known.includes(key)) fail('setFoxF16Bwd', `unknown key '${key}' (known: ${known.join(', ')})`);
   if (![1, 2, 4].includes(c.kvSg)) fail('setFoxF16Bwd', `kvSg must be 1, 2 or 4, got ${c.kvSg}`);
   if (![1, 2, 4].includes(c.qSg)) fail('setFoxF16Bwd', `qSg must be 1, 2 or 4, got ${c.qSg}`);
   if (![16, 32].includes(c.bq)) fail('setFoxF16Bwd', `bq must be 16 or 32, got ${c.bq}`);
   if (![16, 32].includes(c.bk)) fail('setFoxF16Bwd', `bk must be 16 or 32, got ${c.bk}`);
-  if (c.emulate !== undefined && typeof c.emulate !== 'boolean')
-    fail('setFoxF16Bwd', `emulate must be a boolean, got ${String(c.emulate)}`);
+  for (const key of ['emulate', 'hold', 'split'] as const)
+    if (c[key] !== undefined && typeof c[key] !== 'boolean') fail('setFoxF16Bwd', `${key} must be a boolean, got ${String(c[key])}`);
+  if (c.pkeep !== undefined && c.pkeep !== 'regs' && c.pkeep !== 'shared')
+    fail('setFoxF16Bwd', `pkeep must be 'regs' or 'shared', got ${String(c.pkeep)}`);
   bwdOverride = { ...c };
 }
 
@@ -91,18 +93,23 @@ export function foxBackwardF16(
     u32: { Tq, Tk, H, nqb64: Math.ceil(Tq / 64), nkb64: Math.ceil(Tk / 64) },
     f32: { scale2: scale * Math.LOG2E, scale },
   };
-  const kv = backend.runKernelTensors({
-    name: 'fox_backward_dkdv_f16',
-    code: cachedWGSL('fox-f16-bwd-dkv', [spec, c], () => foxBwdF16WGSL('dkv', spec, c)),
-    inputs: bounds ? [...common, { name: 'lastq', data: bounds.lastq }] : common,
-    outputs: [
-      { name: 'dk', shape: [B, Tk, H, D], dtype: 'float32', elem: 'vec4<f32>' },
-      { name: 'dv', shape: [B, Tk, H, D], dtype: 'float32', elem: 'vec4<f32>' },
-      ...(gated ? [{ name: 'colsum', shape: [B, Tk, H], dtype: 'float32' as const }] : []),
-    ],
-    uniforms: u,
-    workgroups: [Math.ceil(Tk / f16BwdRows('dkv', c)), B * H],
-  });
+  const rowOut = (name: string) => ({ name, shape: [B, Tk, H, D], dtype: 'float32' as const, elem: 'vec4<f32>' });
+  const colsum = gated ? [{ name: 'colsum', shape: [B, Tk, H], dtype: 'float32' as const }] : [];
+  // the dK/dV kernel, or (split) a dK kernel and a dV kernel
+  const kvKernel = (kind: 'dkv' | 'dk' | 'dv', outputs: ReturnType<typeof rowOut>[]) =>
+    backend.runKernelTensors({
+      name: `fox_backward_${kind === 'dkv' ? 'dkdv' : kind}_f16`,
+      code: cachedWGSL(`fox-f16-bwd-${kind}`, [spec, c], () => foxBwdF16WGSL(kind, spec, c)),
+      inputs: bounds ? [...common, { name: 'lastq', data: bounds.lastq }] : common,
+      outputs: [...outputs, ...(kind === 'dv' ? [] : colsum)],
+      uniforms: u,
+      workgroups: [Math.ceil(Tk / f16BwdRows(kind, c)), B * H],
+    });
+  let kv: Tensor[]; // dk, dv, colsum (gated)
+  if (c.split) {
+    const [dk, cs] = kvKernel('dk', [rowOut('dk')]);
+    kv = [dk, kvKernel('dv', [rowOut('dv')])[0], ...(cs ? [cs] : [])];
+  } else kv = kvKernel('dkv', [rowOut('dk'), rowOut('dv')]);
   const qg = backend.runKernelTensors({
     name: 'fox_backward_dq_f16',
     code: cachedWGSL('fox-f16-bwd-dq', [spec, c], () => foxBwdF16WGSL('dq', spec, c)),

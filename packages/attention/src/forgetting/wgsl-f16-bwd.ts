@@ -52,6 +52,16 @@ export interface FoxF16BwdConfig {
   bk: number;
   /** Plain-WGSL subgroup matrices (see above). */
   emulate?: boolean;
+  /**
+   * Tuning variants (hardware experiments; the defaults are the first configuration):
+   * `hold`: the resident row operands are loaded into left matrices once, before the tile loop,
+   * instead of from workgroup memory in every tile;
+   */
+  hold?: boolean;
+  /** `pkeep`: where P waits for dS = P∘(dP − δ): in registers ('regs', default) or as f16 in the P/dS array ('shared'); */
+  pkeep?: 'regs' | 'shared';
+  /** `split`: dK and dV in two kernels (each recomputes S; 10 result matrices per subgroup instead of 18). */
+  split?: boolean;
 }
 
 export interface FoxF16BwdSpec {
@@ -61,11 +71,13 @@ export interface FoxF16BwdSpec {
 }
 
 type Kind = 'dkv' | 'dq';
+/** A kernel: the dK/dV kernel whole, or (split) its dK or dV half, or the dQ kernel. */
+export type F16BwdKernel = Kind | 'dk' | 'dv';
 
-function geometry(kind: Kind, D: number, c: FoxF16BwdConfig) {
-  const sg = kind === 'dkv' ? c.kvSg : c.qSg;
+function geometry(kind: F16BwdKernel, D: number, c: FoxF16BwdConfig) {
+  const sg = kind === 'dq' ? c.qSg : c.kvSg;
   const R = 32 * sg;
-  const C = kind === 'dkv' ? c.bq : c.bk;
+  const C = kind === 'dq' ? c.bk : c.bq;
   const HD = D + 8; // operand rows (halves; 16-byte padding against bank conflicts)
   const HH = C + 8; // P / dS rows (halves)
   const SFS = C + 4; // f32 scratch rows
@@ -73,9 +85,9 @@ function geometry(kind: Kind, D: number, c: FoxF16BwdConfig) {
 }
 
 /** Workgroup-memory bytes of a backward kernel. */
-export function f16BwdSmemBytes(kind: Kind, D: number, c: FoxF16BwdConfig): number {
+export function f16BwdSmemBytes(kind: F16BwdKernel, D: number, c: FoxF16BwdConfig): number {
   const g = geometry(kind, D, c);
-  return 2 * g.R * g.HD * 2 + 2 * g.C * g.HD * 2 + g.R * g.HH * 2 + g.R * g.SFS * 4 + (kind === 'dkv' ? 2 : 1) * g.C * 4;
+  return 2 * g.R * g.HD * 2 + 2 * g.C * g.HD * 2 + g.R * g.HH * 2 + g.R * g.SFS * 4 + (kind === 'dq' ? 1 : 2) * g.C * 4;
 }
 
 /** Whether both kernels take head dim D with this configuration within `maxShared` bytes. */
@@ -86,13 +98,14 @@ export function f16BwdFit(D: number, c: FoxF16BwdConfig, maxShared: number): boo
     [1, 2, 4].includes(c.qSg) &&
     [16, 32].includes(c.bq) &&
     [16, 32].includes(c.bk) &&
+    (c.pkeep === undefined || c.pkeep === 'regs' || c.pkeep === 'shared') &&
     f16BwdSmemBytes('dkv', D, c) <= maxShared &&
     f16BwdSmemBytes('dq', D, c) <= maxShared
   );
 }
 
 /** Rows per workgroup of a backward kernel. */
-export const f16BwdRows = (kind: Kind, c: FoxF16BwdConfig) => 32 * (kind === 'dkv' ? c.kvSg : c.qSg);
+export const f16BwdRows = (kind: F16BwdKernel, c: FoxF16BwdConfig) => 32 * (kind === 'dq' ? c.qSg : c.kvSg);
 
 /** The exponent c of dS's f16 scaling (see the file comment). */
 export const f16DsShift = (D: number) => 16 + Math.ceil(Math.log2(D));
@@ -130,7 +143,8 @@ export const foxMaxAbsBwdWGSL = () =>
 
 /** Matrix operations, on the tensor cores or emulated. Left matrices are row-major. */
 interface Ops {
-  decls(results: string[]): string;
+  /** Declarations: the two left matrices and the right one of the products, the results, and `held` left matrices. */
+  decls(results: string[], held: string[]): string;
   left(name: string, arr: string, off: string, stride: number): string;
   right(name: string, arr: string, off: string, stride: number, col: boolean): string;
   zero(acc: string): string;
@@ -149,11 +163,12 @@ const T = {
 
 function realOps(): Ops {
   return {
-    decls: (results) =>
+    decls: (results, held) =>
       [
         `  var la0 = ${T.left}();`,
         `  var la1 = ${T.left}();`,
         `  var rb = ${T.right}();`,
+        ...held.map((n) => `  var ${n} = ${T.left}();`),
         ...results.map((n) => `  var ${n} = ${T.result}();`),
       ].join('\n'),
     left: (n, arr, off, stride) => `    ${n} = subgroupMatrixLoad<${T.left}, row_major>(&${arr}, ${off}, ${stride}u);`,
@@ -223,13 +238,18 @@ ${[...fns.values()].join('')}`,
  * [⌈Tk / R⌉, B·H]. dQ: the same inputs with first (ACP) for lastq; outputs dq, rowsum (gated);
  * grid [⌈Tq / R⌉, B·H].
  */
-export function foxBwdF16WGSL(kind: Kind, spec: FoxF16BwdSpec, c: FoxF16BwdConfig): string {
+export function foxBwdF16WGSL(kind: F16BwdKernel, spec: FoxF16BwdSpec, c: FoxF16BwdConfig): string {
   const { D, gated, acp } = spec;
   const g = geometry(kind, D, c);
   const { R, C, HD, HH, SFS, KD, NC, ND } = g;
   const emu = c.emulate === true;
   const M = emu ? emuOps() : realOps();
-  const kv = kind === 'dkv';
+  const kv = kind !== 'dq';
+  // what the kernel accumulates: dK (or dQ) with dS, dV with P
+  const doA = kind !== 'dv';
+  const doB = kind === 'dkv' || kind === 'dv';
+  const hold = c.hold === true;
+  const pShared = c.pkeep === 'shared';
   const threads = R;
   const DV = D / 4;
   const shift = f16DsShift(D);
@@ -239,8 +259,24 @@ export function foxBwdF16WGSL(kind: Kind, spec: FoxF16BwdSpec, c: FoxF16BwdConfi
   const colA = kv ? { ld: 'ldQ', s: 'sq', T: 'P.Tq' } : { ld: 'ldK', s: 'sk', T: 'P.Tk' };
   const colB = kv ? { ld: 'ldDO', s: 'sd', T: 'P.Tq' } : { ld: 'ldV', s: 'sv', T: 'P.Tk' };
   const sNames = range(2).flatMap((i) => range(NC).map((n) => `s${i}_${n}`));
-  const aNames = range(2).flatMap((i) => range(ND).map((j) => `da${i}_${j}`)); // dK or dQ
-  const bNames = kv ? range(2).flatMap((i) => range(ND).map((j) => `db${i}_${j}`)) : []; // dV
+  const aNames = doA ? range(2).flatMap((i) => range(ND).map((j) => `da${i}_${j}`)) : []; // dK or dQ
+  const bNames = doB ? range(2).flatMap((i) => range(ND).map((j) => `db${i}_${j}`)) : []; // dV
+  // hold: the resident operands' left matrices, loaded once (Ra: K or Q; Rb: V or dO)
+  const heldOf = (res: string, i: number, kd: number) => `h${res}${i}_${kd}`;
+  const heldNames = (res: string) => range(2).flatMap((i) => range(KD).map((kd) => heldOf(res, i, kd)));
+  const residentRows = doA ? ['Ra', 'Rb'] : ['Ra'];
+  const loadHeld = hold
+    ? [
+        '  workgroupBarrier();',
+        ...residentRows.flatMap((res) =>
+          range(2).flatMap((i) =>
+            range(KD).map((kd) => M.left(heldOf(res, i, kd), res, `${(16 * i) * HD + 16 * kd}u + sg * ${32 * HD}u`, HD)),
+          ),
+        ),
+      ]
+        .filter((x) => x)
+        .join('\n')
+    : '';
   const stage = (dst: string, src: { ld: string; s: string; T: string }, origin: string, rows: number) =>
     `  for (var x = lid; x < ${rows * DV}u; x += ${threads}u) {
     let r = x / ${DV}u;
@@ -258,10 +294,10 @@ ${range(4)
     [
       ...sNames.map((n) => M.zero(n)),
       ...range(KD).flatMap((kd) => [
-        ...range(2).map((i) => M.left(`la${i}`, res, `${(16 * i) * HD + 16 * kd}u + sg * ${32 * HD}u`, HD)),
+        ...(hold ? [] : range(2).map((i) => M.left(`la${i}`, res, `${(16 * i) * HD + 16 * kd}u + sg * ${32 * HD}u`, HD))),
         ...range(NC).flatMap((n) => [
           M.right('rb', str, `${16 * n * HD + 16 * kd}u`, HD, true),
-          ...range(2).map((i) => M.mma(`s${i}_${n}`, `la${i}`, 'rb')),
+          ...range(2).map((i) => M.mma(`s${i}_${n}`, hold ? heldOf(res, i, kd) : `la${i}`, 'rb')),
         ]),
       ]),
       ...range(2).flatMap((i) => range(NC).map((n) => M.store(`s${i}_${n}`, `sfb + ${16 * i * SFS + 16 * n}u`, SFS))),
@@ -290,29 +326,34 @@ ${range(4)
   const pOf = (x: string) => `select(0.0, exp2(${pArg(x)}), ${mask(x)})`;
   const dsOf = (p: string, x: string) => `${p} * (Sf[sr + ${x}] - ${dl(x)})`;
   const dsH = (d: string) => `f16(clamp(${d} * DSC, -65504.0, 65504.0))`;
-  // hardware: unrolled, P in registers; emulated: loops over a private array (the software
+  // P as f16 in Hs: for dV += Pᵀ·dO, or to wait there for dS (pkeep 'shared', each block then
+  // with its own column indices, so that nothing but the sums lives across the barriers)
+  const writeP = doB || pShared;
+  const cols = lines(C, (cc) => `    let c${cc} = (${cc}u + rot) & ${C - 1}u;`);
+  const [open, close] = pShared ? ['    {\n', '\n    }'] : ['', ''];
+  // hardware: unrolled, P in registers (or Hs); emulated: loops over a private array (the software
   // compiler's time grows with the values live across barriers)
   const pLanes = emu
     ? `    for (var cc = 0u; cc < ${C}u + (lane >> 8u); cc++) {
       let cx = (cc + rot) & ${C - 1}u;
-      let p = ${pOf('cx')};
-      pr[cc] = p;${kv ? '\n      Hs[hr + cx] = f16(p);' : ''}
+      let p = ${pOf('cx')};${pShared ? '' : '\n      pr[cc] = p;'}${writeP ? '\n      Hs[hr + cx] = f16(p);' : ''}
     }`
-    : `${lines(C, (cc) => `    let c${cc} = (${cc}u + rot) & ${C - 1}u;`)}
+    : `${open}${cols}
 ${lines(C, (cc) => `    let p${cc} = ${pOf(`c${cc}`)};`)}
-${kv ? lines(C, (cc) => `    Hs[hr + c${cc}] = f16(p${cc});`) : ''}`;
+${writeP ? lines(C, (cc) => `    Hs[hr + c${cc}] = f16(p${cc});`) : ''}${close}`;
   const dsLanes = emu
     ? `    for (var cc = 0u; cc < ${C}u + (lane >> 8u); cc++) {
       let cx = (cc + rot) & ${C - 1}u;
-      let d = ${dsOf('pr[cc]', 'cx')};
+      let d = ${dsOf(pShared ? 'f32(Hs[hr + cx])' : 'pr[cc]', 'cx')};
       rsum += d;
       Hs[hr + cx] = ${dsH('d')};
     }`
-    : `${lines(C, (cc) => `    let ds${cc} = ${dsOf(`p${cc}`, `c${cc}`)};`)}
+    : `${open}${pShared ? cols : ''}
+${lines(C, (cc) => `    let ds${cc} = ${dsOf(pShared ? `f32(Hs[hr + c${cc}])` : `p${cc}`, `c${cc}`)};`)}
     rsum += ${range(C)
       .map((cc) => `ds${cc}`)
       .join(' + ')};
-${lines(C, (cc) => `    Hs[hr + c${cc}] = ${dsH(`ds${cc}`)};`)}`;
+${lines(C, (cc) => `    Hs[hr + c${cc}] = ${dsH(`ds${cc}`)};`)}${close}`;
   // results through the scratch, one 16-column block at a time
   const epilogue = (acc: string, st: string, factor: { mul: string; e: string }) =>
     range(ND)
@@ -395,16 +436,22 @@ ${product('Ra', 'Ca')}
     workgroupBarrier();
 ${pLanes}
     workgroupBarrier();
-${kv ? accumulate('db', 'Cb') : ''}
-${product('Rb', 'Cb')}
+${doB ? accumulate('db', 'Cb') : ''}
+${
+  doA
+    ? `${product('Rb', 'Cb')}
     workgroupBarrier();
 ${dsLanes}
     workgroupBarrier();
-${accumulate('da', 'Ca')}
+${accumulate('da', 'Ca')}`
+    : ''
+}
   }`;
-  const ioRows = kv
-    ? `${rowAccessor({ D }, 'dk', 'P.Tk', 'stDK', true)}\n${rowAccessor({ D }, 'dv', 'P.Tk', 'stDV', true)}`
-    : rowAccessor({ D }, 'dq', 'P.Tq', 'stDQ', true);
+  const ioRows = [
+    ...(kv && doA ? [rowAccessor({ D }, 'dk', 'P.Tk', 'stDK', true)] : []),
+    ...(doB ? [rowAccessor({ D }, 'dv', 'P.Tk', 'stDV', true)] : []),
+    ...(kv ? [] : [rowAccessor({ D }, 'dq', 'P.Tq', 'stDQ', true)]),
+  ].join('\n');
   const code = `${header}const LOG2E = 1.4426950408889634;
 const DSC = ${2 ** -shift};
 var<workgroup> Ra: array<f16, ${R * HD}>;
@@ -446,16 +493,17 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let hb = sg * ${32 * HH}u;
   let hr = hb + lane * ${HH}u;
 ${range_}
-${M.decls([...sNames, ...aNames, ...bNames])}
+${M.decls([...sNames, ...aNames, ...bNames], hold ? residentRows.flatMap(heldNames) : [])}
 ${[...aNames, ...bNames].map((n) => M.zero(n)).join('\n')}
   var rsum = 0.0;${emu ? `\n  var pr: array<f32, ${C}>;` : ''}
   workgroupBarrier();
 ${stage('Ra', rowA, origin, R)}
 ${stage('Rb', rowB, origin, R)}
+${loadHeld}
 ${body}
-${epilogue('da', kv ? 'stDK' : 'stDQ', { mul: 'P.scale', e: `${shift} - ev - ed - ${kv ? 'eq' : 'ek'}` })}
-${kv ? epilogue('db', 'stDV', { mul: '1.0', e: '-ed' }) : ''}
-${gated ? `  if (rowOk) { ${sumOut}[(b * ${T0} + row) * P.H + h] = fox_ldexp(rsum, -ev - ed); }` : ''}
+${doA ? epilogue('da', kv ? 'stDK' : 'stDQ', { mul: 'P.scale', e: `${shift} - ev - ed - ${kv ? 'eq' : 'ek'}` }) : ''}
+${doB ? epilogue('db', 'stDV', { mul: '1.0', e: '-ed' }) : ''}
+${gated && doA ? `  if (rowOk) { ${sumOut}[(b * ${T0} + row) * P.H + h] = fox_ldexp(rsum, -ev - ed); }` : ''}
 }
 `;
   return code.replace('@@HELPERS@@', M.helpers());
