@@ -1,5 +1,6 @@
-import { fail, fmtShape, mul, ones, reshape, rmsNorm, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, mul, ones, reshape, type Tensor } from '@foxgate/tensor';
 import { checkDim, checkFloat, checkTensor, fmtTensor } from '../check.js';
+import { fusedRmsNorm } from './fused-norm.js';
 import type { InitOptions } from './linear.js';
 
 /** Parameters of an RMSNorm layer: a learned per-feature gain (PyTorch name `weight`). */
@@ -32,8 +33,10 @@ function checkNorm(op: string, p: RMSNormParams, x: Tensor, eps: number): void {
 }
 
 /**
- * `x / √(mean(x², -1) + eps) · weight` over the last axis of `x` `[..., dim]` (tensor's `rmsNorm`
- * composite, differentiable in `x` and `weight`). `eps` defaults to `RMS_NORM_EPS` (1e-6).
+ * `x / √(mean(x², -1) + eps) · weight` over the last axis of `x` `[..., dim]`, differentiable in
+ * `x` and `weight`: one fused kernel (`fusedRmsNorm`) that saves only `x` and the per-row
+ * `1/√(mean(x²) + eps)` for the backward (the same values as tensor's composite `rmsNorm`).
+ * `eps` defaults to `RMS_NORM_EPS` (1e-6).
  */
 export function rmsNormLayer(p: RMSNormParams, x: Tensor, eps: number = RMS_NORM_EPS): Tensor {
   const op = 'rmsNormLayer';
@@ -44,7 +47,7 @@ export function rmsNormLayer(p: RMSNormParams, x: Tensor, eps: number = RMS_NORM
       `x ${fmtShape(x.shape)} has last dim ${x.rank < 1 ? 'none' : x.shape[x.rank - 1]} but p.weight ${fmtShape(p.weight.shape)} expects ${p.weight.shape[0]}`,
     );
   }
-  return rmsNorm(x, p.weight, eps);
+  return fusedRmsNorm(x, p.weight, eps);
 }
 
 /**
@@ -61,10 +64,12 @@ export function headRmsNorm(p: RMSNormParams, x: Tensor, eps: number): Tensor {
   const n = p.weight.shape[0];
   if (n !== H * D && n !== D)
     fail(op, `p.weight ${fmtShape(p.weight.shape)} must be [${H * D}] (per head) or [${D}] (shared) for x ${fmtShape(x.shape)}`);
-  const normed = rmsNorm(x, null, eps);
-  const w = n === D ? p.weight : reshape(p.weight, [H, D]);
+  // a shared [D] gain goes into the fused kernel; a per-head [H·D] gain multiplies its result
+  if (n === D) return fusedRmsNorm(x, p.weight, eps);
+  const normed = fusedRmsNorm(x, null, eps);
+  const w = reshape(p.weight, [H, D]);
   const out = mul(normed, w);
   normed.dispose();
-  if (w !== p.weight) w.dispose();
+  w.dispose();
   return out;
 }

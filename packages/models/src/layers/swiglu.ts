@@ -1,5 +1,6 @@
-import { fail, fmtShape, mul, narrow, type RngKeyLike, silu, split, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, type RngKeyLike, split, type Tensor } from '@foxgate/tensor';
 import { checkDim, fmtTensor } from '../check.js';
+import { fusedSwigluDown } from './fused-swiglu.js';
 import { applyLinear, checkLinear, checkLinearParams, type InitOptions, initLinear, type LinearParams } from './linear.js';
 
 /**
@@ -37,7 +38,9 @@ export function initSwiGLU(key: RngKeyLike, dim: number, hidden: number, opts: S
 
 /**
  * `down(silu(gate) ⊙ up)` with `[gate, up] = x·gate_projᵀ` split in halves, for `x` `[..., dim]`
- * → `[..., dim]`.
+ * → `[..., dim]`. After the gate_proj matmul, the activation and down_proj run as one fused op
+ * (`fusedSwigluDown`): no narrow copies, and the backward keeps only the gate_proj output (it
+ * recomputes `silu(gate) ⊙ up` instead of saving it).
  */
 export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
   const op = 'swiglu';
@@ -58,11 +61,7 @@ export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
   if (p.down_proj.weight.backend !== x.backend)
     fail(op, `x lives on ${x.backend.name} but p.down_proj.weight on ${p.down_proj.weight.backend.name}`);
   const gu = applyLinear(p.gate_proj, x);
-  const g = narrow(gu, -1, 0, hidden);
-  const u = narrow(gu, -1, hidden, hidden);
-  const a = silu(g);
-  const h = mul(a, u);
-  const out = applyLinear(p.down_proj, h);
-  for (const t of [gu, g, u, a, h]) t.dispose();
+  const out = fusedSwigluDown(gu, p.down_proj.weight, p.down_proj.bias ?? null);
+  gu.dispose();
   return out;
 }
