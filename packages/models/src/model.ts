@@ -183,8 +183,11 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
     const rope = layerRopeTables(c, T, 0, x);
     const pruned: Tensor[] = [];
     const logF: Tensor[] = [];
+    // each intermediate is freed as soon as the next one exists: under a gradient the tape keeps
+    // (aliases of) what the backward needs, so the forward's peak holds no dead residual states
     for (const layer of params.model.layers) {
-      const a = attentionLayer(layer.attn, rmsNormLayer(layer.attn_norm, x, c.norm_eps), c, {
+      const hA = rmsNormLayer(layer.attn_norm, x, c.norm_eps);
+      const a = attentionLayer(layer.attn, hA, c, {
         acp: opts.acp,
         impl: opts.impl,
         docStarts: opts.docStarts ?? null,
@@ -192,13 +195,22 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
         rope,
         stats,
       });
-      x = add(x, a.out);
-      x = add(x, swiglu(layer.mlp, rmsNormLayer(layer.mlp_norm, x, c.norm_eps)));
+      hA.dispose();
+      const x1 = add(x, a.out);
+      x.dispose();
+      a.out.dispose();
+      const hM = rmsNormLayer(layer.mlp_norm, x1, c.norm_eps);
+      const m = swiglu(layer.mlp, hM);
+      hM.dispose();
+      x = add(x1, m);
+      x1.dispose();
+      m.dispose();
       if (a.pruned) pruned.push(a.pruned);
       else if (stats) pruned.push(zeros([], { backend: x.backend }));
       if (a.logF) logF.push(a.logF);
     }
     const hN = rmsNormLayer(params.model.norm, x, c.norm_eps);
+    x.dispose();
     if (!head) return { logits: hN, stats: { pruned, logF } };
     const logits = params.lm_head ? applyLinear(params.lm_head, hN) : matmul(hN, transpose(params.model.embeddings.weight));
     return { logits, stats: { pruned, logF } };
