@@ -31,7 +31,7 @@ export function setFoxF16Bwd(c: FoxF16BwdConfig | null): void {
     return;
   }
   if (typeof c !== 'object') fail('setFoxF16Bwd', `expects a configuration or null, got ${String(c)}`);
-  const known = ['kvSg', 'bq', 'qSg', 'bk', 'emulate', 'hold', 'pkeep', 'split'];
+  const known = ['kvSg', 'bq', 'qSg', 'bk', 'emulate', 'hold', 'pkeep', 'split', 'ablate'];
   for (const key of Object.keys(c)) if (!known.includes(key)) fail('setFoxF16Bwd', `unknown key '${key}' (known: ${known.join(', ')})`);
   if (![1, 2, 4].includes(c.kvSg)) fail('setFoxF16Bwd', `kvSg must be 1, 2 or 4, got ${c.kvSg}`);
   if (![1, 2, 4].includes(c.qSg)) fail('setFoxF16Bwd', `qSg must be 1, 2 or 4, got ${c.qSg}`);

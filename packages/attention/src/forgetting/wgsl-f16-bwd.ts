@@ -62,6 +62,12 @@ export interface FoxF16BwdConfig {
   pkeep?: 'regs' | 'shared';
   /** `split`: dK and dV in two kernels (each recomputes S; 10 result matrices per subgroup instead of 18). */
   split?: boolean;
+  /**
+   * Timing experiments on hardware only (the results are WRONG): pieces of the tile loop left out,
+   * of 'stage' (the tile's operands), 'terms' (its per-column terms), 's' (S), 'dp' (dP), 'lanes'
+   * (P and dS on the lanes), 'acc' (the accumulations), 'bar' (the loop's barriers).
+   */
+  ablate?: string[];
 }
 
 export interface FoxF16BwdSpec {
@@ -429,21 +435,25 @@ ${stage('Cb', colB, 'j0', C).replace(/^/gm, '  ')}`;
   const origin = kv ? 'j0w' : 'i0w';
   const sumOut = kv ? 'colsum' : 'rowsum';
   const T0 = kv ? 'P.Tk' : 'P.Tq';
-  const body = `${loopHead}
-${colTerms}
-    workgroupBarrier();
-${product('Ra', 'Ca')}
-    workgroupBarrier();
-${pLanes}
-    workgroupBarrier();
-${doB ? accumulate('db', 'Cb') : ''}
+  // ablate (timing experiments; wrong results): pieces of the tile loop left out
+  const on = (piece: string) => !c.ablate?.includes(piece);
+  const bar = on('bar') ? '    workgroupBarrier();' : '';
+  const head = on('stage') ? loopHead : loopHead.replace(/\n {4}for \(var x = lid;[^]*$/, '');
+  const body = `${head}
+${on('terms') ? colTerms : ''}
+${bar}
+${on('s') ? product('Ra', 'Ca') : ''}
+${bar}
+${on('lanes') ? pLanes : ''}
+${bar}
+${doB && on('acc') ? accumulate('db', 'Cb') : ''}
 ${
   doA
-    ? `${product('Rb', 'Cb')}
-    workgroupBarrier();
-${dsLanes}
-    workgroupBarrier();
-${accumulate('da', 'Ca')}`
+    ? `${on('dp') ? product('Rb', 'Cb') : ''}
+${bar}
+${on('lanes') ? dsLanes : ''}
+${bar}
+${on('acc') ? accumulate('da', 'Ca') : ''}`
     : ''
 }
   }`;
