@@ -1,10 +1,11 @@
 import { type AcpOptions, forgettingAttention, type SparsekAttentionOptions, softmaxAttention, sparsekAttention } from '@foxgate/attention';
-import { add, cast, fail, logsigmoid, mul, reshape, sigmoid, type Tensor, tensor, unsqueeze, where } from '@foxgate/tensor';
+import { add, cast, fail, fmtShape, logsigmoid, mul, reshape, sub, type Tensor, tensor, unsqueeze, where } from '@foxgate/tensor';
 import { headDim, type ModelConfig } from './config.js';
+import { headFused } from './layers/head-fused.js';
 import { applyLinear, type LinearParams } from './layers/linear.js';
-import { headRmsNorm, type RMSNormParams } from './layers/norm.js';
-import { type RopeTables, rope, ropeTableTensors } from './layers/rope.js';
-import { type ShiftLinearParams, shiftLinear } from './layers/shift.js';
+import type { RMSNormParams } from './layers/norm.js';
+import { type RopeTables, ropeTablesFor, ropeTableTensors } from './layers/rope.js';
+import { type ShiftLinearParams, shiftInputs } from './layers/shift.js';
 
 /** The attention sub-layer's parameters, by the official names (optional members per config). */
 export interface AttentionParams {
@@ -123,17 +124,38 @@ function isShift(p: LinearParams | ShiftLinearParams): p is ShiftLinearParams {
   return (p as ShiftLinearParams).shift_proj !== undefined;
 }
 
-function project(
+/**
+ * The heads `[B,T,H,D]` of one projection (q, k or v) after its per-head steps, as one fused op
+ * (`headFused`): the token shift where configured (the cache keeps this call's k̂/v̂), QK-norm,
+ * RoPE. Without any step it is the projection itself, reshaped (a view).
+ */
+function heads(
   p: LinearParams | ShiftLinearParams,
   x: Tensor,
-  H: number,
-  reset: Tensor | null,
+  shape: [number, number, number, number],
+  steps: { norm?: { weight: Tensor; eps: number }; rope?: RopeTables; keep: Tensor | null },
   cache: AttentionCacheHook | null,
-  which: 'k' | 'v',
+  which: 'q' | 'k' | 'v',
 ): Tensor {
-  if (!isShift(p)) return applyLinear(p, x);
-  const { out, raw } = shiftLinear(p, x, H, { reset, prev: cache?.shiftPrev(which) ?? null });
-  cache?.shiftRaw(which, raw);
+  const H = shape[2];
+  let shift: { alpha: Tensor; keep: Tensor | null; prev: Tensor | null } | undefined;
+  let raw: Tensor;
+  if (isShift(p)) {
+    if (which === 'q') fail('attentionLayer', 'internal: q has no token shift');
+    const prev = cache?.shiftPrev(which) ?? null;
+    const s = shiftInputs('shiftLinear', p, x, H, { prev });
+    raw = s.kh;
+    shift = { alpha: s.alpha, keep: steps.keep, prev };
+  } else raw = applyLinear(p, x);
+  const r4 = reshape(raw, shape);
+  let out = r4;
+  if (shift || steps.norm || steps.rope) {
+    out = headFused(r4, { shift, norm: steps.norm, rope: steps.rope });
+    r4.dispose();
+    shift?.alpha.dispose();
+  }
+  // after the shift used prev: the cache then swaps its previous row for this call's last
+  if (shift) cache?.shiftRaw(which as 'k' | 'v', raw);
   raw.dispose();
   return out;
 }
@@ -141,27 +163,42 @@ function project(
 /**
  * One attention sub-layer on the normed hidden state `x` `[B,T,h]`: q/k/v projections (with the
  * token shift where configured), QK-norm, RoPE, forgetting or softmax attention, output norm and
- * gate, output projection.
+ * gate, output projection. The per-head steps around the attention (shift, QK-norm and RoPE of
+ * q/k/v; output norm and gate) are fused ops (`headFused`) that keep only the projections, α, the
+ * gate logits and the per-row norm scales for the backward.
  */
 export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ctx: LayerContext): LayerOutput {
   const [B, T] = x.shape;
   const H = c.num_heads;
   const D = headDim(c);
+  const shape: [number, number, number, number] = [B, T, H, D];
   const reset = ctx.docReset ?? null;
   const cache = ctx.cache ?? null;
-  const q0 = reshape(applyLinear(p.q_proj, x), [B, T, H, D]);
-  const k0 = reshape(project(p.k_proj, x, H, reset, cache, 'k'), [B, T, H, D]);
-  const v = reshape(project(p.v_proj, x, H, reset, cache, 'v'), [B, T, H, D]);
-  let q = q0;
-  let k = k0;
-  if (p.q_norm && p.k_norm) {
-    q = headRmsNorm(p.q_norm, q0, QK_NORM_EPS);
-    k = headRmsNorm(p.k_norm, k0, QK_NORM_EPS);
-  }
+  const qk = !!(p.q_norm && p.k_norm);
+  let tables: RopeTables | undefined;
+  let ownTables = false;
   if (c.use_rope) {
-    const opts = { base: c.rope_base, offset: ctx.offset ?? 0, tables: ctx.rope };
-    q = rope(q, opts);
-    k = rope(k, opts);
+    const r = ropeTablesFor('rope', T, D, x, { base: c.rope_base, offset: ctx.offset ?? 0, tables: ctx.rope });
+    tables = r.tables;
+    ownTables = r.owned;
+  }
+  const shifted = isShift(p.k_proj) || isShift(p.v_proj);
+  if (reset && shifted) {
+    // checked here (the fused op checks keep's shape as well, but names it keep)
+    if (reset.dtype !== x.dtype || reset.rank !== 2 || reset.shape[0] !== B || reset.shape[1] !== T || reset.backend !== x.backend) {
+      fail('shiftLinear', `reset must be ${x.dtype}[${B},${T}] for x ${fmtShape(x.shape)}, got ${reset.dtype}${fmtShape(reset.shape)}`);
+    }
+  }
+  const keep = reset && shifted ? sub(1, reset) : null;
+  const qn = qk && p.q_norm ? { weight: p.q_norm.weight, eps: QK_NORM_EPS } : undefined;
+  const kn = qk && p.k_norm ? { weight: p.k_norm.weight, eps: QK_NORM_EPS } : undefined;
+  const q = heads(p.q_proj, x, shape, { norm: qn, rope: tables, keep }, cache, 'q');
+  const k = heads(p.k_proj, x, shape, { norm: kn, rope: tables, keep }, cache, 'k');
+  const v = heads(p.v_proj, x, shape, { keep }, cache, 'v');
+  keep?.dispose();
+  if (ownTables && tables) {
+    tables.cos.dispose();
+    tables.sin.dispose();
   }
   let o: Tensor;
   let logF: Tensor | undefined;
@@ -190,9 +227,15 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
   } else {
     o = softmaxAttention(q, k, v, { impl: ctx.impl });
   }
-  if (p.output_norm) o = headRmsNorm(p.output_norm, o, c.norm_eps);
-  let flat = reshape(o, [B, T, H * D]);
-  if (p.ogate_proj) flat = mul(flat, sigmoid(applyLinear(p.ogate_proj, x)));
+  // output norm and gate: one fused op on the heads (the gate logits are its only saved extra)
+  const on = p.output_norm ? { weight: p.output_norm.weight, eps: c.norm_eps } : undefined;
+  const gate = p.ogate_proj ? applyLinear(p.ogate_proj, x) : undefined;
+  if (on || gate) {
+    const og = headFused(o, { norm: on, gate });
+    gate?.dispose();
+    o = og;
+  }
+  const flat = reshape(o, [B, T, H * D]);
   const out = applyLinear(p.o_proj, flat);
   return { out, logF: ctx.stats ? logF : undefined, pruned };
 }

@@ -1,5 +1,6 @@
-import { add, concat, fail, fmtShape, mul, narrow, neg, type Tensor, tensor } from '@foxgate/tensor';
+import { fail, fmtShape, type Tensor, tensor } from '@foxgate/tensor';
 import { checkTensor } from '../check.js';
+import { headFused } from './head-fused.js';
 
 /** RoPE options: `base` (default 500000, the FoX models'), the position of the first row (`offset`, for decoding). */
 export interface RopeOptions {
@@ -53,14 +54,16 @@ export function ropeTableTensors(
 }
 
 /**
- * Rotate-half RoPE on `x` `[B, T, H, D]` (D even): `x·cos + rotate_half(x)·sin` with
- * `rotate_half([x₁, x₂]) = [−x₂, x₁]` over the two halves of each head.
+ * The tables `rope` uses for heads `[B,T,H,D]` of `x`'s dtype and backend: `opts.tables` after
+ * checking them, else fresh ones from `base` and `offset` (`owned`: the caller frees them).
  */
-export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
-  const op = 'rope';
-  checkTensor(op, 'x', x);
-  if (x.rank !== 4) fail(op, `x must be [B,T,H,D], got ${fmtShape(x.shape)}`);
-  const [, T, , D] = x.shape;
+export function ropeTablesFor(
+  op: string,
+  T: number,
+  D: number,
+  x: Pick<Tensor, 'dtype' | 'backend'>,
+  opts: RopeOptions = {},
+): { tables: RopeTables; owned: boolean } {
   if (D % 2 !== 0) fail(op, `the head dim must be even, got ${D}`);
   const base = opts.base ?? ROPE_BASE;
   const offset = opts.offset ?? 0;
@@ -75,15 +78,26 @@ export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
       if (t.rank !== 3 || t.shape[0] !== T || t.shape[1] !== 1 || t.shape[2] !== D || t.dtype !== x.dtype || t.backend !== x.backend)
         fail(op, `tables.${name} must be ${x.dtype}[${T},1,${D}] on x's backend, got ${t.dtype}${fmtShape(t.shape)}`);
     }
+    return { tables: given, owned: false };
   }
-  const { cos: c, sin: s } = given ?? ropeTableTensors(T, D, { base, offset, dtype: x.dtype, backend: x.backend });
-  const x1 = narrow(x, -1, 0, D / 2);
-  const x2 = narrow(x, -1, D / 2, D / 2);
-  const n2 = neg(x2);
-  const rot = concat([n2, x1], -1);
-  const a = mul(x, c);
-  const b = mul(rot, s);
-  const out = add(a, b);
-  for (const t of given ? [x1, x2, n2, rot, a, b] : [c, s, x1, x2, n2, rot, a, b]) t.dispose();
+  return { tables: ropeTableTensors(T, D, { base, offset, dtype: x.dtype, backend: x.backend }), owned: true };
+}
+
+/**
+ * Rotate-half RoPE on `x` `[B, T, H, D]` (D even): `x·cos + rotate_half(x)·sin` with
+ * `rotate_half([x₁, x₂]) = [−x₂, x₁]` over the two halves of each head. One fused op
+ * (`headFused`): a single kernel each way, and the backward (the rotation by −θ) keeps nothing
+ * alive but the tables.
+ */
+export function rope(x: Tensor, opts: RopeOptions = {}): Tensor {
+  const op = 'rope';
+  checkTensor(op, 'x', x);
+  if (x.rank !== 4) fail(op, `x must be [B,T,H,D], got ${fmtShape(x.shape)}`);
+  const { tables, owned } = ropeTablesFor(op, x.shape[1], x.shape[3], x, opts);
+  const out = headFused(x, { rope: tables });
+  if (owned) {
+    tables.cos.dispose();
+    tables.sin.dispose();
+  }
   return out;
 }

@@ -1,20 +1,6 @@
-import {
-  add,
-  concat,
-  fail,
-  fmtShape,
-  mul,
-  narrow,
-  type RngKeyLike,
-  reshape,
-  sigmoid,
-  split,
-  sub,
-  type Tensor,
-  unsqueeze,
-  zeros,
-} from '@foxgate/tensor';
+import { fail, fmtShape, type RngKeyLike, reshape, sigmoid, split, sub, type Tensor } from '@foxgate/tensor';
 import { checkTensor, fmtTensor } from '../check.js';
+import { headFused } from './head-fused.js';
 import { applyLinear, checkLinear, type InitOptions, initLinear, type LinearParams } from './linear.js';
 
 /** A data-dependent token shift (the official `ShiftLinear`): a projection and its per-head mixing gate. */
@@ -31,19 +17,25 @@ export function initShiftLinear(key: RngKeyLike, dim: number, heads: number, opt
   return { linear: initLinear(k1, dim, dim, opts), shift_proj: initLinear(k2, dim, heads, opts) };
 }
 
+/** The token shift's inputs for `headFused`: k̂ `[B,T,h]`, α `[B,T,H]`, keep `[B,T]` (or null), prev `[B,h]` (or null). */
+export interface ShiftInputs {
+  kh: Tensor;
+  alpha: Tensor;
+  keep: Tensor | null;
+  prev: Tensor | null;
+}
+
 /**
- * `k_t = α_t·k̂_{t−1} + (1 − α_t)·k̂_t` per head, with `k̂ = x·linearᵀ` `[B,T,h]`, `α = sigmoid(x·shift_projᵀ)`
- * `[B,T,H]` and `k̂_{−1} = 0`. `prev` `[B,h]` replaces k̂_{−1} (decoding from a cache); `reset`
- * (`[B,T]` of x's dtype, 1 at a document start) treats k̂_{t−1} as 0 there. Returns k `[B,T,h]` and k̂ (the
- * caller owns both; a cache keeps the last row of k̂).
+ * Checks `shiftLinear`'s arguments and computes k̂ = x·linearᵀ, α = sigmoid(x·shift_projᵀ) and
+ * keep = 1 − reset (the caller owns kh, alpha and keep; `prev` is the caller's).
  */
-export function shiftLinear(
+export function shiftInputs(
+  op: string,
   p: ShiftLinearParams,
   x: Tensor,
   heads: number,
   opts: { prev?: Tensor | null; reset?: Tensor | null } = {},
-): { out: Tensor; raw: Tensor } {
-  const op = 'shiftLinear';
+): ShiftInputs {
   checkLinear(op, 'p.linear', p.linear, x);
   checkLinear(op, 'p.shift_proj', p.shift_proj, x);
   if (x.rank !== 3) fail(op, `x must be [B,T,h], got ${fmtShape(x.shape)}`);
@@ -63,27 +55,31 @@ export function shiftLinear(
     if (t.backend !== x.backend) fail(op, `${name} lives on ${t.backend.name} but x on ${x.backend.name}`);
   }
   const kh = applyLinear(p.linear, x);
-  const first = opts.prev ? reshape(opts.prev, [B, 1, h]) : zeros([B, 1, h], { dtype: x.dtype, backend: x.backend });
-  const body = narrow(kh, 1, 0, T - 1);
-  let prev = concat([first, body], 1);
-  if (opts.reset) {
-    const keep = sub(1, opts.reset);
-    const k3 = unsqueeze(keep, -1);
-    const masked = mul(prev, k3);
-    for (const t of [keep, k3, prev]) t.dispose();
-    prev = masked;
-  }
   const logit = applyLinear(p.shift_proj, x);
-  const a = sigmoid(logit);
+  const alpha = sigmoid(logit);
   logit.dispose();
-  const a4 = unsqueeze(a, -1); // [B,T,H,1]
-  const D = h / heads;
-  const kh4 = reshape(kh, [B, T, heads, D]);
-  const prev4 = reshape(prev, [B, T, heads, D]);
-  const diff = sub(prev4, kh4);
-  const mixed = mul(a4, diff);
-  const out4 = add(kh4, mixed);
+  const keep = opts.reset ? sub(1, opts.reset) : null;
+  return { kh, alpha, keep, prev: opts.prev ?? null };
+}
+
+/**
+ * `k_t = α_t·k̂_{t−1} + (1 − α_t)·k̂_t` per head, with `k̂ = x·linearᵀ` `[B,T,h]`, `α = sigmoid(x·shift_projᵀ)`
+ * `[B,T,H]` and `k̂_{−1} = 0`. `prev` `[B,h]` replaces k̂_{−1} (decoding from a cache); `reset`
+ * (`[B,T]` of x's dtype, 1 at a document start) treats k̂_{t−1} as 0 there. Returns k `[B,T,h]` and k̂ (the
+ * caller owns both; a cache keeps the last row of k̂). The mixing is one fused op (`headFused`)
+ * whose backward keeps only k̂ and α (prev and reset are constants: no gradient).
+ */
+export function shiftLinear(
+  p: ShiftLinearParams,
+  x: Tensor,
+  heads: number,
+  opts: { prev?: Tensor | null; reset?: Tensor | null } = {},
+): { out: Tensor; raw: Tensor } {
+  const { kh, alpha, keep, prev } = shiftInputs('shiftLinear', p, x, heads, opts);
+  const [B, T, h] = x.shape;
+  const kh4 = reshape(kh, [B, T, heads, h / heads]);
+  const out4 = headFused(kh4, { shift: { alpha, keep, prev } });
   const out = reshape(out4, [B, T, h]);
-  for (const t of [first, body, prev, a, a4, kh4, prev4, diff, mixed, out4]) t.dispose();
+  for (const t of [kh4, alpha, keep, out4]) t?.dispose();
   return { out, raw: kh };
 }
