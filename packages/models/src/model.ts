@@ -1,6 +1,5 @@
 import type { AcpOptions } from '@foxgate/attention';
 import {
-  add,
   type Backend,
   concat,
   crossEntropy,
@@ -28,7 +27,7 @@ import { type ConfigInput, headDim, intermediateSize, type ModelConfig, modelCon
 import { type EmbeddingParams, embedding, initEmbedding } from './layers/embedding.js';
 import { applyLinear, initLinear, type LinearParams } from './layers/linear.js';
 import { applyLinearCrossEntropy, lossChunkRows } from './layers/linear-cross-entropy.js';
-import { initRMSNorm, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
+import { addRmsNormLayer, initRMSNorm, type RMSNormParams, rmsNormLayer } from './layers/norm.js';
 import { initShiftLinear } from './layers/shift.js';
 import { initSwiGLU, type SwiGLUParams, swiglu } from './layers/swiglu.js';
 import { countParams, paramShapes } from './shapes.js';
@@ -183,10 +182,21 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
     const rope = layerRopeTables(c, T, 0, x);
     const pruned: Tensor[] = [];
     const logF: Tensor[] = [];
-    // each intermediate is freed as soon as the next one exists: under a gradient the tape keeps
-    // (aliases of) what the backward needs, so the forward's peak holds no dead residual states
+    // Each residual add runs fused with the norm after it (one kernel forward, one backward, no
+    // gradient accumulation), and each intermediate is freed as soon as the next exists: under a
+    // gradient the tape keeps what the backward needs, so the forward's peak holds no dead states.
+    let pending: Tensor | null = null; // the last sublayer's output, not yet added to x
+    const addNorm = (p: RMSNormParams): Tensor => {
+      if (!pending) return rmsNormLayer(p, x, c.norm_eps);
+      const [s, h] = addRmsNormLayer(p, x, pending, c.norm_eps);
+      x.dispose();
+      pending.dispose();
+      pending = null;
+      x = s;
+      return h;
+    };
     for (const layer of params.model.layers) {
-      const hA = rmsNormLayer(layer.attn_norm, x, c.norm_eps);
+      const hA = addNorm(layer.attn_norm);
       const a = attentionLayer(layer.attn, hA, c, {
         acp: opts.acp,
         impl: opts.impl,
@@ -196,20 +206,15 @@ function run(c: ModelConfig, params: ModelParams, tokens: Tensor, opts: ForwardO
         stats,
       });
       hA.dispose();
-      const x1 = add(x, a.out);
-      x.dispose();
-      a.out.dispose();
-      const hM = rmsNormLayer(layer.mlp_norm, x1, c.norm_eps);
-      const m = swiglu(layer.mlp, hM);
+      pending = a.out;
+      const hM = addNorm(layer.mlp_norm);
+      pending = swiglu(layer.mlp, hM);
       hM.dispose();
-      x = add(x1, m);
-      x1.dispose();
-      m.dispose();
       if (a.pruned) pruned.push(a.pruned);
       else if (stats) pruned.push(zeros([], { backend: x.backend }));
       if (a.logF) logF.push(a.logF);
     }
-    const hN = rmsNormLayer(params.model.norm, x, c.norm_eps);
+    const hN = addNorm(params.model.norm);
     x.dispose();
     if (!head) return { logits: hN, stats: { pruned, logF } };
     const logits = params.lm_head ? applyLinear(params.lm_head, hN) : matmul(hN, transpose(params.model.embeddings.weight));

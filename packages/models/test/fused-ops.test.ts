@@ -2,7 +2,7 @@ import { gradcheck, valueAndGrad } from '@foxgate/autograd';
 import { add, type Backend, dispose, matmul, mul, narrow, rmsNorm, silu, type Tensor, tensor, transpose } from '@foxgate/tensor';
 import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fusedRmsNorm } from '../src/layers/fused-norm.js';
+import { fusedAddRmsNorm, fusedRmsNorm } from '../src/layers/fused-norm.js';
 import { fusedSwigluDown } from '../src/layers/fused-swiglu.js';
 import { f64, maxDiff, relMaxError, values, wsum } from './util.js';
 
@@ -77,6 +77,55 @@ describe('fusedRmsNorm (CPU)', () => {
   });
 });
 
+/** The composed residual add + norm: [x + res, rmsNorm(x + res)·w]. */
+function composedAddNorm(x: Tensor, res: Tensor, w: Tensor | null): [Tensor, Tensor] {
+  const sm = add(x, res);
+  return [sm, rmsNorm(sm, w, 1e-6)];
+}
+
+/** Losses that use the sum and the norm output, only the norm output, only the sum. */
+const addNormUses: [string, (s: Tensor, y: Tensor) => Tensor][] = [
+  ['both', (sm, y) => add(wsum(y), wsum(mul(sm, 0.5)))],
+  ['norm only', (_sm, y) => wsum(y)],
+  ['sum only', (sm) => wsum(sm)],
+];
+
+describe('fusedAddRmsNorm (CPU)', () => {
+  it('equals add then rmsNorm in values and gradients (float64), whichever outputs the loss uses', async () => {
+    const x = f64(values(3 * 4 * 9, 41), [3, 4, 9]);
+    const r = f64(values(3 * 4 * 9, 42), [3, 4, 9]);
+    const w = f64(values(9, 43), [9]);
+    for (const [, use] of addNormUses) {
+      for (const inputs of [
+        [x, r, w],
+        [x, r],
+      ]) {
+        const run =
+          (fn: typeof composedAddNorm) =>
+          (...xs: Tensor[]) =>
+            use(...fn(xs[0], xs[1], xs[2] ?? null));
+        const fused = await lossGrads(
+          run((a, b, c) => fusedAddRmsNorm(a, b, c, 1e-6)),
+          inputs,
+        );
+        const ref = await lossGrads(run(composedAddNorm), inputs);
+        expect(maxDiff(fused.y, ref.y)).toBeLessThan(1e-12);
+        for (let i = 0; i < inputs.length; i++) expect(relMaxError(fused.grads[i], ref.grads[i])).toBeLessThan(1e-12);
+      }
+    }
+    dispose([x, r, w]);
+  });
+
+  it('passes gradcheck against float64 finite differences in x, res and weight', () => {
+    const x = f64(values(2 * 7, 44), [2, 7]);
+    const r = f64(values(2 * 7, 45), [2, 7]);
+    const w = f64(values(7, 46), [7]);
+    const f = (a: Tensor, b: Tensor, c: Tensor) => addNormUses[0][1](...fusedAddRmsNorm(a, b, c, 1e-6));
+    expect(gradcheck(f, [x, r, w]).ok).toBe(true);
+    dispose([x, r, w]);
+  });
+});
+
 describe('fusedSwigluDown (CPU)', () => {
   it('equals the composed narrow/silu/mul/matmul in value and gradients (float64, with and without bias)', async () => {
     const [N, H, dim] = [5, 7, 3];
@@ -146,6 +195,26 @@ describe.skipIf(!gpu)('fused RMSNorm and SwiGLU on WebGPU against float64 CPU re
     expect(relMaxError(got.y, ref.y)).toBeLessThan(1e-5);
     for (let i = 0; i < 2; i++) expect(relMaxError(got.grads[i], ref.grads[i])).toBeLessThan(1e-4);
     dispose([x, w]);
+  });
+
+  it('add + rmsNorm forward and gradients (odd D 37 and 300, partial row blocks), whichever outputs the loss uses', async () => {
+    for (const [N, D] of [
+      [1100, 37],
+      [5, 300],
+    ]) {
+      const x = f64(values(N * D, 51, -3, 3), [N, D]);
+      const r = f64(values(N * D, 52, -3, 3), [N, D]);
+      const w = f64(values(D, 53, 0.5, 1.5), [D]);
+      for (const [, use] of addNormUses) {
+        const ref = await lossGrads((a, b, c) => use(...composedAddNorm(a, b, c)), [x, r, w]);
+        const gi = [x, r, w].map(f32);
+        const got = await lossGrads((a, b, c) => use(...fusedAddRmsNorm(a, b, c, 1e-6)), gi);
+        expect(relMaxError(got.y, ref.y)).toBeLessThan(1e-5);
+        for (let i = 0; i < 3; i++) expect(relMaxError(got.grads[i], ref.grads[i])).toBeLessThan(1e-4);
+        dispose(gi);
+      }
+      dispose([x, r, w]);
+    }
   });
 
   it('swiglu forward and gradients: odd hidden (1, 37), with and without bias, gates up to ±40', async () => {

@@ -29,34 +29,47 @@ function like(x: Tensor, n: number): Float32Array | Float64Array {
   return x.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
 }
 
-function cpuForward(x: Tensor, w: Tensor | null, eps: number): [Tensor, Tensor] {
+/** `[y, rstd]`, or with `res` `[y, rstd, s]` where `s = x + res` is what was normalised. */
+function cpuForward(x: Tensor, res: Tensor | null, w: Tensor | null, eps: number): Tensor[] {
   const [N, D] = rowsOf(x);
   const xv = x.dataSync();
+  const rs = res ? res.dataSync() : null;
   const wv = w ? w.dataSync() : null;
+  const sv = rs ? like(x, x.size) : null;
   const y = like(x, x.size);
   const r = like(x, N);
   for (let i = 0; i < N; i++) {
     const o = i * D;
     let ss = 0;
-    for (let j = 0; j < D; j++) ss += xv[o + j] * xv[o + j];
-    const ri = 1 / Math.sqrt(ss / D + eps);
-    r[i] = ri;
-    const rr = r[i]; // rounded as stored
-    if (wv) for (let j = 0; j < D; j++) y[o + j] = xv[o + j] * rr * wv[j];
-    else for (let j = 0; j < D; j++) y[o + j] = xv[o + j] * rr;
+    for (let j = 0; j < D; j++) {
+      let v = xv[o + j];
+      if (sv && rs) {
+        sv[o + j] = v + rs[o + j];
+        v = sv[o + j];
+      }
+      ss += v * v;
+    }
+    r[i] = 1 / Math.sqrt(ss / D + eps);
+    const ri = r[i]; // rounded as stored
+    const src = sv ?? xv;
+    for (let j = 0; j < D; j++) y[o + j] = wv ? src[o + j] * ri * wv[j] : src[o + j] * ri;
   }
   const b = x.backend;
-  return [tensor(y, [...x.shape], { dtype: x.dtype, backend: b }), tensor(r, [N], { dtype: x.dtype, backend: b })];
+  const out = [tensor(y, [...x.shape], { dtype: x.dtype, backend: b }), tensor(r, [N], { dtype: x.dtype, backend: b })];
+  if (sv) out.push(tensor(sv, [...x.shape], { dtype: x.dtype, backend: b }));
+  return out;
 }
 
-function cpuBackward(g: Tensor, x: Tensor, w: Tensor | null, rstd: Tensor, needW: boolean): [Tensor, Tensor | null] {
+/** `[dx, dw]` of the norm of `x` (`gs`: a gradient reaching `x` directly, added to dx). */
+function cpuBackward(g: Tensor, gs: Tensor | null, x: Tensor, w: Tensor | null, rstd: Tensor): [Tensor, Tensor | null] {
   const [N, D] = rowsOf(x);
   const xv = x.dataSync();
   const gv = g.dataSync();
+  const gsv = gs ? gs.dataSync() : null;
   const rv = rstd.dataSync();
   const wv: TypedArray | null = w ? w.dataSync() : null;
   const dx = like(x, x.size);
-  const dw = needW && w ? new Float64Array(D) : null;
+  const dw = w ? new Float64Array(D) : null;
   for (let i = 0; i < N; i++) {
     const o = i * D;
     const r = rv[i];
@@ -66,7 +79,7 @@ function cpuBackward(g: Tensor, x: Tensor, w: Tensor | null, rstd: Tensor, needW
     for (let j = 0; j < D; j++) {
       const xh = xv[o + j] * r;
       const gw = gv[o + j] * (wv ? wv[j] : 1);
-      dx[o + j] = r * (gw - xh * c);
+      dx[o + j] = r * (gw - xh * c) + (gsv ? gsv[o + j] : 0);
       if (dw) dw[j] += gv[o + j] * xh;
     }
   }
@@ -104,47 +117,57 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
 `;
 }
 
-function gpuForward(b: WebGPUBackend, x: Tensor, w: Tensor | null, eps: number): [Tensor, Tensor] {
+/** Kernel names: `rms_norm_fwd`, `add_rms_norm_fwd`, `rms_norm_bwd`, `add_rms_norm_bwd` (+ `_nw` without weight). */
+function kname(stage: 'fwd' | 'bwd', add: boolean, weight: boolean): string {
+  return `${add ? 'add_' : ''}rms_norm_${stage}${weight ? '' : '_nw'}`;
+}
+
+function gpuForward(b: WebGPUBackend, x: Tensor, res: Tensor | null, w: Tensor | null, eps: number): Tensor[] {
   const [N, D] = rowsOf(x);
   const WG = wgFor(D);
   const wv = (j: string) => (w ? ` * w[P.w_offset + ${j}]` : '');
+  // with a residual, pass 1 writes s = x + res and pass 2 reads back what this thread wrote
+  const load = res ? 'let v = x[xo + j] + res[P.res_offset + yo + j]; s[yo + j] = v;' : 'let v = x[xo + j];';
+  const src = res ? 's[yo + j]' : 'x[xo + j]';
   const code = `${wgSum(WG)}
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
   let row = wg_linear(wid, nwg);
   if (row >= P.num_wg) { return; }
   let xo = P.x_offset + row * P.D;
-  var ss: f32 = 0.0;
-  for (var j = lid; j < P.D; j += ${WG}u) { let v = x[xo + j]; ss += v * v; }
-  let r = 1.0 / sqrt(wg_sum(ss, lid) / f32(P.D) + P.eps);
   let yo = row * P.D;
-  for (var j = lid; j < P.D; j += ${WG}u) { y[yo + j] = x[xo + j] * r${wv('j')}; }
+  var ss: f32 = 0.0;
+  for (var j = lid; j < P.D; j += ${WG}u) { ${load} ss += v * v; }
+  let r = 1.0 / sqrt(wg_sum(ss, lid) / f32(P.D) + P.eps);
+  for (var j = lid; j < P.D; j += ${WG}u) { y[yo + j] = ${src} * r${wv('j')}; }
   if (lid == 0u) { rstd[row] = r; }
 }`;
   const inputs = [{ name: 'x', data: x }];
+  if (res) inputs.push({ name: 'res', data: res });
   if (w) inputs.push({ name: 'w', data: w });
-  const [y, r] = b.runKernelTensors({
-    name: w ? 'rms_norm_fwd' : 'rms_norm_fwd_nw',
+  const outputs = [
+    { name: 'y', shape: [...x.shape], dtype: 'float32' as const },
+    { name: 'rstd', shape: [N], dtype: 'float32' as const },
+  ];
+  if (res) outputs.push({ name: 's', shape: [...x.shape], dtype: 'float32' });
+  return b.runKernelTensors({
+    name: kname('fwd', res !== null, w !== null),
     code,
     inputs,
-    outputs: [
-      { name: 'y', shape: [...x.shape], dtype: 'float32' },
-      { name: 'rstd', shape: [N], dtype: 'float32' },
-    ],
+    outputs,
     uniforms: { u32: { D }, f32: { eps } },
     workgroups: N,
   });
-  return [y, r];
 }
 
-function gpuBackward(b: WebGPUBackend, g: Tensor, x: Tensor, w: Tensor | null, rstd: Tensor, needW: boolean): [Tensor, Tensor | null] {
+function gpuBackward(b: WebGPUBackend, g: Tensor, gs: Tensor | null, x: Tensor, w: Tensor | null, rstd: Tensor): [Tensor, Tensor | null] {
   const [N, D] = rowsOf(x);
   const WG = wgFor(D);
   const K = Math.ceil(D / WG);
   const R = Math.max(1, Math.ceil(N / BWD_BLOCKS));
   const blocks = Math.ceil(N / R);
-  const dwOut = needW && w !== null;
   const wv = (j: string) => (w ? `w[P.w_offset + ${j}]` : '1.0');
+  const plus = gs ? ' + gs[P.gs_offset + row * P.D + j]' : '';
   const code = `${wgSum(WG)}
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -165,41 +188,50 @@ fn main(${ENTRY}) {
       if (j < P.D) {
         let xh = x[xo + j] * r;
         let gj = g[go + j];
-        dx[row * P.D + j] = r * (gj * ${wv('j')} - xh * c);
+        dx[row * P.D + j] = r * (gj * ${wv('j')} - xh * c)${plus};
         acc[k] += gj * xh;
       }
     }
   }
-  ${dwOut ? `for (var k = 0u; k < ${K}u; k++) { let j = lid + k * ${WG}u; if (j < P.D) { dwp[blk * P.D + j] = acc[k]; } }` : ''}
+  ${w ? `for (var k = 0u; k < ${K}u; k++) { let j = lid + k * ${WG}u; if (j < P.D) { dwp[blk * P.D + j] = acc[k]; } }` : ''}
 }`;
   const inputs = [
     { name: 'g', data: g },
     { name: 'x', data: x },
     { name: 'rstd', data: rstd },
   ];
+  if (gs) inputs.push({ name: 'gs', data: gs });
   if (w) inputs.push({ name: 'w', data: w });
   const outputs = [{ name: 'dx', shape: [...x.shape], dtype: 'float32' as const }];
-  if (dwOut) outputs.push({ name: 'dwp', shape: [blocks, D], dtype: 'float32' });
+  if (w) outputs.push({ name: 'dwp', shape: [blocks, D], dtype: 'float32' });
   const res = b.runKernelTensors({
-    name: w ? 'rms_norm_bwd' : 'rms_norm_bwd_nw',
+    name: kname('bwd', gs !== null, w !== null),
     code,
     inputs,
     outputs,
     uniforms: { u32: { D, N, R } },
     workgroups: blocks,
   });
-  if (!dwOut) return [res[0], null];
+  if (!w) return [res[0], null];
   const dw = blocks === 1 ? reshape(res[1], [D]) : sum(res[1], 0);
   res[1].dispose();
   return [res[0], dw];
 }
 
-// ---- the op ---------------------------------------------------------------------------------
+// ---- the ops --------------------------------------------------------------------------------
 
-function slot(op: string, x: Tensor): 'cpu' | 'webgpu' {
-  if (x.backend instanceof CpuBackend) return 'cpu';
-  if (x.backend instanceof WebGPUBackend) return 'webgpu';
+function isCpu(op: string, x: Tensor): boolean {
+  if (x.backend instanceof CpuBackend) return true;
+  if (x.backend instanceof WebGPUBackend) return false;
   return fail(op, `the ${x.backend.name} backend has no fused RMSNorm kernel (kernels: cpu, webgpu)`);
+}
+
+function forwardKernel(x: Tensor, res: Tensor | null, w: Tensor | null, eps: number): Tensor[] {
+  return isCpu('rmsNorm', x) ? cpuForward(x, res, w, eps) : gpuForward(x.backend as WebGPUBackend, x, res, w, eps);
+}
+
+function backwardKernel(g: Tensor, gs: Tensor | null, x: Tensor, w: Tensor | null, rstd: Tensor): [Tensor, Tensor | null] {
+  return isCpu('rmsNorm', x) ? cpuBackward(g, gs, x, w, rstd) : gpuBackward(x.backend as WebGPUBackend, g, gs, x, w, rstd);
 }
 
 const fused = customOp<Attrs>({
@@ -208,19 +240,44 @@ const fused = customOp<Attrs>({
   saveOutputs: false,
   forward(inputs, a) {
     const [x, w = null] = inputs;
-    const [y, r] = slot('rmsNorm', x) === 'cpu' ? cpuForward(x, w, a.eps) : gpuForward(x.backend as WebGPUBackend, x, w, a.eps);
+    const [y, r] = forwardKernel(x, null, w, a.eps);
     return { outputs: [y], saved: [r] };
   },
   backward(gOut, saved, inputs) {
     const g = gOut[0];
     const [x, w = null] = inputs;
     if (!g) return inputs.map(() => null);
-    const r = saved[0];
-    const [dx, dw] =
-      slot('rmsNorm', x) === 'cpu' ? cpuBackward(g, x, w, r, w !== null) : gpuBackward(x.backend as WebGPUBackend, g, x, w, r, w !== null);
+    const [dx, dw] = backwardKernel(g, null, x, w, saved[0]);
     return w ? [dx, dw] : [dx];
   },
 });
+
+/** `[x, res, w?]` → `[s = x + res, rmsNorm(s)·w]`; saves s and the per-row rstd. */
+const fusedAdd = customOp<Attrs>({
+  name: 'addRmsNorm',
+  // the backward reads s (saved) and w: x and res are not needed
+  saveInputs: false,
+  saveOutputs: false,
+  forward(inputs, a) {
+    const [x, res, w = null] = inputs;
+    const [y, r, s] = forwardKernel(x, res, w, a.eps);
+    return { outputs: [s, y], saved: w ? [s, r, w] : [s, r] };
+  },
+  backward(gOut, saved, inputs) {
+    const [gs, gy] = gOut;
+    const w = inputs.length > 2 ? saved[2] : null;
+    if (!gy) {
+      // only the sum was used further: its gradient reaches x and res unchanged
+      return w ? [gs, gs, null] : [gs, gs];
+    }
+    const [dx, dw] = backwardKernel(gy, gs, saved[0], w, saved[1]);
+    return w ? [dx, dx, dw] : [dx, dx];
+  },
+});
+
+function contiguousOf(x: Tensor): Tensor {
+  return x.isContiguous ? x : x.contiguous();
+}
 
 /**
  * Fused RMSNorm over the last axis of `x` `[..., D]`: `x / √(mean(x²) + eps) · weight` (weight
@@ -229,10 +286,28 @@ const fused = customOp<Attrs>({
  * WebGPU (float32). Callers check shapes, dtypes and backends.
  */
 export function fusedRmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
-  const xc = x.isContiguous ? x : x.contiguous();
+  const xc = contiguousOf(x);
   try {
     return fused(weight ? [xc, weight] : [xc], { eps })[0];
   } finally {
     if (xc !== x) xc.dispose();
+  }
+}
+
+/**
+ * The residual add and the RMSNorm after it as one fused op: `s = x + res` and
+ * `y = rmsNorm(s)·weight` from one kernel, and in the backward `dx = dres = ds + dnorm(dy)` from
+ * one kernel (no separate add forward, no gradient accumulation backward). Saves s and the
+ * per-row rstd. `x`, `res` `[..., D]` of one shape. Returns `[s, y]`.
+ */
+export function fusedAddRmsNorm(x: Tensor, res: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor] {
+  const xc = contiguousOf(x);
+  const rc = contiguousOf(res);
+  try {
+    const [s, y] = fusedAdd(weight ? [xc, rc, weight] : [xc, rc], { eps });
+    return [s, y];
+  } finally {
+    if (xc !== x) xc.dispose();
+    if (rc !== res) rc.dispose();
   }
 }

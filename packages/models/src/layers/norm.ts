@@ -1,6 +1,6 @@
 import { fail, fmtShape, mul, ones, reshape, type Tensor } from '@foxgate/tensor';
 import { checkDim, checkFloat, checkTensor, fmtTensor } from '../check.js';
-import { fusedRmsNorm } from './fused-norm.js';
+import { fusedAddRmsNorm, fusedRmsNorm } from './fused-norm.js';
 import type { InitOptions } from './linear.js';
 
 /** Parameters of an RMSNorm layer: a learned per-feature gain (PyTorch name `weight`). */
@@ -48,6 +48,27 @@ export function rmsNormLayer(p: RMSNormParams, x: Tensor, eps: number = RMS_NORM
     );
   }
   return fusedRmsNorm(x, p.weight, eps);
+}
+
+/**
+ * The residual add and the RMSNorm after it: `[s, rmsNormLayer(p, s)]` with `s = x + res`, both
+ * from one fused kernel (`fusedAddRmsNorm`; its backward gives x and res one gradient, the sum
+ * of s's own gradient and the norm's, from one kernel). `x`, `res` `[..., dim]` of one shape.
+ */
+export function addRmsNormLayer(p: RMSNormParams, x: Tensor, res: Tensor, eps: number = RMS_NORM_EPS): [Tensor, Tensor] {
+  const op = 'addRmsNormLayer';
+  checkNorm(op, p, x, eps);
+  checkTensor(op, 'res', res);
+  if (res.dtype !== x.dtype || res.backend !== x.backend || res.rank !== x.rank || res.shape.some((d, i) => d !== x.shape[i])) {
+    fail(op, `res ${fmtTensor(res)} on ${res.backend.name} must be like x ${fmtTensor(x)} on ${x.backend.name}`);
+  }
+  if (x.rank < 1 || x.shape[x.rank - 1] !== p.weight.shape[0]) {
+    fail(
+      op,
+      `x ${fmtShape(x.shape)} has last dim ${x.rank < 1 ? 'none' : x.shape[x.rank - 1]} but p.weight ${fmtShape(p.weight.shape)} expects ${p.weight.shape[0]}`,
+    );
+  }
+  return fusedAddRmsNorm(x, res, p.weight, eps);
 }
 
 /**
