@@ -1,5 +1,5 @@
 import { gradcheck, valueAndGrad } from '@foxgate/autograd';
-import { add, type Backend, dispose, matmul, mul, narrow, rmsNorm, silu, type Tensor, tensor, transpose } from '@foxgate/tensor';
+import { add, type Backend, dispose, matmul, mul, narrow, reshape, rmsNorm, silu, type Tensor, tensor, transpose } from '@foxgate/tensor';
 import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fusedAddRmsNorm, fusedRmsNorm } from '../src/layers/fused-norm.js';
@@ -62,6 +62,19 @@ describe('fusedRmsNorm (CPU)', () => {
     const w4 = f64(values(4, 6, 0.5, 1.5), [4]);
     expect(gradcheck((a, b) => wsum(fusedRmsNorm(transpose(a), b, 1e-6)), [xt, w4]).ok).toBe(true);
     dispose([x, w, xt, w4]);
+  });
+
+  it('a per-head [H·D] gain on x [..., H, D]: equals rmsNorm then the [H, D] gain; passes gradcheck', async () => {
+    const x = f64(values(2 * 3 * 5 * 4, 61), [2, 3, 5, 4]);
+    const w = f64(values(5 * 4, 62), [20]);
+    const fused = await lossGrads((a, b) => fusedRmsNorm(a, b, 1e-6), [x, w]);
+    const ref = await lossGrads((a, b) => mul(rmsNorm(a, null, 1e-6), reshape(b, [5, 4])), [x, w]);
+    expect(maxDiff(fused.y, ref.y)).toBeLessThan(1e-13);
+    for (let i = 0; i < 2; i++) expect(relMaxError(fused.grads[i], ref.grads[i])).toBeLessThan(1e-12);
+    const xs = f64(values(3 * 2 * 3, 63), [3, 2, 3]);
+    const ws = f64(values(6, 64), [6]);
+    expect(gradcheck((a, b) => wsum(fusedRmsNorm(a, b, 1e-6)), [xs, ws]).ok).toBe(true);
+    dispose([x, w, xs, ws]);
   });
 
   it('float32: the forward matches float64 plain loops to float32 rounding', () => {
@@ -184,6 +197,18 @@ describe.skipIf(!gpu)('fused RMSNorm and SwiGLU on WebGPU against float64 CPU re
       expect(dxErr(gotNw.grads[0], refNw.grads[0])).toBeLessThan(1e-4);
       dispose([x, w, xg, wg]);
     }
+  });
+
+  it('rmsNorm with a per-head [H·D] gain: 1100 rows of 3 heads × 37 (partial row blocks per head)', async () => {
+    const [M, H, D] = [1100, 3, 37];
+    const x = f64(values(M * H * D, 71, -3, 3), [M, H, D]);
+    const w = f64(values(H * D, 72, 0.5, 1.5), [H * D]);
+    const ref = await lossGrads((a, b) => mul(rmsNorm(a, null, 1e-6), reshape(b, [H, D])), [x, w]);
+    const gi = [x, w].map(f32);
+    const got = await lossGrads((a, b) => fusedRmsNorm(a, b, 1e-6), gi);
+    expect(relMaxError(got.y, ref.y)).toBeLessThan(1e-5);
+    for (let i = 0; i < 2; i++) expect(relMaxError(got.grads[i], ref.grads[i])).toBeLessThan(1e-4);
+    dispose([x, w, ...gi]);
   });
 
   it('rmsNorm of a strided view (an input offset and a transpose)', async () => {

@@ -36,6 +36,7 @@ function cpuForward(x: Tensor, res: Tensor | null, w: Tensor | null, eps: number
   const rs = res ? res.dataSync() : null;
   const wv = w ? w.dataSync() : null;
   const sv = rs ? like(x, x.size) : null;
+  const Hw = w ? w.size / D : 1; // gains per row: one [D] gain, or one per head cycling over the rows
   const y = like(x, x.size);
   const r = like(x, N);
   for (let i = 0; i < N; i++) {
@@ -52,7 +53,8 @@ function cpuForward(x: Tensor, res: Tensor | null, w: Tensor | null, eps: number
     r[i] = 1 / Math.sqrt(ss / D + eps);
     const ri = r[i]; // rounded as stored
     const src = sv ?? xv;
-    for (let j = 0; j < D; j++) y[o + j] = wv ? src[o + j] * ri * wv[j] : src[o + j] * ri;
+    const wo = (i % Hw) * D;
+    for (let j = 0; j < D; j++) y[o + j] = wv ? src[o + j] * ri * wv[wo + j] : src[o + j] * ri;
   }
   const b = x.backend;
   const out = [tensor(y, [...x.shape], { dtype: x.dtype, backend: b }), tensor(r, [N], { dtype: x.dtype, backend: b })];
@@ -69,26 +71,28 @@ function cpuBackward(g: Tensor, gs: Tensor | null, x: Tensor, w: Tensor | null, 
   const rv = rstd.dataSync();
   const wv: TypedArray | null = w ? w.dataSync() : null;
   const dx = like(x, x.size);
-  const dw = w ? new Float64Array(D) : null;
+  const Hw = w ? w.size / D : 1;
+  const dw = w ? new Float64Array(Hw * D) : null;
   for (let i = 0; i < N; i++) {
     const o = i * D;
+    const wo = (i % Hw) * D;
     const r = rv[i];
     let s = 0;
-    for (let j = 0; j < D; j++) s += gv[o + j] * (wv ? wv[j] : 1) * xv[o + j];
+    for (let j = 0; j < D; j++) s += gv[o + j] * (wv ? wv[wo + j] : 1) * xv[o + j];
     const c = (r * s) / D;
     for (let j = 0; j < D; j++) {
       const xh = xv[o + j] * r;
-      const gw = gv[o + j] * (wv ? wv[j] : 1);
+      const gw = gv[o + j] * (wv ? wv[wo + j] : 1);
       dx[o + j] = r * (gw - xh * c) + (gsv ? gsv[o + j] : 0);
-      if (dw) dw[j] += gv[o + j] * xh;
+      if (dw) dw[wo + j] += gv[o + j] * xh;
     }
   }
   const b = x.backend;
   const dxT = tensor(dx, [...x.shape], { dtype: x.dtype, backend: b });
   if (!dw || !w) return [dxT, null];
-  const dwOut = like(w, D);
+  const dwOut = like(w, w.size);
   dwOut.set(dw);
-  return [dxT, tensor(dwOut, [D], { dtype: w.dtype, backend: b })];
+  return [dxT, tensor(dwOut, [...w.shape], { dtype: w.dtype, backend: b })];
 }
 
 // ---- WGSL -----------------------------------------------------------------------------------
@@ -125,7 +129,8 @@ function kname(stage: 'fwd' | 'bwd', add: boolean, weight: boolean): string {
 function gpuForward(b: WebGPUBackend, x: Tensor, res: Tensor | null, w: Tensor | null, eps: number): Tensor[] {
   const [N, D] = rowsOf(x);
   const WG = wgFor(D);
-  const wv = (j: string) => (w ? ` * w[P.w_offset + ${j}]` : '');
+  const Hw = w ? w.size / D : 1;
+  const wv = (j: string) => (w ? ` * w[P.w_offset + (row % P.Hw) * P.D + ${j}]` : '');
   // with a residual, pass 1 writes s = x + res and pass 2 reads back what this thread wrote
   const load = res ? 'let v = x[xo + j] + res[P.res_offset + yo + j]; s[yo + j] = v;' : 'let v = x[xo + j];';
   const src = res ? 's[yo + j]' : 'x[xo + j]';
@@ -155,7 +160,7 @@ fn main(${ENTRY}) {
     code,
     inputs,
     outputs,
-    uniforms: { u32: { D }, f32: { eps } },
+    uniforms: { u32: { D, Hw }, f32: { eps } },
     workgroups: N,
   });
 }
@@ -164,9 +169,14 @@ function gpuBackward(b: WebGPUBackend, g: Tensor, gs: Tensor | null, x: Tensor, 
   const [N, D] = rowsOf(x);
   const WG = wgFor(D);
   const K = Math.ceil(D / WG);
+  // rows are M groups of Hw (one gain per head, cycling); workgroup blk = bm·Hw + h takes the
+  // rows m·Hw + h of R groups m, so its partial dw is that head's gain, at dwp[bm, h·D + j]
+  const Hw = w ? w.size / D : 1;
+  const M = N / Hw;
   const R = Math.max(1, Math.ceil(N / BWD_BLOCKS));
-  const blocks = Math.ceil(N / R);
-  const wv = (j: string) => (w ? `w[P.w_offset + ${j}]` : '1.0');
+  const blocksM = Math.ceil(M / R);
+  const blocks = blocksM * Hw;
+  const wv = (j: string) => (w ? `w[P.w_offset + h * P.D + ${j}]` : '1.0');
   const plus = gs ? ' + gs[P.gs_offset + row * P.D + j]' : '';
   const code = `${wgSum(WG)}
 @compute @workgroup_size(${WG})
@@ -174,9 +184,11 @@ fn main(${ENTRY}) {
   let blk = wg_linear(wid, nwg);
   if (blk >= P.num_wg) { return; }
   var acc: array<f32, ${K}>;
-  let r0 = blk * P.R;
-  let r1 = min(r0 + P.R, P.N);
-  for (var row = r0; row < r1; row++) {
+  let h = blk % P.Hw;
+  let m0 = (blk / P.Hw) * P.R;
+  let m1 = min(m0 + P.R, P.M);
+  for (var m = m0; m < m1; m++) {
+    let row = m * P.Hw + h;
     let xo = P.x_offset + row * P.D;
     let go = P.g_offset + row * P.D;
     let r = rstd[P.rstd_offset + row];
@@ -203,17 +215,17 @@ fn main(${ENTRY}) {
   if (gs) inputs.push({ name: 'gs', data: gs });
   if (w) inputs.push({ name: 'w', data: w });
   const outputs = [{ name: 'dx', shape: [...x.shape], dtype: 'float32' as const }];
-  if (w) outputs.push({ name: 'dwp', shape: [blocks, D], dtype: 'float32' });
+  if (w) outputs.push({ name: 'dwp', shape: [blocksM, Hw * D], dtype: 'float32' });
   const res = b.runKernelTensors({
     name: kname('bwd', gs !== null, w !== null),
     code,
     inputs,
     outputs,
-    uniforms: { u32: { D, N, R } },
+    uniforms: { u32: { D, M, R, Hw } },
     workgroups: blocks,
   });
   if (!w) return [res[0], null];
-  const dw = blocks === 1 ? reshape(res[1], [D]) : sum(res[1], 0);
+  const dw = blocksM === 1 ? reshape(res[1], [Hw * D]) : sum(res[1], 0);
   res[1].dispose();
   return [res[0], dw];
 }
@@ -281,7 +293,7 @@ function contiguousOf(x: Tensor): Tensor {
 
 /**
  * Fused RMSNorm over the last axis of `x` `[..., D]`: `x / √(mean(x²) + eps) · weight` (weight
- * `[D]` or null), one kernel forward and one (plus a sum over row blocks for `dweight`)
+ * `[D]`, or `[H·D]` for `x` `[..., H, D]`: a gain per head, or null), one kernel forward and one (plus a sum over row blocks for `dweight`)
  * backward, saving only `x` and the per-row `1/√(mean(x²) + eps)`. CPU (float32/float64) and
  * WebGPU (float32). Callers check shapes, dtypes and backends.
  */

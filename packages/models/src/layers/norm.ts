@@ -1,4 +1,4 @@
-import { fail, fmtShape, mul, ones, reshape, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, ones, type Tensor } from '@foxgate/tensor';
 import { checkDim, checkFloat, checkTensor, fmtTensor } from '../check.js';
 import { fusedAddRmsNorm, fusedRmsNorm } from './fused-norm.js';
 import type { InitOptions } from './linear.js';
@@ -85,12 +85,6 @@ export function headRmsNorm(p: RMSNormParams, x: Tensor, eps: number): Tensor {
   const n = p.weight.shape[0];
   if (n !== H * D && n !== D)
     fail(op, `p.weight ${fmtShape(p.weight.shape)} must be [${H * D}] (per head) or [${D}] (shared) for x ${fmtShape(x.shape)}`);
-  // a shared [D] gain goes into the fused kernel; a per-head [H·D] gain multiplies its result
-  if (n === D) return fusedRmsNorm(x, p.weight, eps);
-  const normed = fusedRmsNorm(x, null, eps);
-  const w = reshape(p.weight, [H, D]);
-  const out = mul(normed, w);
-  normed.dispose();
-  w.dispose();
-  return out;
+  // the fused kernel takes a shared [D] gain and a per-head [H·D] one (head h's rows use gains h·D..)
+  return fusedRmsNorm(x, p.weight, eps);
 }
