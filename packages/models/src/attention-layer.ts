@@ -138,21 +138,21 @@ function heads(
   which: 'q' | 'k' | 'v',
 ): Tensor {
   const H = shape[2];
-  let shift: { alpha: Tensor; keep: Tensor | null; prev: Tensor | null } | undefined;
+  let shift: { logit: Tensor; keep: Tensor | null; prev: Tensor | null } | undefined;
   let raw: Tensor;
   if (isShift(p)) {
     if (which === 'q') fail('attentionLayer', 'internal: q has no token shift');
     const prev = cache?.shiftPrev(which) ?? null;
     const s = shiftInputs('shiftLinear', p, x, H, { prev });
     raw = s.kh;
-    shift = { alpha: s.alpha, keep: steps.keep, prev };
+    shift = { logit: s.logit, keep: steps.keep, prev };
   } else raw = applyLinear(p, x);
   const r4 = reshape(raw, shape);
   let out = r4;
   if (shift || steps.norm || steps.rope) {
     out = headFused(r4, { shift, norm: steps.norm, rope: steps.rope });
     r4.dispose();
-    shift?.alpha.dispose();
+    shift?.logit.dispose();
   }
   // after the shift used prev: the cache then swaps its previous row for this call's last
   if (shift) cache?.shiftRaw(which as 'k' | 'v', raw);

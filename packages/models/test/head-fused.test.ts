@@ -58,7 +58,7 @@ function inputsOf(c: Case, [B, T, H, D]: number[], dtype: 'float32' | 'float64',
     return tensor(dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v), shape, { dtype, backend });
   };
   const r: Inputs = { x: mk([B, T, H, D], 1) };
-  if (c.shift) r.alpha = mk([B, T, H], 2, 0.05, 0.95);
+  if (c.shift) r.alpha = mk([B, T, H], 2, -3, 3); // the logits of α
   if (c.keep) {
     const k = values(B * T, 3, 0, 1).map((v) => (v < 0.3 ? 0 : 1));
     r.keep = tensor(dtype === 'float64' ? Float64Array.from(k) : Float32Array.from(k), [B, T], { dtype, backend });
@@ -82,7 +82,7 @@ function composed(c: Case, i: Inputs): Tensor {
     const first = i.prev ? reshape(i.prev, [B, 1, H, D]) : zeros([B, 1, H, D], { dtype: s.dtype, backend: s.backend });
     let p = concat([first, narrow(i.x, 1, 0, T - 1)], 1);
     if (i.keep) p = mul(p, reshape(i.keep, [B, T, 1, 1]));
-    s = add(i.x, mul(unsqueeze(i.alpha, -1), sub(p, i.x)));
+    s = add(i.x, mul(unsqueeze(sigmoid(i.alpha), -1), sub(p, i.x)));
   }
   if (c.norm && i.w) {
     const ms = mul(sum(mul(s, s), -1, true), 1 / D);
@@ -99,7 +99,7 @@ function composed(c: Case, i: Inputs): Tensor {
 
 function fused(c: Case, i: Inputs): Tensor {
   return headFused(i.x, {
-    shift: c.shift && i.alpha ? { alpha: i.alpha, keep: i.keep ?? null, prev: i.prev ?? null } : undefined,
+    shift: c.shift && i.alpha ? { logit: i.alpha, keep: i.keep ?? null, prev: i.prev ?? null } : undefined,
     norm: c.norm && i.w ? { weight: i.w, eps: EPS } : undefined,
     rope: c.rope && i.cos && i.sin ? { cos: i.cos, sin: i.sin } : undefined,
     gate: c.gate ? i.z : undefined,

@@ -2,7 +2,7 @@ import { fail, type KernelInput, type Tensor, type WebGPUBackend } from '@foxgat
 import type { HeadFusedAttrs } from './head-fused.js';
 
 /*
- * WGSL kernels of `headFused` (float32): one workgroup of 64 threads per (head h, sequence b,
+ * WGSL kernels of `headFused` (float32; the binding `alpha` holds the shift's logits): one workgroup of 64 threads per (head h, sequence b,
  * chunk of CH rows), each thread owning the columns d = lid + 64·j of a row; the per-row sums
  * (Σ s², Σ g⊙w⊙x̂, Σ ds⊙(p − x)) are workgroup reductions, the RoPE partner column comes
  * through workgroup memory. The backward walks its chunk from the last row down, carrying
@@ -57,7 +57,7 @@ fn load_row(b: u32, t: u32, h: u32, lid: u32) {
   let base = ((b * P.T + t) * P.H + h) * D;
 ${
   a.shift
-    ? `  let al = alpha[(b * P.T + t) * P.H + h + P.alpha_offset];
+    ? `  let al = sigm(alpha[(b * P.T + t) * P.H + h + P.alpha_offset]);
   let kp = ${a.keep ? 'keep[b * P.T + t + P.keep_offset]' : '1.0'};`
     : ''
 }
@@ -204,7 +204,10 @@ ${
     ? `  var da = 0.0;
   for (var j = 0u; j < J; j++) { if (lid + j * ${WG}u < D) { da += gv[j] * pxv[j]; } }
   let dat = wg_sum(da, lid);
-  if (own && lid == 0u) { dalpha[row] = dat; }`
+  if (own && lid == 0u) {
+    let alr = sigm(alpha[row + P.alpha_offset]);
+    dalpha[row] = dat * alr * (1.0 - alr);  // through α = σ(logit)
+  }`
     : ''
 }
 }
@@ -220,7 +223,7 @@ ${
     ? `  var carry: array<f32, ${Math.ceil(a.D / WG)}>;
   if (t1 < P.T) {
     row_ds(b, t1, h, lid, false);
-    let f = alpha[(b * P.T + t1) * P.H + h + P.alpha_offset]${a.keep ? ' * keep[b * P.T + t1 + P.keep_offset]' : ''};
+    let f = sigm(alpha[(b * P.T + t1) * P.H + h + P.alpha_offset])${a.keep ? ' * keep[b * P.T + t1 + P.keep_offset]' : ''};
     for (var j = 0u; j < J; j++) { carry[j] = f * gv[j]; }
   }`
     : ''
@@ -231,7 +234,7 @@ ${
     let base = ((b * P.T + t) * P.H + h) * D;
 ${
   a.shift
-    ? `    let al = alpha[(b * P.T + t) * P.H + h + P.alpha_offset];
+    ? `    let al = sigm(alpha[(b * P.T + t) * P.H + h + P.alpha_offset]);
     let f = al${a.keep ? ' * keep[b * P.T + t + P.keep_offset]' : ''};
     for (var j = 0u; j < J; j++) {
       let d = lid + j * ${WG}u;

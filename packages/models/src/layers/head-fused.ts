@@ -18,21 +18,23 @@ import { headFusedBackwardWebGPU, headFusedForwardWebGPU } from './head-fused-we
  * after it, as one fused op with its own backward. On the heads x `[B,T,H,D]` (one row = the D
  * features of one head of one token), in this order, each step optional:
  *
- *   shift:  s_t = x_t + α_t·(p_t − x_t),  p_t = keep_t·x_{t−1} (p_0 = keep_0·prev, or 0)
+ *   shift:  s_t = x_t + α_t·(p_t − x_t),  α = σ(logit),  p_t = keep_t·x_{t−1} (p_0 = keep_0·prev, or 0)
  *   norm:   n = s·r·w,  r = 1/√(mean_D(s²) + eps),  w `[H·D]` (per head) or `[D]` (shared)
  *   rope:   y_d = n_d·cos_{t,d} + rot(n)_d·sin_{t,d},  rot(n) = [−n₂, n₁] over the halves
  *   gate:   y = m·σ(z),  z `[B,T,H·D]`
  *
  * (the token shift of FoX-Pro's k/v, QK-norm, rotate-half RoPE, the output norm and gate). The
  * forward keeps, for the backward, only what it cannot recompute cheaply: x when a step reads it
- * (shift, norm or gate; RoPE alone keeps nothing but its tables), α, z and the per-row r.
+ * (shift, norm or gate; RoPE alone keeps nothing but its tables), the shift and gate logits and
+ * the per-row r.
  * Everything in between (the shifted s, the normed n, the rotated values, σ(z)) is recomputed
  * row by row in the backward:
  *
  *   gate:  dz = g·m·σ(1 − σ),  g ← g·σ
  *   rope:  g_d ← g_d·cos_d + rotᵀ(g⊙sin)_d,  rotᵀ(u) = [u₂, −u₁]  (the rotation by −θ)
  *   norm:  x̂ = s·r,  dw += g⊙x̂,  ds = r·(g⊙w − x̂·mean_D(g⊙w⊙x̂))
- *   shift: dx_t = (1 − α_t)·ds_t + keep_{t+1}·α_{t+1}·ds_{t+1},  dα_t = Σ_D ds_t⊙(p_t − x_t)
+ *   shift: dx_t = (1 − α_t)·ds_t + keep_{t+1}·α_{t+1}·ds_{t+1},
+ *          dlogit_t = α_t(1 − α_t)·Σ_D ds_t⊙(p_t − x_t)
  *
  * and prev (x_{−1}) gets dprev = keep_0·α_0·ds_0. keep and the RoPE tables are constants (no
  * gradient). CPU kernels on host arrays
@@ -77,8 +79,11 @@ function savedLayout(a: HeadFusedAttrs) {
 }
 
 export interface HeadFusedOptions {
-  /** Token shift: α `[B,T,H]`, keep `[B,T]` (0 at a document start), prev `[B,H·D]` (k̂/v̂ before row 0). */
-  shift?: { alpha: Tensor; keep?: Tensor | null; prev?: Tensor | null };
+  /**
+   * Token shift: the mixing logits `[B,T,H]` (α = σ(logit)), keep `[B,T]` (0 at a document
+   * start), prev `[B,H·D]` (k̂/v̂ before row 0).
+   */
+  shift?: { logit: Tensor; keep?: Tensor | null; prev?: Tensor | null };
   /** Per-head RMSNorm gain `[H·D]` or `[D]`, and its epsilon. */
   norm?: { weight: Tensor; eps: number };
   /** RoPE tables `[T,1,D]` (`ropeTableTensors`). */
@@ -238,7 +243,8 @@ function cpuBackward(
           if (dalpha) {
             let acc = 0;
             for (let d = 0; d < D; d++) acc += g[d] * px[d];
-            dalpha[row] = acc;
+            const al = (hx.alpha as TypedArray)[row];
+            dalpha[row] = acc * al * (1 - al); // through α = σ(logit)
           }
         } else for (let d = 0; d < D; d++) dx[base + d] = g[d];
       }
@@ -275,11 +281,16 @@ function cpuBackward(
   return { dx, dalpha, dw, dz, dprev };
 }
 
+/** α = σ(logit) on the host (float64). */
+function sigmoidOf(logit: TypedArray): Float64Array {
+  return Float64Array.from(logit, (v) => sig(v));
+}
+
 function hostOf(inputs: readonly Tensor[], a: HeadFusedAttrs): Host {
   const get = (i: number) => (i >= 0 ? inputs[i].dataSync() : null);
   return {
     x: inputs[0].dataSync(),
-    alpha: get(a.at.alpha),
+    alpha: a.at.alpha >= 0 ? sigmoidOf(inputs[a.at.alpha].dataSync()) : null,
     keep: get(a.at.keep),
     prev: get(a.at.prev),
     w: get(a.at.w),
@@ -368,7 +379,7 @@ const op = customOp<HeadFusedAttrs>({
     }
     const hx: Host = {
       x: rebuilt[0] ? rebuilt[0].dataSync() : new Float64Array(0),
-      alpha: a.at.alpha >= 0 ? rebuilt[a.at.alpha].dataSync() : null,
+      alpha: a.at.alpha >= 0 ? sigmoidOf(rebuilt[a.at.alpha].dataSync()) : null,
       keep: a.at.keep >= 0 ? rebuilt[a.at.keep].dataSync() : null,
       prev: a.at.prev >= 0 ? rebuilt[a.at.prev].dataSync() : null,
       w: a.at.w >= 0 ? rebuilt[a.at.w].dataSync() : null,
@@ -411,8 +422,8 @@ export function headFused(x: Tensor, opts: HeadFusedOptions): Tensor {
   const at = { alpha: -1, keep: -1, prev: -1, w: -1, cos: -1, sin: -1, z: -1 };
   const add = (t: Tensor) => inputs.push(t) - 1;
   if (opts.shift) {
-    check('shift.alpha', opts.shift.alpha, x, [B, T, H]);
-    at.alpha = add(opts.shift.alpha);
+    check('shift.logit', opts.shift.logit, x, [B, T, H]);
+    at.alpha = add(opts.shift.logit);
     if (opts.shift.keep) {
       check('shift.keep', opts.shift.keep, x, [B, T]);
       at.keep = add(opts.shift.keep);

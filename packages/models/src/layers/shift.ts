@@ -1,4 +1,4 @@
-import { fail, fmtShape, type RngKeyLike, reshape, sigmoid, split, sub, type Tensor } from '@foxgate/tensor';
+import { fail, fmtShape, type RngKeyLike, reshape, split, sub, type Tensor } from '@foxgate/tensor';
 import { checkTensor, fmtTensor } from '../check.js';
 import { headFused } from './head-fused.js';
 import { applyLinear, checkLinear, type InitOptions, initLinear, type LinearParams } from './linear.js';
@@ -17,17 +17,18 @@ export function initShiftLinear(key: RngKeyLike, dim: number, heads: number, opt
   return { linear: initLinear(k1, dim, dim, opts), shift_proj: initLinear(k2, dim, heads, opts) };
 }
 
-/** The token shift's inputs for `headFused`: k̂ `[B,T,h]`, α `[B,T,H]`, keep `[B,T]` (or null), prev `[B,h]` (or null). */
+/** The token shift's inputs for `headFused`: k̂ `[B,T,h]`, the logits of α `[B,T,H]`, keep `[B,T]` (or null), prev `[B,h]` (or null). */
 export interface ShiftInputs {
   kh: Tensor;
-  alpha: Tensor;
+  logit: Tensor;
   keep: Tensor | null;
   prev: Tensor | null;
 }
 
 /**
- * Checks `shiftLinear`'s arguments and computes k̂ = x·linearᵀ, α = sigmoid(x·shift_projᵀ) and
- * keep = 1 − reset (the caller owns kh, alpha and keep; `prev` is the caller's).
+ * Checks `shiftLinear`'s arguments and computes k̂ = x·linearᵀ, the logits x·shift_projᵀ of α
+ * (the fused op takes their sigmoid) and keep = 1 − reset (the caller owns kh, logit and keep;
+ * `prev` is the caller's).
  */
 export function shiftInputs(
   op: string,
@@ -56,18 +57,16 @@ export function shiftInputs(
   }
   const kh = applyLinear(p.linear, x);
   const logit = applyLinear(p.shift_proj, x);
-  const alpha = sigmoid(logit);
-  logit.dispose();
   const keep = opts.reset ? sub(1, opts.reset) : null;
-  return { kh, alpha, keep, prev: opts.prev ?? null };
+  return { kh, logit, keep, prev: opts.prev ?? null };
 }
 
 /**
  * `k_t = α_t·k̂_{t−1} + (1 − α_t)·k̂_t` per head, with `k̂ = x·linearᵀ` `[B,T,h]`, `α = sigmoid(x·shift_projᵀ)`
  * `[B,T,H]` and `k̂_{−1} = 0`. `prev` `[B,h]` replaces k̂_{−1} (decoding from a cache); `reset`
  * (`[B,T]` of x's dtype, 1 at a document start) treats k̂_{t−1} as 0 there. Returns k `[B,T,h]` and k̂ (the
- * caller owns both; a cache keeps the last row of k̂). The mixing is one fused op (`headFused`)
- * whose backward keeps only k̂ and α (prev and reset are constants: no gradient).
+ * caller owns both; a cache keeps the last row of k̂). The sigmoid and the mixing are one fused
+ * op (`headFused`) whose backward keeps only k̂ and the logits (reset is a constant).
  */
 export function shiftLinear(
   p: ShiftLinearParams,
@@ -75,11 +74,11 @@ export function shiftLinear(
   heads: number,
   opts: { prev?: Tensor | null; reset?: Tensor | null } = {},
 ): { out: Tensor; raw: Tensor } {
-  const { kh, alpha, keep, prev } = shiftInputs('shiftLinear', p, x, heads, opts);
+  const { kh, logit, keep, prev } = shiftInputs('shiftLinear', p, x, heads, opts);
   const [B, T, h] = x.shape;
   const kh4 = reshape(kh, [B, T, heads, h / heads]);
-  const out4 = headFused(kh4, { shift: { alpha, keep, prev } });
+  const out4 = headFused(kh4, { shift: { logit, keep, prev } });
   const out = reshape(out4, [B, T, h]);
-  for (const t of [kh4, alpha, keep, out4]) t?.dispose();
+  for (const t of [kh4, logit, keep, out4]) t?.dispose();
   return { out, raw: kh };
 }
