@@ -3,19 +3,41 @@ import { add, type Backend, dispose, matmul, mul, narrow, reshape, rmsNorm, silu
 import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fusedAddRmsNorm, fusedRmsNorm } from '../src/layers/fused-norm.js';
-import { fusedSwigluDown } from '../src/layers/fused-swiglu.js';
+import { fusedSwiglu } from '../src/layers/fused-swiglu.js';
 import { f64, maxDiff, relMaxError, values, wsum } from './util.js';
 
 const gpu = (await testWebGPU()) as unknown as Backend | null;
 afterAll(destroyTestWebGPU, 60_000);
 
-/** The composed SwiGLU after gate_proj: narrow, silu, mul, the down matmul (+ bias). */
-function composedSwiglu(gu: Tensor, w: Tensor, b: Tensor | null): Tensor {
-  const H = gu.shape[gu.rank - 1] / 2;
-  const h = mul(silu(narrow(gu, -1, 0, H)), narrow(gu, -1, H, H));
-  const y = matmul(h, transpose(w));
+/** `x·Wᵀ (+ b)`. */
+function lin(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  const y = matmul(x, transpose(w));
   return b ? add(y, b) : y;
 }
+
+/** The composed SwiGLU MLP: gate_proj, narrow, silu, mul, down_proj. */
+function composedSwiglu(x: Tensor, wg: Tensor, bg: Tensor | null, wd: Tensor, bd: Tensor | null): Tensor {
+  const gu = lin(x, wg, bg);
+  const H = gu.shape[gu.rank - 1] / 2;
+  return lin(mul(silu(narrow(gu, -1, 0, H)), narrow(gu, -1, H, H)), wd, bd);
+}
+
+/** The MLP inputs [x, wg, wd, bg?, bd?] as float64 CPU tensors (gate pre-activations reach ±`amp`·…). */
+function mlpInputs(N: number, dim: number, H: number, bias: boolean, seed: number): Tensor[] {
+  const xs = [
+    f64(values(N * dim, seed), [1, N, dim]),
+    f64(values(2 * H * dim, seed + 1), [2 * H, dim]),
+    f64(values(dim * H, seed + 2), [dim, H]),
+  ];
+  if (bias) xs.push(f64(values(2 * H, seed + 3), [2 * H]), f64(values(dim, seed + 4), [dim]));
+  return xs;
+}
+
+/** Applies `fn` to [x, wg, wd, bg?, bd?]. */
+const mlpOf =
+  (fn: typeof composedSwiglu) =>
+  (...xs: Tensor[]) =>
+    fn(xs[0], xs[1], xs[3] ?? null, xs[2], xs[4] ?? null);
 
 /** Value and gradients of wsum(f(inputs)) (all inputs differentiated), read back as plain arrays. */
 async function lossGrads(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[]): Promise<{ y: number[]; grads: number[][] }> {
@@ -139,38 +161,31 @@ describe('fusedAddRmsNorm (CPU)', () => {
   });
 });
 
-describe('fusedSwigluDown (CPU)', () => {
-  it('equals the composed narrow/silu/mul/matmul in value and gradients (float64, with and without bias)', async () => {
-    const [N, H, dim] = [5, 7, 3];
-    const gu = f64(values(N * 2 * H, 11, -4, 4), [1, N, 2 * H]);
-    const w = f64(values(dim * H, 12), [dim, H]);
-    const b = f64(values(dim, 13), [dim]);
-    for (const inputs of [
-      [gu, w, b],
-      [gu, w],
-    ]) {
-      const f =
-        (fn: typeof composedSwiglu) =>
-        (...xs: Tensor[]) =>
-          fn(xs[0], xs[1], xs[2] ?? null);
-      const fused = await lossGrads(f(fusedSwigluDown), inputs);
-      const ref = await lossGrads(f(composedSwiglu), inputs);
+describe('fusedSwiglu (CPU)', () => {
+  it('equals the composed gate_proj/narrow/silu/mul/down_proj in value and gradients (float64, with and without biases)', async () => {
+    for (const bias of [true, false]) {
+      const inputs = mlpInputs(5, 3, 7, bias, 11);
+      const fused = await lossGrads(mlpOf(fusedSwiglu), inputs);
+      const ref = await lossGrads(mlpOf(composedSwiglu), inputs);
       expect(relMaxError(fused.y, ref.y)).toBeLessThan(1e-13);
       for (let i = 0; i < inputs.length; i++) expect(relMaxError(fused.grads[i], ref.grads[i])).toBeLessThan(1e-12);
+      dispose(inputs);
     }
-    dispose([gu, w, b]);
   });
 
-  it('passes gradcheck against float64 finite differences in gu, weight and bias, including large |gate|', () => {
-    const gu = f64([...values(3 * 8, 14, -3, 3).slice(0, 20), 30, -30, 40, -40], [3, 8]);
-    const w = f64(values(2 * 4, 15), [2, 4]);
-    const b = f64(values(2, 16), [2]);
-    expect(gradcheck((a, c, d) => wsum(fusedSwigluDown(a, c, d)), [gu, w, b]).ok).toBe(true);
-    dispose([gu, w, b]);
+  it('passes gradcheck against float64 finite differences in x, both weights and both biases, including large |gate|', () => {
+    const inputs = mlpInputs(3, 4, 2, true, 14);
+    const big = f64(
+      [...values(3 * 4, 20, -1, 1)].map((v, i) => (i % 2 ? 10 * v : v)),
+      [1, 3, 4],
+    ); // gates up to ~±40
+    inputs[0].dispose();
+    inputs[0] = big;
+    expect(gradcheck((...xs) => wsum(mlpOf(fusedSwiglu)(...xs)), inputs).ok).toBe(true);
+    dispose(inputs);
   });
 });
 
-// lavapipe compiles each new kernel in software: generous timeouts
 describe.skipIf(!gpu)('fused RMSNorm and SwiGLU on WebGPU against float64 CPU references', { timeout: 120_000 }, () => {
   const f32 = (t: Tensor) => tensor(Float32Array.from(t.dataSync()), [...t.shape], { backend: gpu as Backend });
 
@@ -242,24 +257,20 @@ describe.skipIf(!gpu)('fused RMSNorm and SwiGLU on WebGPU against float64 CPU re
     }
   });
 
-  it('swiglu forward and gradients: odd hidden (1, 37), with and without bias, gates up to ±40', async () => {
-    for (const [N, H, dim] of [
-      [3, 1, 2],
-      [65, 37, 5],
+  it('swiglu forward and gradients: odd hidden (1, 37), with and without biases', async () => {
+    for (const [N, dim, H] of [
+      [3, 2, 1],
+      [65, 5, 37],
     ]) {
-      const gu = f64(values(N * 2 * H, N * H, -40, 40), [N, 2 * H]);
-      const w = f64(values(dim * H, 31), [dim, H]);
-      const b = f64(values(dim, 32), [dim]);
-      for (const withBias of [true, false]) {
-        const inputs = withBias ? [gu, w, b] : [gu, w];
-        const ref = await lossGrads((...xs) => composedSwiglu(xs[0], xs[1], xs[2] ?? null), inputs);
+      for (const bias of [true, false]) {
+        const inputs = mlpInputs(N, dim, H, bias, N + H);
+        const ref = await lossGrads(mlpOf(composedSwiglu), inputs);
         const gi = inputs.map(f32);
-        const got = await lossGrads((...xs) => fusedSwigluDown(xs[0], xs[1], xs[2] ?? null), gi);
+        const got = await lossGrads(mlpOf(fusedSwiglu), gi);
         expect(relMaxError(got.y, ref.y)).toBeLessThan(1e-5);
         for (let i = 0; i < inputs.length; i++) expect(relMaxError(got.grads[i], ref.grads[i])).toBeLessThan(1e-4);
-        dispose(gi);
+        dispose([...inputs, ...gi]);
       }
-      dispose([gu, w, b]);
     }
   });
 });

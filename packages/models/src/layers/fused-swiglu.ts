@@ -2,12 +2,14 @@ import { customOp } from '@foxgate/autograd';
 import { add, CpuBackend, fail, matmul, reshape, sum, type Tensor, tensor, transpose, WebGPUBackend } from '@foxgate/tensor';
 
 /*
- * The SwiGLU MLP after its gate_proj as one fused op with its own backward:
+ * The SwiGLU MLP as one fused op with its own backward:
+ *   gu = x · Wgᵀ (+ bg)                                           (gate_proj)
  *   h = silu(g) ⊙ u  with  [g, u] = gu split in halves along the last axis (no narrow copies),
- *   out = h · Wᵀ (+ b)                                            (down_proj)
- * The forward saves only gu (the input, kept by the tape): the backward recomputes h in one
- * kernel, takes dW = gᵀ·h, db = Σ_rows g and dh = g·W, and turns dh into dgu in one kernel:
- *   dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))),  du = dh ⊙ silu(g).
+ *   out = h · Wdᵀ (+ bd)                                           (down_proj)
+ * The forward saves gu (and the tape x): the backward recomputes h in one kernel, takes
+ * dWd = gᵀ·h, dh = g·Wd, turns dh into dgu in one kernel,
+ *   dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))),  du = dh ⊙ silu(g),
+ * then dWg = dguᵀ·x and dx = dgu·Wg (weight gradients in the weights' layout: no copies).
  * CPU kernels on host arrays (float32/float64) and WGSL kernels (float32) side by side; the
  * matmuls are the backend's.
  */
@@ -141,10 +143,10 @@ function swigluKernelBackward(gu: Tensor, dh: Tensor): Tensor {
   return isCpu('swiglu', gu) ? cpuSwigluBackward(gu, dh) : gpuSwigluBackward(gu.backend as WebGPUBackend, gu, dh);
 }
 
-/** `h · Wᵀ (+ b)` for `h` `[..., H]`, `W` `[dim, H]`. */
-function down(h: Tensor, w: Tensor, bias: Tensor | null): Tensor {
+/** `x · Wᵀ (+ b)` for `x` `[..., in]`, `W` `[out, in]`. */
+function linearOf(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
   const wt = transpose(w);
-  const y = matmul(h, wt);
+  const y = matmul(x, wt);
   wt.dispose();
   if (!bias) return y;
   const out = add(y, bias);
@@ -152,49 +154,78 @@ function down(h: Tensor, w: Tensor, bias: Tensor | null): Tensor {
   return out;
 }
 
-const fused = customOp({
+/** `aᵀ·b` over the rows of `a` `[..., n]` and `b` `[..., m]` → `[n, m]` (a weight gradient in `[out, in]` layout). */
+function rowsOuter(a: Tensor, b: Tensor): Tensor {
+  const n = a.shape[a.rank - 1];
+  const a2 = reshape(a, [a.size / n, n]);
+  const b2 = reshape(b, [b.size / b.shape[b.rank - 1], b.shape[b.rank - 1]]);
+  const at = transpose(a2);
+  const out = matmul(at, b2);
+  for (const t of [a2, b2, at]) t.dispose();
+  return out;
+}
+
+function rowSum(g: Tensor): Tensor {
+  const n = g.shape[g.rank - 1];
+  const g2 = reshape(g, [g.size / n, n]);
+  const out = sum(g2, 0);
+  g2.dispose();
+  return out;
+}
+
+interface Attrs {
+  /** Biases present: [gate_proj, down_proj]. */
+  gateBias: boolean;
+  downBias: boolean;
+}
+
+const fused = customOp<Attrs>({
   name: 'swiglu',
-  // the backward recomputes h from gu: the output is not needed
+  // the tape keeps the inputs (x and the weights); gu is saved; h is recomputed; no output is needed
   saveOutputs: false,
-  forward(inputs) {
-    const [gu, w, bias = null] = inputs;
+  forward(inputs, a) {
+    const [x, wg, wd] = inputs;
+    const bg = a.gateBias ? inputs[3] : null;
+    const bd = a.downBias ? inputs[a.gateBias ? 4 : 3] : null;
+    const gu = linearOf(x, wg, bg);
     const h = swigluKernel(gu);
-    const out = down(h, w, bias);
+    const out = linearOf(h, wd, bd);
     h.dispose();
-    return { outputs: [out] };
+    return { outputs: [out], saved: [gu] };
   },
-  backward(gOut, _saved, inputs) {
+  backward(gOut, saved, inputs, _outputs, a) {
     const g = gOut[0];
-    const [gu, w, bias = null] = inputs;
     if (!g) return inputs.map(() => null);
-    const dim = w.shape[0];
-    const H = w.shape[1];
-    const N = g.size / dim;
-    const g2 = reshape(g, [N, dim]);
+    const [x, wg, wd] = inputs;
+    const gu = saved[0];
     const h = swigluKernel(gu);
-    const h2 = reshape(h, [N, H]);
-    const g2t = transpose(g2);
-    const dw = matmul(g2t, h2); // [dim, H]
-    const dh = matmul(g, w); // [..., H]
+    const dwd = rowsOuter(g, h); // [dim, H]
+    const dh = matmul(g, wd); // [..., H]
+    h.dispose();
     const dgu = swigluKernelBackward(gu, dh);
-    const db = bias ? sum(g2, 0) : null;
-    for (const t of [g2, h, h2, g2t, dh]) t.dispose();
-    return bias ? [dgu, dw, db] : [dgu, dw];
+    dh.dispose();
+    const dwg = rowsOuter(dgu, x); // [2H, dim]
+    const dx = matmul(dgu, wg); // [..., dim]
+    const grads: (Tensor | null)[] = [dx, dwg, dwd];
+    if (a.gateBias) grads.push(rowSum(dgu));
+    if (a.downBias) grads.push(rowSum(g));
+    dgu.dispose();
+    return grads;
   },
 });
 
 /**
- * `down(silu(g) ⊙ u)` with `[g, u]` the halves of `gu` `[..., 2H]` (the gate_proj output) and the
- * down projection `weight` `[dim, H]`, `bias` `[dim]` or null → `[..., dim]`. One kernel for the
- * activation, the backend's matmul for the projection; under a gradient only `gu` is kept (the
- * backward recomputes `silu(g) ⊙ u` in one kernel and computes `dgu` in one more). CPU
- * (float32/float64) and WebGPU (float32). Callers check shapes, dtypes and backends.
+ * The SwiGLU MLP `down(silu(g) ⊙ u)` with `[g, u] = x·gate_projᵀ (+ bias)` split in halves, as
+ * one op: `x` `[..., dim]`, gate_proj `[2H, dim]`, down_proj `[dim, H]` (biases `[2H]`, `[dim]`
+ * or null) → `[..., dim]`. The matmuls are the backend's; the activation and its gradient are
+ * one kernel each. Under a gradient it keeps `x` and the gate_proj output `gu` only (the
+ * backward recomputes `silu(g) ⊙ u`), and the weight gradients come out in the weights' own
+ * layout (no transposed copy). CPU (float32/float64) and WebGPU (float32). Callers check shapes,
+ * dtypes and backends.
  */
-export function fusedSwigluDown(gu: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
-  const guc = gu.isContiguous ? gu : gu.contiguous();
-  try {
-    return fused(bias ? [guc, weight, bias] : [guc, weight])[0];
-  } finally {
-    if (guc !== gu) guc.dispose();
-  }
+export function fusedSwiglu(x: Tensor, gateWeight: Tensor, gateBias: Tensor | null, downWeight: Tensor, downBias: Tensor | null): Tensor {
+  const inputs = [x, gateWeight, downWeight];
+  if (gateBias) inputs.push(gateBias);
+  if (downBias) inputs.push(downBias);
+  return fused(inputs, { gateBias: gateBias !== null, downBias: downBias !== null })[0];
 }

@@ -1,7 +1,7 @@
 import { fail, fmtShape, type RngKeyLike, split, type Tensor } from '@foxgate/tensor';
 import { checkDim, fmtTensor } from '../check.js';
-import { fusedSwigluDown } from './fused-swiglu.js';
-import { applyLinear, checkLinear, checkLinearParams, type InitOptions, initLinear, type LinearParams } from './linear.js';
+import { fusedSwiglu } from './fused-swiglu.js';
+import { checkLinear, checkLinearParams, type InitOptions, initLinear, type LinearParams } from './linear.js';
 
 /**
  * Parameters of the Transformer++ (LLaMA) MLP in the official FoX layout: `gate_proj` fuses
@@ -38,9 +38,8 @@ export function initSwiGLU(key: RngKeyLike, dim: number, hidden: number, opts: S
 
 /**
  * `down(silu(gate) ⊙ up)` with `[gate, up] = x·gate_projᵀ` split in halves, for `x` `[..., dim]`
- * → `[..., dim]`. After the gate_proj matmul, the activation and down_proj run as one fused op
- * (`fusedSwigluDown`): no narrow copies, and the backward keeps only the gate_proj output (it
- * recomputes `silu(gate) ⊙ up` instead of saving it).
+ * → `[..., dim]`, as one fused op (`fusedSwiglu`): no narrow copies, and the backward keeps only
+ * `x` and the gate_proj output (it recomputes `silu(gate) ⊙ up` instead of saving it).
  */
 export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
   const op = 'swiglu';
@@ -60,8 +59,5 @@ export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
     fail(op, `dtypes differ: x ${fmtTensor(x)} and p.down_proj.weight ${fmtTensor(p.down_proj.weight)}`);
   if (p.down_proj.weight.backend !== x.backend)
     fail(op, `x lives on ${x.backend.name} but p.down_proj.weight on ${p.down_proj.weight.backend.name}`);
-  const gu = applyLinear(p.gate_proj, x);
-  const out = fusedSwigluDown(gu, p.down_proj.weight, p.down_proj.bias ?? null);
-  gu.dispose();
-  return out;
+  return fusedSwiglu(x, p.gate_proj.weight, p.gate_proj.bias ?? null, p.down_proj.weight, p.down_proj.bias ?? null);
 }
