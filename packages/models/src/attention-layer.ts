@@ -4,6 +4,7 @@ import { headDim, type ModelConfig } from './config.js';
 import { headFused } from './layers/head-fused.js';
 import { applyLinear, type LinearParams } from './layers/linear.js';
 import type { RMSNormParams } from './layers/norm.js';
+import { attentionOutput } from './layers/out-proj-fused.js';
 import { type RopeTables, ropeTablesFor, ropeTableTensors } from './layers/rope.js';
 import { type ShiftLinearParams, shiftInputs } from './layers/shift.js';
 
@@ -164,7 +165,8 @@ function heads(
  * One attention sub-layer on the normed hidden state `x` `[B,T,h]`: q/k/v projections (with the
  * token shift where configured), QK-norm, RoPE, forgetting or softmax attention, output norm and
  * gate, output projection. The per-head steps around the attention (shift, QK-norm and RoPE of
- * q/k/v; output norm and gate) are fused ops (`headFused`) that keep only the projections, α, the
+ * q/k/v; output norm and gate with the output projection) are fused ops (`headFused`,
+ * `attentionOutput`) that keep only the projections before their per-head steps, the shift and
  * gate logits and the per-row norm scales for the backward.
  */
 export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ctx: LayerContext): LayerOutput {
@@ -227,16 +229,18 @@ export function attentionLayer(p: AttentionParams, x: Tensor, c: ModelConfig, ct
   } else {
     o = softmaxAttention(q, k, v, { impl: ctx.impl });
   }
-  // output norm and gate: one fused op on the heads (the gate logits are its only saved extra)
+  // output norm, gate and projection: one fused op (keeps o, the gate logits and r; not the projection's input)
   const on = p.output_norm ? { weight: p.output_norm.weight, eps: c.norm_eps } : undefined;
   const gate = p.ogate_proj ? applyLinear(p.ogate_proj, x) : undefined;
+  let out: Tensor;
   if (on || gate) {
-    const og = headFused(o, { norm: on, gate });
+    out = attentionOutput(o, { norm: on, gate }, p.o_proj);
     gate?.dispose();
-    o = og;
+  } else {
+    const flat = reshape(o, [B, T, H * D]);
+    out = applyLinear(p.o_proj, flat);
+    flat.dispose();
   }
-  const flat = reshape(o, [B, T, H * D]);
-  const out = applyLinear(p.o_proj, flat);
   return { out, logF: ctx.stats ? logF : undefined, pruned };
 }
 

@@ -4,6 +4,7 @@ import {
   type Backend,
   concat,
   dispose,
+  matmul,
   memoryStats,
   mul,
   narrow,
@@ -15,12 +16,14 @@ import {
   sum,
   type Tensor,
   tensor,
+  transpose,
   unsqueeze,
   zeros,
 } from '@foxgate/tensor';
 import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { headFused } from '../src/layers/head-fused.js';
+import { attentionOutput } from '../src/layers/out-proj-fused.js';
 import { ropeTableTensors } from '../src/layers/rope.js';
 import { maxDiff, values, wsum } from './util.js';
 
@@ -235,4 +238,75 @@ describe.skipIf(!gpu)('headFused on WebGPU (float32) against the CPU in float64'
       }
     });
   }
+});
+
+describe('attentionOutput: output norm and gate fused with the output projection', () => {
+  /** o, norm weight, gate logits, projection weight [out, H·D] and bias. */
+  const outInputs = (shape: number[], out: number, dtype: 'float32' | 'float64', backend: string | Backend) => {
+    const c: Case = { norm: 'head', gate: true };
+    const i = inputsOf(c, shape, dtype, backend);
+    const [, , H, D] = shape;
+    const mk = (n: number, seed: number, dims: number[]) => {
+      const v = values(n, seed, -0.5, 0.5);
+      return tensor(dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v), dims, { dtype, backend });
+    };
+    return { ...i, pw: mk(out * H * D, 21, [out, H * D]), pb: mk(out, 22, [out]) };
+  };
+  type P = { x: Tensor; w: Tensor; z: Tensor; pw: Tensor; pb: Tensor };
+  const viaFused = (p: P, bias: boolean) =>
+    attentionOutput(p.x, { norm: { weight: p.w, eps: EPS }, gate: p.z }, { weight: p.pw, ...(bias ? { bias: p.pb } : {}) });
+  const viaComposed = (p: P, bias: boolean) => {
+    const [B, T, H, D] = p.x.shape;
+    const m = reshape(composed({ norm: 'head', gate: true }, { x: p.x, w: p.w, z: p.z }), [B, T, H * D]);
+    const y = matmul(m, transpose(p.pw));
+    return bias ? add(y, p.pb) : y;
+  };
+  const run = async (p: P, f: (p: P, bias: boolean) => Tensor, bias: boolean) => {
+    const keys = ['x', 'w', 'z', 'pw', ...(bias ? ['pb'] : [])] as const;
+    const r = valueAndGrad((q: P) => {
+      const out = f(q, bias);
+      return { loss: wsum(out), aux: out };
+    })(p);
+    const y = Array.from(await r.aux.data());
+    const grads: Record<string, number[]> = {};
+    for (const k of keys) grads[k] = Array.from(await (r.grads as unknown as Record<string, Tensor>)[k].data());
+    dispose(r);
+    return { y, grads };
+  };
+
+  it('the same values and gradients as headFused + linear (CPU, float64, with and without bias)', async () => {
+    for (const bias of [true, false]) {
+      const i = outInputs([2, 5, 3, 6], 7, 'float64', 'cpu');
+      const p = { x: i.x, w: i.w as Tensor, z: i.z as Tensor, pw: i.pw, pb: i.pb };
+      const want = await run(p, viaComposed, bias);
+      const got = await run(p, viaFused, bias);
+      expect(maxDiff(got.y, want.y)).toBeLessThan(1e-12);
+      for (const k of Object.keys(want.grads)) expect(maxDiff(got.grads[k], want.grads[k]), k).toBeLessThan(1e-11);
+      dispose(i);
+    }
+  });
+
+  it('passes gradcheck (float64 finite differences)', () => {
+    const i = outInputs([1, 4, 2, 4], 3, 'float64', 'cpu');
+    const report = gradcheck(
+      (x: Tensor, w: Tensor, z: Tensor, pw: Tensor, pb: Tensor) => wsum(viaFused({ x, w, z, pw, pb }, true)),
+      [i.x, i.w as Tensor, i.z as Tensor, i.pw, i.pb],
+    );
+    expect(report.ok).toBe(true);
+    dispose(i);
+  });
+
+  it.skipIf(!gpu)('WebGPU (float32) against the CPU in float64', { timeout: 120_000 }, async () => {
+    const shape = [2, 37, 3, 6];
+    const ic = outInputs(shape, 5, 'float64', 'cpu');
+    const ig = outInputs(shape, 5, 'float32', gpu as Backend);
+    const pc = { x: ic.x, w: ic.w as Tensor, z: ic.z as Tensor, pw: ic.pw, pb: ic.pb };
+    const pg = { x: ig.x, w: ig.w as Tensor, z: ig.z as Tensor, pw: ig.pw, pb: ig.pb };
+    const want = await run(pc, viaFused, true);
+    const got = await run(pg, viaFused, true);
+    const scale = (a: number[]) => Math.max(1, ...a.map(Math.abs));
+    expect(maxDiff(got.y, want.y) / scale(want.y)).toBeLessThan(1e-5);
+    for (const k of Object.keys(want.grads)) expect(maxDiff(got.grads[k], want.grads[k]) / scale(want.grads[k]), k).toBeLessThan(1e-4);
+    dispose([ic, ig]);
+  });
 });

@@ -302,99 +302,126 @@ function hostOf(inputs: readonly Tensor[], a: HeadFusedAttrs): Host {
 
 // ---- the op ---------------------------------------------------------------------------------
 
+/** The forward kernel on `inputs` (the op's input list): y `[B,T,H,D]` and, with a norm, r `[B·T·H]`. */
+export function headFusedForward(inputs: readonly Tensor[], a: HeadFusedAttrs): { y: Tensor; rstd: Tensor | null } {
+  const x = inputs[0];
+  if (x.backend instanceof WebGPUBackend) return headFusedForwardWebGPU(x.backend, inputs, a);
+  if (!(x.backend instanceof CpuBackend)) fail('headFused', `no kernel for the ${x.backend.name} backend`);
+  const r = cpuForward(hostOf(inputs, a), a, x);
+  const create = { dtype: x.dtype, backend: x.backend };
+  const y = tensor(r.y, [a.B, a.T, a.H, a.D], create);
+  return { y, rstd: r.rstd ? tensor(r.rstd, [a.B * a.T * a.H], create) : null };
+}
+
+/** What the backward keeps of the op's inputs (by `savedLayout`), plus r. */
+export function headFusedSaved(inputs: readonly Tensor[], rstd: Tensor | null, a: HeadFusedAttrs): Tensor[] {
+  const L = savedLayout(a);
+  const opt = (i: number) => (i >= 0 ? inputs[i] : null);
+  const saved: Tensor[] = [];
+  const put = (pos: number, t: Tensor | null) => {
+    if (pos >= 0) saved[pos] = t as Tensor;
+  };
+  put(L.x, inputs[0]);
+  put(L.alpha, opt(a.at.alpha));
+  put(L.keep, opt(a.at.keep));
+  put(L.prev, opt(a.at.prev));
+  put(L.w, opt(a.at.w));
+  put(L.rstd, rstd);
+  put(L.cos, opt(a.at.cos));
+  put(L.sin, opt(a.at.sin));
+  put(L.z, opt(a.at.z));
+  return saved;
+}
+
+/** The op's input list rebuilt from `saved` (x is missing where it was not saved: RoPE alone). */
+export function headFusedInputs(saved: readonly Tensor[], a: HeadFusedAttrs): Tensor[] {
+  const L = savedLayout(a);
+  const sv = (i: number) => (i >= 0 ? saved[i] : null);
+  const rebuilt: Tensor[] = [];
+  rebuilt[0] = sv(L.x) ?? (null as unknown as Tensor);
+  const put = (pos: number, t: Tensor | null) => {
+    if (pos >= 0) rebuilt[pos] = t as Tensor;
+  };
+  put(a.at.alpha, sv(L.alpha));
+  put(a.at.keep, sv(L.keep));
+  put(a.at.prev, sv(L.prev));
+  put(a.at.w, sv(L.w));
+  put(a.at.cos, sv(L.cos));
+  put(a.at.sin, sv(L.sin));
+  put(a.at.z, sv(L.z));
+  return rebuilt;
+}
+
+/**
+ * The backward kernels: from the output gradient `g` and `saved` (`headFusedSaved`), one
+ * gradient per input of the op (null for the constants); `shapes` are the inputs' shapes.
+ */
+export function headFusedBackward(
+  g: Tensor,
+  saved: readonly Tensor[],
+  shapes: readonly (readonly number[])[],
+  a: HeadFusedAttrs,
+): (Tensor | null)[] {
+  const out: (Tensor | null)[] = shapes.map(() => null);
+  const rebuilt = headFusedInputs(saved, a);
+  const rstd = a.norm !== 'none' ? saved[savedLayout(a).rstd] : null;
+  const needs = { x: true, alpha: a.shift, w: a.norm !== 'none', z: a.gate };
+  if (g.backend instanceof WebGPUBackend) {
+    const r = headFusedBackwardWebGPU(g.backend, g, rebuilt, rstd, a);
+    out[0] = r.dx;
+    if (a.at.alpha >= 0) out[a.at.alpha] = r.dalpha;
+    if (a.at.prev >= 0) out[a.at.prev] = r.dprev;
+    if (a.at.w >= 0 && r.dwPartial) {
+      let dw = sum(r.dwPartial, 0); // [H, D]
+      if (a.norm === 'shared') dw = sum(dw, 0);
+      out[a.at.w] = reshape(dw, shapes[a.at.w]);
+    }
+    if (a.at.z >= 0 && r.dz) out[a.at.z] = reshape(r.dz, shapes[a.at.z]);
+    return out;
+  }
+  const hx: Host = {
+    x: rebuilt[0] ? rebuilt[0].dataSync() : new Float64Array(0),
+    alpha: a.at.alpha >= 0 ? sigmoidOf(rebuilt[a.at.alpha].dataSync()) : null,
+    keep: a.at.keep >= 0 ? rebuilt[a.at.keep].dataSync() : null,
+    prev: a.at.prev >= 0 ? rebuilt[a.at.prev].dataSync() : null,
+    w: a.at.w >= 0 ? rebuilt[a.at.w].dataSync() : null,
+    cos: a.at.cos >= 0 ? rebuilt[a.at.cos].dataSync() : null,
+    sin: a.at.sin >= 0 ? rebuilt[a.at.sin].dataSync() : null,
+    z: a.at.z >= 0 ? rebuilt[a.at.z].dataSync() : null,
+  };
+  const r = cpuBackward(g.dataSync(), hx, rstd ? rstd.dataSync() : null, a, g, needs);
+  const create = { dtype: g.dtype, backend: g.backend };
+  out[0] = tensor(r.dx, [a.B, a.T, a.H, a.D], create);
+  if (a.at.alpha >= 0 && r.dalpha) out[a.at.alpha] = tensor(r.dalpha, [a.B, a.T, a.H], create);
+  if (a.at.prev >= 0 && r.dprev) out[a.at.prev] = tensor(r.dprev, [a.B, a.H * a.D], create);
+  if (a.at.w >= 0 && r.dw) out[a.at.w] = tensor(r.dw, [...shapes[a.at.w]], create);
+  if (a.at.z >= 0 && r.dz) out[a.at.z] = tensor(r.dz, [...shapes[a.at.z]], create);
+  return out;
+}
+
 const op = customOp<HeadFusedAttrs>({
   name: 'headFused',
   // the forward says what the backward needs (`saved`): RoPE alone keeps no input alive
   saveInputs: false,
   saveOutputs: false,
   forward(inputs, a) {
-    const x = inputs[0];
-    const opt = (i: number) => (i >= 0 ? inputs[i] : null);
-    let y: Tensor;
-    let rstd: Tensor | null = null;
-    if (x.backend instanceof WebGPUBackend) {
-      const r = headFusedForwardWebGPU(x.backend, inputs, a);
-      y = r.y;
-      rstd = r.rstd;
-    } else if (x.backend instanceof CpuBackend) {
-      const r = cpuForward(hostOf(inputs, a), a, x);
-      const create = { dtype: x.dtype, backend: x.backend };
-      y = tensor(r.y, [a.B, a.T, a.H, a.D], create);
-      rstd = r.rstd ? tensor(r.rstd, [a.B * a.T * a.H], create) : null;
-    } else fail('headFused', `no kernel for the ${x.backend.name} backend`);
+    const { y, rstd } = headFusedForward(inputs, a);
     if (!a.grads) {
       rstd?.dispose();
       return { outputs: [y] };
     }
-    const L = savedLayout(a);
-    const saved: Tensor[] = [];
-    const put = (pos: number, t: Tensor | null) => {
-      if (pos >= 0) saved[pos] = t as Tensor;
-    };
-    put(L.x, x);
-    put(L.alpha, opt(a.at.alpha));
-    put(L.keep, opt(a.at.keep));
-    put(L.prev, opt(a.at.prev));
-    put(L.w, opt(a.at.w));
-    put(L.rstd, rstd);
-    put(L.cos, opt(a.at.cos));
-    put(L.sin, opt(a.at.sin));
-    put(L.z, opt(a.at.z));
-    return { outputs: [y], saved };
+    return { outputs: [y], saved: headFusedSaved(inputs, rstd, a) };
   },
   backward(gOut, saved, inputs, _outputs, a) {
-    const out: (Tensor | null)[] = inputs.map(() => null);
     const g = gOut[0];
-    if (!g) return out;
+    if (!g) return inputs.map(() => null);
     if (saved.length === 0) fail('headFused', 'internal: the forward ran without gradients while a gradient was recorded');
-    const L = savedLayout(a);
-    const sv = (i: number) => (i >= 0 ? saved[i] : null);
-    // the rebuilt input list the kernels read (x only where it was saved)
-    const rebuilt: Tensor[] = [];
-    rebuilt[0] = sv(L.x) ?? (null as unknown as Tensor);
-    const put = (pos: number, t: Tensor | null) => {
-      if (pos >= 0) rebuilt[pos] = t as Tensor;
-    };
-    put(a.at.alpha, sv(L.alpha));
-    put(a.at.keep, sv(L.keep));
-    put(a.at.prev, sv(L.prev));
-    put(a.at.w, sv(L.w));
-    put(a.at.cos, sv(L.cos));
-    put(a.at.sin, sv(L.sin));
-    put(a.at.z, sv(L.z));
-    const rstd = sv(L.rstd);
-    const needs = { x: true, alpha: a.shift, w: a.norm !== 'none', z: a.gate };
-    if (g.backend instanceof WebGPUBackend) {
-      const r = headFusedBackwardWebGPU(g.backend, g, rebuilt, rstd, a);
-      out[0] = r.dx;
-      if (a.at.alpha >= 0) out[a.at.alpha] = r.dalpha;
-      if (a.at.prev >= 0) out[a.at.prev] = r.dprev;
-      if (a.at.w >= 0 && r.dwPartial) {
-        let dw = sum(r.dwPartial, 0); // [H, D]
-        if (a.norm === 'shared') dw = sum(dw, 0);
-        out[a.at.w] = reshape(dw, inputs[a.at.w].shape);
-      }
-      if (a.at.z >= 0) out[a.at.z] = r.dz;
-      return out;
-    }
-    const hx: Host = {
-      x: rebuilt[0] ? rebuilt[0].dataSync() : new Float64Array(0),
-      alpha: a.at.alpha >= 0 ? sigmoidOf(rebuilt[a.at.alpha].dataSync()) : null,
-      keep: a.at.keep >= 0 ? rebuilt[a.at.keep].dataSync() : null,
-      prev: a.at.prev >= 0 ? rebuilt[a.at.prev].dataSync() : null,
-      w: a.at.w >= 0 ? rebuilt[a.at.w].dataSync() : null,
-      cos: a.at.cos >= 0 ? rebuilt[a.at.cos].dataSync() : null,
-      sin: a.at.sin >= 0 ? rebuilt[a.at.sin].dataSync() : null,
-      z: a.at.z >= 0 ? rebuilt[a.at.z].dataSync() : null,
-    };
-    const r = cpuBackward(g.dataSync(), hx, rstd ? rstd.dataSync() : null, a, g, needs);
-    const create = { dtype: g.dtype, backend: g.backend };
-    out[0] = tensor(r.dx, [a.B, a.T, a.H, a.D], create);
-    if (a.at.alpha >= 0 && r.dalpha) out[a.at.alpha] = tensor(r.dalpha, [a.B, a.T, a.H], create);
-    if (a.at.prev >= 0 && r.dprev) out[a.at.prev] = tensor(r.dprev, [a.B, a.H * a.D], create);
-    if (a.at.w >= 0 && r.dw) out[a.at.w] = tensor(r.dw, [...inputs[a.at.w].shape], create);
-    if (a.at.z >= 0 && r.dz) out[a.at.z] = reshape(tensor(r.dz, [a.B, a.T, a.H * a.D], create), [...inputs[a.at.z].shape]);
-    return out;
+    return headFusedBackward(
+      g,
+      saved,
+      inputs.map((t) => t.shape),
+      a,
+    );
   },
 });
 
@@ -414,6 +441,12 @@ function check(name: string, t: Tensor, x: Tensor, shape: readonly number[]): vo
  * that recomputes the intermediates instead of keeping them.
  */
 export function headFused(x: Tensor, opts: HeadFusedOptions): Tensor {
+  const { inputs, attrs } = headFusedArgs(x, opts);
+  return op(inputs, attrs)[0];
+}
+
+/** `headFused`'s checked input list and attributes. */
+export function headFusedArgs(x: Tensor, opts: HeadFusedOptions): { inputs: Tensor[]; attrs: HeadFusedAttrs } {
   x.assertAlive('headFused');
   if (x.rank !== 4) fail('headFused', `x must be [B,T,H,D], got ${fmtShape(x.shape)}`);
   if (x.dtype !== 'float32' && x.dtype !== 'float64') fail('headFused', `x must be float32 or float64, got ${x.dtype}`);
@@ -469,5 +502,5 @@ export function headFused(x: Tensor, opts: HeadFusedOptions): Tensor {
     at,
     grads: getRecorder() !== null,
   };
-  return op(inputs, attrs)[0];
+  return { inputs, attrs };
 }
