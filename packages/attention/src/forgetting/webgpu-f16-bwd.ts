@@ -31,13 +31,13 @@ export function setFoxF16Bwd(c: FoxF16BwdConfig | null): void {
     return;
   }
   if (typeof c !== 'object') fail('setFoxF16Bwd', `expects a configuration or null, got ${String(c)}`);
-  const known = ['kvSg', 'bq', 'qSg', 'bk', 'emulate', 'hold', 'pkeep', 'split', 'ablate'];
+  const known = ['kvSg', 'bq', 'qSg', 'bk', 'emulate', 'hold', 'pkeep', 'split', 'ablate', 'prefetch'];
   for (const key of Object.keys(c)) if (!known.includes(key)) fail('setFoxF16Bwd', `unknown key '${key}' (known: ${known.join(', ')})`);
   if (![1, 2, 4].includes(c.kvSg)) fail('setFoxF16Bwd', `kvSg must be 1, 2 or 4, got ${c.kvSg}`);
   if (![1, 2, 4].includes(c.qSg)) fail('setFoxF16Bwd', `qSg must be 1, 2 or 4, got ${c.qSg}`);
   if (![16, 32].includes(c.bq)) fail('setFoxF16Bwd', `bq must be 16 or 32, got ${c.bq}`);
   if (![16, 32].includes(c.bk)) fail('setFoxF16Bwd', `bk must be 16 or 32, got ${c.bk}`);
-  for (const key of ['emulate', 'hold', 'split'] as const)
+  for (const key of ['emulate', 'hold', 'split', 'prefetch'] as const)
     if (c[key] !== undefined && typeof c[key] !== 'boolean') fail('setFoxF16Bwd', `${key} must be a boolean, got ${String(c[key])}`);
   if (c.pkeep !== undefined && c.pkeep !== 'regs' && c.pkeep !== 'shared')
     fail('setFoxF16Bwd', `pkeep must be 'regs' or 'shared', got ${String(c.pkeep)}`);

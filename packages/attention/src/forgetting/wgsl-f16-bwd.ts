@@ -68,6 +68,8 @@ export interface FoxF16BwdConfig {
    * (P and dS on the lanes), 'acc' (the accumulations), 'bar' (the loop's barriers).
    */
   ablate?: string[];
+  /** The next tile's operands and column terms read into registers while the current one computes. */
+  prefetch?: boolean;
 }
 
 export interface FoxF16BwdSpec {
@@ -419,15 +421,73 @@ ${
     : '  let kt0 = 0u;'
 }
   let kt1 = (min(i0w + ${R}u, P.Tq) - 1u + off) / ${C}u + 1u;`;
-  const loopHead = kv
-    ? `  for (var qt = qt0; qt < qt1; qt++) {
+  // prefetch: the next tile's operands (and column terms) are read into registers while the
+  // tile computes, and written to workgroup memory at the top of the next iteration
+  const pre = c.prefetch === true;
+  const units = C * DV;
+  const U = Math.ceil(units / threads);
+  const partial = (u: number) => units % threads !== 0 && (u + 1) * threads > units;
+  const regs = [
+    ['Ca', 'pa', colA],
+    ['Cb', 'pb', colB],
+  ] as const;
+  const fetchTile = (origin: string) =>
+    [
+      ...range(U).flatMap((u) =>
+        regs.map(
+          ([, reg, src]) =>
+            `    { let x = lid + ${u * threads}u; let t = ${origin} + x / ${DV}u; ${reg}${u} = vec4<f32>(0.0); if (${partial(u) ? `x < ${units}u && ` : ''}t < ${src.T}) { ${reg}${u} = ${src.ld}(b, t, h, x % ${DV}u) * ${src.s}; } }`,
+        ),
+      ),
+      kv
+        ? `    { let i = min(${origin} + lid, P.Tq - 1u); tl = lamAt(b, i + off, h); tse = lse2[bh * P.Tq + i + P.lse2_offset]; tdl = delta[(b * P.Tq + i) * P.H + h + P.delta_offset]; nref = lamAt(b, min(${origin}, P.Tq - 1u) + off, h); }`
+        : `    tl = lamAt(b, min(${origin} + lid, P.Tk - 1u), h);`,
+    ].join('\n');
+  const putTile = [
+    ...range(U).flatMap((u) =>
+      regs.map(
+        ([dst, reg]) =>
+          `    ${partial(u) ? `if (lid + ${u * threads}u < ${units}u) ` : ''}{ let x = lid + ${u * threads}u; let o = (x / ${DV}u) * ${HD}u + (x % ${DV}u) * 4u; let hv = vec4<f16>(${reg}${u}); ${range(
+            4,
+          )
+            .map((k) => `${dst}[o + ${k}u] = hv[${k}];`)
+            .join(' ')} }`,
+      ),
+    ),
+    kv
+      ? `    if (lid < ${C}u) { lqC[lid] = (tl - lref) * LOG2E - tse; dlC[lid] = fox_ldexp(fox_ldexp(tdl, min(ev, ed)), max(ev, ed)); }`
+      : `    if (lid < ${C}u) { lkC[lid] = (tl - lref) * LOG2E; }`,
+  ].join('\n');
+  const preDecls = pre
+    ? `${range(U)
+        .flatMap((u) => regs.map(([, reg]) => `  var ${reg}${u}: vec4<f32>;`))
+        .join('\n')}
+  var tl = 0.0;${kv ? '\n  var tse = 0.0;\n  var tdl = 0.0;\n  var nref = 0.0;' : ''}
+${fetchTile(kv ? `qt0 * ${C}u` : `kt0 * ${C}u`)}`
+    : '';
+  const loopHead = pre
+    ? kv
+      ? `  for (var qt = qt0; qt < qt1; qt++) {
+    let i0 = qt * ${C}u;
+    let lref = nref;
+    let lk = (lamRow - lref) * LOG2E;
+    workgroupBarrier();
+@@PUT@@
+${fetchTile(`i0 + ${C}u`)}`
+      : `  for (var kt = kt0; kt < kt1; kt++) {
+    let j0 = kt * ${C}u;
+    workgroupBarrier();
+@@PUT@@
+${fetchTile(`j0 + ${C}u`)}`
+    : kv
+      ? `  for (var qt = qt0; qt < qt1; qt++) {
     let i0 = qt * ${C}u;
     let lref = lamAt(b, i0 + off, h);
     let lk = (lamRow - lref) * LOG2E;
     workgroupBarrier();
 ${stage('Ca', colA, 'i0', C).replace(/^/gm, '  ')}
 ${stage('Cb', colB, 'i0', C).replace(/^/gm, '  ')}`
-    : `  for (var kt = kt0; kt < kt1; kt++) {
+      : `  for (var kt = kt0; kt < kt1; kt++) {
     let j0 = kt * ${C}u;
     workgroupBarrier();
 ${stage('Ca', colA, 'j0', C).replace(/^/gm, '  ')}
@@ -438,9 +498,13 @@ ${stage('Cb', colB, 'j0', C).replace(/^/gm, '  ')}`;
   // ablate (timing experiments; wrong results): pieces of the tile loop left out
   const on = (piece: string) => !c.ablate?.includes(piece);
   const bar = on('bar') ? '    workgroupBarrier();' : '';
-  const head = on('stage') ? loopHead : loopHead.replace(/\n {4}for \(var x = lid;[^]*$/, '');
+  const head = pre
+    ? loopHead.replace('@@PUT@@', on('stage') ? putTile : '')
+    : on('stage')
+      ? loopHead
+      : loopHead.replace(/\n {4}for \(var x = lid;[\s\S]*$/, '');
   const body = `${head}
-${on('terms') ? colTerms : ''}
+${on('terms') && !pre ? colTerms : ''}
 ${bar}
 ${on('s') ? product('Ra', 'Ca') : ''}
 ${bar}
@@ -510,6 +574,7 @@ ${[...aNames, ...bNames].map((n) => M.zero(n)).join('\n')}
 ${stage('Ra', rowA, origin, R)}
 ${stage('Rb', rowB, origin, R)}
 ${loadHeld}
+${preDecls}
 ${body}
 ${doA ? epilogue('da', kv ? 'stDK' : 'stDQ', { mul: 'P.scale', e: `${shift} - ev - ed - ${kv ? 'eq' : 'ek'}` }) : ''}
 ${doB ? epilogue('db', 'stDV', { mul: '1.0', e: '-ed' }) : ''}
