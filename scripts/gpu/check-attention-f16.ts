@@ -401,6 +401,15 @@ const BWD_SWEEP: Record<string, FoxF16BwdConfig | null> = {
   'split-hold-32-sg1': { ...BD, split: true, hold: true, bq: 32, bk: 32, kvSg: 1, qSg: 1 },
   sg4: { ...BD, kvSg: 4, qSg: 4 },
   '32': { ...BD, bq: 32, bk: 32 },
+  prefetch: { ...BD, prefetch: true },
+  'prefetch-pshared': { ...BD, prefetch: true, pkeep: 'shared' },
+  'prefetch-hold': { ...BD, prefetch: true, hold: true },
+  'prefetch-split': { ...BD, prefetch: true, split: true },
+  'prefetch-split-hold': { ...BD, prefetch: true, split: true, hold: true },
+  'prefetch-32': { ...BD, prefetch: true, bq: 32, bk: 32 },
+  'prefetch-split-hold-32': { ...BD, prefetch: true, split: true, hold: true, bq: 32, bk: 32 },
+  'prefetch-sg1': { ...BD, prefetch: true, kvSg: 1, qSg: 1 },
+  'prefetch-sg1-32': { ...BD, prefetch: true, kvSg: 1, qSg: 1, bq: 32, bk: 32 },
   // timing only (wrong results): pieces of the tile loop left out (FoxF16BwdConfig.ablate)
   ...Object.fromEntries(
     [
