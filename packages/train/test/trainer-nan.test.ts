@@ -55,12 +55,13 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
     expect(await checkpointState(out)).toEqual({ step: last, finite: true });
   });
 
-  it('grad norm not read back on most steps (logEvery 100): the NaN parameters never replace the checkpoint', async () => {
+  it('grad norm not read back on most steps (logEvery 100): the run stops, the checkpoint before the failing step stays good', async () => {
     const out = join(tmp, 'rarely-logged');
-    const steps: number[] = [];
-    const msg = await rejectsNaming(train({ ...DIVERGING, logEvery: 100 }, { out, hooks: { onStep: (m) => steps.push(m.step) } }));
-    // the step's loss was finite and its gradients were not read back: the check before the checkpoint caught it
-    expect(msg).toMatch(new RegExp(`^train: step \\d+: parameter ${paramName.source} is not finite after the update`));
+    const msg = await rejectsNaming(train({ ...DIVERGING, logEvery: 100 }, { out }));
+    // the loss check of the step or the parameter check before its checkpoint, whichever sees the overflow first
+    expect(msg).toMatch(
+      new RegExp(`^train: step \\d+: (the loss is not finite|parameter ${paramName.source} is not finite after the update)`),
+    );
     const failed = Number(/step (\d+)/.exec(msg)?.[1]);
     const ck = await checkpointState(out);
     expect(ck.finite).toBe(true);
@@ -69,6 +70,26 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
     // the checkpoint loads and continues: deterministically into the same failure at the same step
     const again = await rejectsNaming(train({}, { out, resume: true, skipFinalEval: true }));
     expect(again).toBe(msg);
+  });
+
+  it('a finite loss and gradient but a NaN update (a poisoned AdamW moment, resumed, logEvery 100): the parameter is named and never replaces the checkpoint', async () => {
+    const out = join(tmp, 'poisoned-moment');
+    await train({ ...DIVERGING, lr: 1e-3, weightDecay: 0.1, steps: 2, logEvery: 100 }, { out, skipFinalEval: true });
+    const file = join(out, 'checkpoint', 'optimizer.safetensors');
+    const ts = await loadSafetensors(file, { backend: 'cpu' });
+    const name = 'v.model.layers.1.mlp.down_proj.weight';
+    expect(ts[name]).toBeDefined();
+    const v = ts[name].dataSync(); // a copy
+    v[3] = Number.NaN;
+    ts[name].dispose();
+    ts[name] = tensor(v, ts[name].shape, { backend: 'cpu' });
+    await saveSafetensors(file, ts);
+    dispose(Object.values(ts));
+    const msg = await rejectsNaming(train({ steps: 5 }, { out, resume: true, skipFinalEval: true }));
+    expect(msg).toBe(
+      `train: step 3: parameter model.layers.1.mlp.down_proj.weight is not finite after the update; the last good checkpoint is ${join(out, 'checkpoint')}`,
+    );
+    expect(await checkpointState(out)).toEqual({ step: 2, finite: true });
   });
 
   it('a NaN in a parameter (a poisoned checkpoint, resumed): the loss is not finite, the gradient named', async () => {
