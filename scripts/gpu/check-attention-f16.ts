@@ -410,6 +410,10 @@ const BWD_SWEEP: Record<string, FoxF16BwdConfig | null> = {
   'prefetch-split-hold-32': { ...BD, prefetch: true, split: true, hold: true, bq: 32, bk: 32 },
   'prefetch-sg1': { ...BD, prefetch: true, kvSg: 1, qSg: 1 },
   'prefetch-sg1-32': { ...BD, prefetch: true, kvSg: 1, qSg: 1, bq: 32, bk: 32 },
+  // the forward's prefetch variant (FWD_SWEEP) beside the f32 and the prefetch backward
+  'fwd-prefetch-f32': null,
+  'fwd-prefetch-prefetch': { ...BD, prefetch: true },
+  'fwd-prefetch-bk32-f32': null,
   // timing only (wrong results): pieces of the tile loop left out (FoxF16BwdConfig.ablate)
   ...Object.fromEntries(
     [
@@ -427,6 +431,13 @@ const BWD_SWEEP: Record<string, FoxF16BwdConfig | null> = {
   ),
 };
 
+/** The forward configuration of a sweep entry: FOX_F16_DEFAULT unless named here. */
+const FWD_SWEEP: Record<string, FoxF16Config> = {
+  'fwd-prefetch-f32': { ...FOX_F16_DEFAULT, prefetch: true },
+  'fwd-prefetch-prefetch': { ...FOX_F16_DEFAULT, prefetch: true },
+  'fwd-prefetch-bk32-f32': { ...FOX_F16_DEFAULT, prefetch: true, bk: 32 },
+};
+
 async function sweepBwd(g: WebGPUBackend): Promise<void> {
   const only = process.env.FOXGATE_SWEEP?.split(',');
   const small: [string, ReturnType<typeof problem>, Parameters<typeof runFox>[3]][] = [
@@ -438,10 +449,10 @@ async function sweepBwd(g: WebGPUBackend): Promise<void> {
   const xs = new Map([4096, 16384].map((T) => [T, benchProblem(g, B, T, H, D)]));
   for (const [name, cfg] of Object.entries(BWD_SWEEP)) {
     if (only && !only.includes(name)) continue;
-    const row: Row = { part: 'sweep-bwd', name, ok: false, cfg, err: {} };
+    const row: Row = { part: 'sweep-bwd', name, ok: false, cfg, ...(FWD_SWEEP[name] ? { fwd: FWD_SWEEP[name] } : {}), err: {} };
     try {
       g.setPrecision('high');
-      setFoxF16(FOX_F16_DEFAULT);
+      setFoxF16(FWD_SWEEP[name] ?? FOX_F16_DEFAULT);
       setFoxF16Bwd(cfg);
       if (cfg && !foxF16BwdConfig(g, D, null)) throw new Error('the f16 backward route is not taken');
       let ok = true;

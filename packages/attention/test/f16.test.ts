@@ -94,6 +94,19 @@ const cases: [string, FoxProblem, FoxF16Config, Parameters<typeof runFox>[3]][] 
     { bk: 16, sg: 1, emulate: true, oacc: 'lanes', pack: true, split: true },
     { gated: false },
   ],
+  // the next key tile prefetched into registers, ACP bounds, Tq < Tk (BK = 64 keys for 32 invocations: two Λ and eight K/V units each)
+  [
+    'gated ACP, prefetch, Tq < Tk',
+    problem(1, 133, 150, 1, 16, 18, [-3, 1]),
+    { bk: 64, sg: 1, emulate: true, prefetch: true },
+    { gated: true, acp: true, stats: true },
+  ],
+  [
+    'softmax, prefetch, 4 subgroups',
+    problem(1, 130, 130, 2, 16, 14, [0, 5], 2),
+    { bk: 16, sg: 4, emulate: true, prefetch: true, tau: 0 },
+    { gated: false },
+  ],
   // tau = 0: the output is rescaled whenever a row's maximum grows
   [
     'softmax, rescaled at every new maximum',

@@ -38,7 +38,7 @@ export function setFoxF16(c: FoxF16Config | false | null): void {
     return;
   }
   if (typeof c !== 'object') fail('setFoxF16', `expects a configuration, false or null, got ${String(c)}`);
-  const known = ['bk', 'sg', 'tau', 'emulate', 'oacc', 'lets', 'pack', 'split', 'qstage', 'debug'];
+  const known = ['bk', 'sg', 'tau', 'emulate', 'oacc', 'lets', 'pack', 'split', 'qstage', 'debug', 'prefetch'];
   for (const key of Object.keys(c)) if (!known.includes(key)) fail('setFoxF16', `unknown key '${key}' (known: ${known.join(', ')})`);
   if (![16, 32, 64].includes(c.bk)) fail('setFoxF16', `bk must be 16, 32 or 64, got ${c.bk}`);
   if (![1, 2, 4].includes(c.sg)) fail('setFoxF16', `sg must be 1, 2 or 4, got ${c.sg}`);

@@ -68,6 +68,8 @@ export interface FoxF16Config {
    * A and B tiles) instead of one shared array; needs more workgroup memory (Q is not aliased).
    */
   split?: boolean;
+  /** The next key tile (K, V, Λ) read into registers while the current one computes, written to workgroup memory at the top of the next iteration. */
+  prefetch?: boolean;
   /**
    * Hardware checks only: 'scores' writes each row's scaled scores of its first key tile
    * (scale·log2 e·q_i·k_j for the tile's BK keys, unmasked) into o[row][0..BK) and nothing else;
@@ -399,6 +401,37 @@ ${put4(arr.q, `r * ${HQ}u + gq * 4u`, 'hq')}`,
 ${put4(arr.k, `${kOff}u + r * ${HSD}u + gk * 4u`, 'hk')}
 ${put4(arr.v, `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}`,
   );
+  // prefetch: registers fk{u}, fv{u} (scaled f32) and fl (the lane's Λ_j) of the tile at key `j`
+  const kvUnits = BK * DV;
+  const kvU = Math.ceil(kvUnits / threads);
+  const lamU = Math.ceil(BK / threads);
+  const kvPartial = (u: number) => kvUnits % threads !== 0 && (u + 1) * threads > kvUnits;
+  const fetchKV = (j: string) =>
+    [
+      ...range(kvU).map(
+        (u) =>
+          `    { let x = lid + ${u * threads}u; let t = ${j} + x / ${DV}u; fk${u} = vec4<f32>(0.0); fv${u} = vec4<f32>(0.0); if (${kvPartial(u) ? `x < ${kvUnits}u && ` : ''}t < P.Tk) { fk${u} = ldK(b, t, h, x % ${DV}u) * sk; fv${u} = ldV(b, t, h, x % ${DV}u) * sv; } }`,
+      ),
+      ...range(lamU).map((u) => `    fl${u} = lamAt(b, min(${j} + lid + ${u * threads}u, P.Tk - 1u), h);`),
+    ].join('\n');
+  const putKV = [
+    ...range(kvU).map(
+      (u) => `    ${kvPartial(u) ? `if (lid + ${u * threads}u < ${kvUnits}u) ` : ''}{
+    let x = lid + ${u * threads}u;
+    let r = x / ${DV}u;
+    let gk = x % ${DV}u;
+    let hk = ${h4(`fk${u}`)};
+    let hv = ${h4(`fv${u}`)};
+${put4(arr.k, `${kOff}u + r * ${HSD}u + gk * 4u`, 'hk')}
+${put4(arr.v, `${vOff}u + r * ${HSD}u + gk * 4u`, 'hv')}
+    }`,
+    ),
+    ...range(lamU).map(
+      (u) =>
+        `    ${(u + 1) * threads > BK ? `if (lid + ${u * threads}u < ${BK}u) ` : ''}{ lamK[lid + ${u * threads}u] = (fl${u} - lamRef) * LOG2E; }`,
+    ),
+  ].join('\n');
+  const pre = c.prefetch === true;
   const scores = phase(
     range(NB).map((n) => ({
       load: range(KD).map((kd) => M.load(`kr${n}_${kd}`, arr.k, `${kOff + 16 * n * HSD + 16 * kd}u`, true, `${HSD}u`)),
@@ -577,11 +610,31 @@ ${decls}
   var l = 0.0;${lanesAcc ? `\n${lines(D, (d) => `  var oa${d} = 0.0;`)}` : ''}
   var alpha = 1.0;
 ${qChunks}
+${
+  pre
+    ? `${range(kvU)
+        .map((u) => `  var fk${u}: vec4<f32>;\n  var fv${u}: vec4<f32>;`)
+        .join('\n')}
+${range(lamU)
+  .map((u) => `  var fl${u} = 0.0;`)
+  .join('\n')}
+  if (ktEnd > kt0) {
+${fetchKV(`(ktEnd - 1u) * ${BK}u`)}
+  }`
+    : ''
+}
   for (var kt = ktEnd; kt > kt0; kt--) {
     let j0 = (kt - 1u) * ${BK}u;
     workgroupBarrier();
-${kvStage.replace(/^/gm, '  ')}
-    for (var x = lid; x < ${BK}u; x += ${threads}u) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }
+${
+  pre
+    ? `${putKV}
+    if (kt - 1u > kt0) {
+${fetchKV(`j0 - ${BK}u`).replace(/^/gm, '  ')}
+    }`
+    : `${kvStage.replace(/^/gm, '  ')}
+    for (var x = lid; x < ${BK}u; x += ${threads}u) { lamK[x] = (lamAt(b, min(j0 + x, P.Tk - 1u), h) - lamRef) * LOG2E; }`
+}
     if (lid == 0u) { flag[0] = 0u; }
     workgroupBarrier();
 ${scores}
