@@ -385,10 +385,12 @@ async function bench(g: WebGPUBackend, sizes: number[], configs: string[], withB
 // small problems against float64, then timed per kernel from a timestamp profile of one forward +
 // backward step and as whole steps, at B4 H16 D64 T = 4096 and 16384 (gated, no ACP), beside the
 // f32 backward
-const BD = FOX_F16_BWD_DEFAULT;
+// the variants are relative to the first f16 backward (16 × 16 tiles, no prefetch); default is the library's
+const BD: FoxF16BwdConfig = { kvSg: 2, bq: 16, qSg: 2, bk: 16 };
 const BWD_SWEEP: Record<string, FoxF16BwdConfig | null> = {
   f32: null,
-  default: BD,
+  default: FOX_F16_BWD_DEFAULT,
+  first: BD,
   pshared: { ...BD, pkeep: 'shared' },
   hold: { ...BD, hold: true },
   split: { ...BD, split: true },
@@ -410,10 +412,16 @@ const BWD_SWEEP: Record<string, FoxF16BwdConfig | null> = {
   'prefetch-split-hold-32': { ...BD, prefetch: true, split: true, hold: true, bq: 32, bk: 32 },
   'prefetch-sg1': { ...BD, prefetch: true, kvSg: 1, qSg: 1 },
   'prefetch-sg1-32': { ...BD, prefetch: true, kvSg: 1, qSg: 1, bq: 32, bk: 32 },
-  // the forward's prefetch variant (FWD_SWEEP) beside the f32 and the prefetch backward
-  'fwd-prefetch-f32': null,
-  'fwd-prefetch-prefetch': { ...BD, prefetch: true },
-  'fwd-prefetch-bk32-f32': null,
+  // forward variants (FWD_SWEEP) beside the f32 and the default f16 backward
+  'fwd-noprefetch-f32': null,
+  'fwd-noprefetch-default': FOX_F16_BWD_DEFAULT,
+  'fwd-bk32-f32': null,
+  'fwd-sg2-f32': null,
+  'fwd-resident-f32': null,
+  'prefetch-32-pshared': { ...BD, prefetch: true, bq: 32, bk: 32, pkeep: 'shared' },
+  'prefetch-32-kv1': { ...BD, prefetch: true, bq: 32, bk: 32, kvSg: 1 },
+  'prefetch-32-q1': { ...BD, prefetch: true, bq: 32, bk: 32, qSg: 1 },
+  'prefetch-32-kv4': { ...BD, prefetch: true, bq: 32, bk: 32, kvSg: 4 },
   // timing only (wrong results): pieces of the tile loop left out (FoxF16BwdConfig.ablate)
   ...Object.fromEntries(
     [
@@ -433,9 +441,11 @@ const BWD_SWEEP: Record<string, FoxF16BwdConfig | null> = {
 
 /** The forward configuration of a sweep entry: FOX_F16_DEFAULT unless named here. */
 const FWD_SWEEP: Record<string, FoxF16Config> = {
-  'fwd-prefetch-f32': { ...FOX_F16_DEFAULT, prefetch: true },
-  'fwd-prefetch-prefetch': { ...FOX_F16_DEFAULT, prefetch: true },
-  'fwd-prefetch-bk32-f32': { ...FOX_F16_DEFAULT, prefetch: true, bk: 32 },
+  'fwd-noprefetch-f32': { ...FOX_F16_DEFAULT, prefetch: false },
+  'fwd-noprefetch-default': { ...FOX_F16_DEFAULT, prefetch: false },
+  'fwd-bk32-f32': { ...FOX_F16_DEFAULT, bk: 32 },
+  'fwd-sg2-f32': { ...FOX_F16_DEFAULT, sg: 2 },
+  'fwd-resident-f32': { ...FOX_F16_DEFAULT, qstage: 'resident' },
 };
 
 async function sweepBwd(g: WebGPUBackend): Promise<void> {

@@ -16,7 +16,7 @@ import { type FoxF16BwdConfig, f16BwdFit, f16BwdRows, f16BwdSmemBytes, foxBwdF16
  */
 
 /** 2 subgroups (64 keys / 64 queries) per workgroup, 16-query and 16-key tiles: 31 KiB of workgroup memory at D = 64. */
-export const FOX_F16_BWD_DEFAULT: FoxF16BwdConfig = { kvSg: 2, bq: 16, qSg: 2, bk: 16 };
+export const FOX_F16_BWD_DEFAULT: FoxF16BwdConfig = { kvSg: 2, bq: 32, qSg: 2, bk: 32, prefetch: true };
 
 let bwdOverride: FoxF16BwdConfig | null = null;
 
