@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { MATMUL_CONFIGS, setMatmulConfig } from '../src/backends/webgpu/kernels/matmul.js';
+import { MATMUL_CONFIGS, setMatmulConfig, splitK } from '../src/backends/webgpu/kernels/matmul.js';
 import { both, destroyTestWebGPU, mismatch, testWebGPU, type ViewSpec, values } from './util/webgpu.js';
 
 const gpu = await testWebGPU();
@@ -136,4 +136,33 @@ describe.skipIf(!gpu)('webgpu matmul', () => {
     },
     SLOW,
   );
+
+  it(
+    'split-K for long thin products (weight gradients): chunk products summed in order, transposed, batched and odd layouts',
+    async () => {
+      // dW = Xᵀ·dY: A is a transposed view, K the token count
+      await check(operand([], 64, 8192, true, 9), operand([], 8192, 64, false, 10), 'split-K 64x8192x64 ta');
+      await check(operand([], 65, 12288, true, 11), operand([], 12288, 67, true, 12), 'split-K 65x12288x67 scalar');
+      await check(operand([2], 64, 4096, false, 13), operand([2], 4096, 72, false, 14), 'split-K batched');
+    },
+    SLOW,
+  );
+});
+
+describe('split-K choice', () => {
+  const SMEM = 49152;
+  afterEach(() => setMatmulConfig(null));
+  it('splits long K when the output gives too few workgroups, into power-of-two chunks of ≥ 1024 that divide K', () => {
+    expect(splitK(768, 768, 32768, 1, SMEM)).toEqual({ S: 8, c: MATMUL_CONFIGS.xlarge });
+    expect(splitK(768, 2048, 32768, 1, SMEM)).toEqual({ S: 4, c: MATMUL_CONFIGS.xlarge });
+    expect(splitK(64, 64, 8192, 1, SMEM)).toEqual({ S: 8, c: MATMUL_CONFIGS.medium });
+    expect(splitK(64, 64, 12288, 1, SMEM).S).toBe(8);
+    expect(splitK(64, 4096, 4096, 2, SMEM).S).toBe(4);
+    // short K, an odd K, enough workgroups, or a forced tile: no split
+    expect(splitK(32768, 768, 768, 1, SMEM).S).toBe(1);
+    expect(splitK(768, 768, 32767, 1, SMEM).S).toBe(1);
+    expect(splitK(4096, 4096, 32768, 1, SMEM).S).toBe(1);
+    setMatmulConfig(MATMUL_CONFIGS.large);
+    expect(splitK(768, 768, 32768, 1, SMEM).S).toBe(1);
+  });
 });

@@ -1,8 +1,8 @@
 import type { View } from '../../../backend.js';
 import { sizeOf } from '../../../shape.js';
 import type { Engine, GpuStorage } from '../engine.js';
-import { collapse, ENTRY_ARGS, foldGrid, Params, storageBinding, stridedOffsets, WG_LINEAR } from '../wgsl.js';
-import { allocElems, gpuOf } from './common.js';
+import { collapse, ENTRY_ARGS, foldGrid, Params, storageBinding, stridedOffsets, WG, WG_LINEAR } from '../wgsl.js';
+import { allocElems, gpuOf, grid1d } from './common.js';
 import { fill } from './elementwise.js';
 
 /**
@@ -244,7 +244,105 @@ function matmulCode(c: MatmulConfig, aMode: LoadMode, bMode: LoadMode, vecOut: b
   return s;
 }
 
+/** Workgroups that fill the H200's 132 SMs about four times over: split-K's target. */
+const SPLIT_TARGET = 528;
+/** Bytes the split-K partial sums may take. */
+const SPLIT_MAX_BYTES = 256 * 2 ** 20;
+
+/**
+ * Split-K for long, thin products (the weight gradients of training, K = batch · tokens): when
+ * the output gives too few workgroups to fill the GPU and K is long, K is cut into S equal
+ * chunks (S a power of two dividing K, each chunk ≥ 1024 long), each chunk's product is one batch of
+ * the same kernel, and a second kernel sums the S partial products in a fixed order (deterministic).
+ * Returns S = 1 where it does not pay.
+ */
+export function splitK(M: number, N: number, K: number, batches: number, maxShared: number): { S: number; c: MatmulConfig } {
+  const c = choose(M, N, batches, maxShared);
+  const tiles = (x: MatmulConfig) => Math.ceil(M / x.BM) * Math.ceil(N / x.BN) * batches;
+  if (override || K < 4096 || tiles(c) >= SPLIT_TARGET / 2) return { S: 1, c };
+  // the largest tile the shape takes: split-K gives it the workgroups it lacked
+  const { xlarge, large, medium } = MATMUL_CONFIGS;
+  const big =
+    sharedBytes(xlarge) <= maxShared && M >= 128 && N >= 128
+      ? xlarge
+      : sharedBytes(large) <= maxShared && M >= 128 && N >= 64
+        ? large
+        : M >= 64 && N >= 64
+          ? medium
+          : c;
+  let S = 1;
+  while (S * 2 * tiles(big) <= SPLIT_TARGET && K % (S * 2) === 0 && K / (S * 2) >= 1024 && S * 2 * batches * M * N * 4 <= SPLIT_MAX_BYTES)
+    S *= 2;
+  return S === 1 ? { S: 1, c } : { S, c: big };
+}
+
 export function matmul(e: Engine, a: View, b: View, maxShared: number, software = false): GpuStorage {
+  const r = a.shape.length;
+  const M = a.shape[r - 2];
+  const K = a.shape[r - 1];
+  const N = b.shape[r - 1];
+  const batchShape = a.shape.slice(0, r - 2);
+  const batches = sizeOf(batchShape);
+  if (batches * M * N > 0 && K > 0) {
+    const { S } = splitK(M, N, K, batches, maxShared);
+    if (S > 1) return matmulSplitK(e, a, b, S, maxShared, software);
+  }
+  return matmulPlain(e, a, b, maxShared, software, null);
+}
+
+/** Split-K (see {@link splitK}): S chunk products as batches into a [batches, S, M, N] buffer, then their sum. */
+function matmulSplitK(e: Engine, a: View, b: View, S: number, maxShared: number, software: boolean): GpuStorage {
+  const r = a.shape.length;
+  const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]];
+  const batches = sizeOf(a.shape.slice(0, r - 2));
+  const Kc = K / S;
+  const { c } = splitK(M, N, K, batches, maxShared);
+  // chunk s of A is its columns [s·Kc, (s+1)·Kc), of B its rows: a batch dim of stride Kc·(k stride)
+  const chunked = (v: View, kAxis: number): View => ({
+    ...v,
+    shape: [...v.shape.slice(0, r - 2), S, ...(kAxis === r - 1 ? [M, Kc] : [Kc, N])],
+    strides: [...v.strides.slice(0, r - 2), Kc * v.strides[kAxis], v.strides[r - 2], v.strides[r - 1]],
+  });
+  const parts = matmulPlain(e, chunked(a, r - 1), chunked(b, r - 2), maxShared, software, c);
+  const out = allocElems(e, batches * M * N);
+  const n = batches * M * N;
+  const vec = (M * N) % 4 === 0;
+  const W = vec ? 4 : 1;
+  const p = new Params()
+    .u32('n', n / W)
+    .u32('mn', (M * N) / W)
+    .u32('S', S);
+  const T = vec ? 'vec4<f32>' : 'f32';
+  const code = () =>
+    storageBinding(0, 'parts', T, 'read') +
+    storageBinding(1, 'out', T, 'read_write') +
+    p.declare(2) +
+    `@compute @workgroup_size(${WG}) fn main(${ENTRY_ARGS}) {
+  let t = ${WG_LINEAR} * ${WG}u + lid;
+  if (t >= P.n) { return; }
+  let b = t / P.mn;
+  let base = b * P.S * P.mn + t % P.mn;
+  var acc = parts[base];
+  for (var s = 1u; s < P.S; s++) { acc += parts[base + s * P.mn]; }
+  out[t] = acc;
+}
+`;
+  e.dispatch({
+    name: 'matmul_splitk_sum',
+    key: `matmul_splitk_sum:${vec}`,
+    code,
+    bindings: [
+      { buffer: parts.buffer, access: 'read' },
+      { buffer: out.buffer, access: 'read_write' },
+    ],
+    params: p,
+    workgroups: grid1d(n / W).workgroups,
+  });
+  e.free(parts);
+  return out;
+}
+
+function matmulPlain(e: Engine, a: View, b: View, maxShared: number, software: boolean, forced: MatmulConfig | null): GpuStorage {
   const r = a.shape.length;
   const M = a.shape[r - 2];
   const K = a.shape[r - 1];
@@ -258,7 +356,7 @@ export function matmul(e: Engine, a: View, b: View, maxShared: number, software 
     return fill(e, batches * M * N, 0, 'float32');
   }
   const bc = collapse(batchShape, [{ strides: a.strides.slice(0, r - 2) }, { strides: b.strides.slice(0, r - 2) }]);
-  const c = pickConfig(M, N, batches, maxShared, software);
+  const c = forced ? (software && forced.unrollK ? { ...forced, unrollK: false } : forced) : pickConfig(M, N, batches, maxShared, software);
   // size-1 dims have meaningless strides: normalise them so they do not block vec4 paths
   const am = M === 1 ? K : a.strides[r - 2];
   const ak = K === 1 ? 1 : a.strides[r - 1];
