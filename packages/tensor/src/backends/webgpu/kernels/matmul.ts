@@ -276,13 +276,15 @@ export function splitK(M: number, N: number, K: number, batches: number, maxShar
   return S === 1 ? { S: 1, c } : { S, c: big };
 }
 
-export function matmul(e: Engine, a: View, b: View, maxShared: number, software = false): GpuStorage {
+/** The sizes of `a` [..., M, K] · `b` [..., K, N]. */
+function dims(a: View, b: View) {
   const r = a.shape.length;
-  const M = a.shape[r - 2];
-  const K = a.shape[r - 1];
-  const N = b.shape[r - 1];
   const batchShape = a.shape.slice(0, r - 2);
-  const batches = sizeOf(batchShape);
+  return { r, M: a.shape[r - 2], K: a.shape[r - 1], N: b.shape[r - 1], batchShape, batches: sizeOf(batchShape) };
+}
+
+export function matmul(e: Engine, a: View, b: View, maxShared: number, software = false): GpuStorage {
+  const { M, K, N, batches } = dims(a, b);
   if (batches * M * N > 0 && K > 0) {
     const { S } = splitK(M, N, K, batches, maxShared);
     if (S > 1) return matmulSplitK(e, a, b, S, maxShared, software);
@@ -292,9 +294,7 @@ export function matmul(e: Engine, a: View, b: View, maxShared: number, software 
 
 /** Split-K (see {@link splitK}): S chunk products as batches into a [batches, S, M, N] buffer, then their sum. */
 function matmulSplitK(e: Engine, a: View, b: View, S: number, maxShared: number, software: boolean): GpuStorage {
-  const r = a.shape.length;
-  const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]];
-  const batches = sizeOf(a.shape.slice(0, r - 2));
+  const { r, M, K, N, batches } = dims(a, b);
   const Kc = K / S;
   const { c } = splitK(M, N, K, batches, maxShared);
   // chunk s of A is its columns [s·Kc, (s+1)·Kc), of B its rows: a batch dim of stride Kc·(k stride)
@@ -343,12 +343,7 @@ function matmulSplitK(e: Engine, a: View, b: View, S: number, maxShared: number,
 }
 
 function matmulPlain(e: Engine, a: View, b: View, maxShared: number, software: boolean, forced: MatmulConfig | null): GpuStorage {
-  const r = a.shape.length;
-  const M = a.shape[r - 2];
-  const K = a.shape[r - 1];
-  const N = b.shape[r - 1];
-  const batchShape = a.shape.slice(0, r - 2);
-  const batches = sizeOf(batchShape);
+  const { r, M, K, N, batchShape, batches } = dims(a, b);
   const out = allocElems(e, batches * M * N);
   if (batches * M * N === 0) return out;
   if (K === 0) {
