@@ -106,13 +106,7 @@ ${
 }
 ${
   a.rope
-    ? `    for (var j = 0u; j < J; j++) { let d = lid + j * ${WG}u; if (d < D) { rowbuf[d] = sv[j]; } }
-    workgroupBarrier();
-    for (var j = 0u; j < J; j++) {
-      let d = lid + j * ${WG}u;
-      if (d < D) { sv[j] = sv[j] * cos[t * D + d + P.cos_offset] + partner(d, 1.0) * sin[t * D + d + P.sin_offset]; }
-    }
-    workgroupBarrier();`
+    ? ropeRow('sv', '    ')
     : ''
 }
     for (var j = 0u; j < J; j++) {
@@ -122,6 +116,17 @@ ${
   }
 }
 `;
+}
+
+/** RoPE of the row held in the private array `v` (its partner values read through `rowbuf`). */
+function ropeRow(v: string, ind: string): string {
+  return `${ind}for (var j = 0u; j < J; j++) { let d = lid + j * ${WG}u; if (d < D) { rowbuf[d] = ${v}[j]; } }
+${ind}workgroupBarrier();
+${ind}for (var j = 0u; j < J; j++) {
+${ind}  let d = lid + j * ${WG}u;
+${ind}  if (d < D) { ${v}[j] = ${v}[j] * cos[t * D + d + P.cos_offset] + partner(d, 1.0) * sin[t * D + d + P.sin_offset]; }
+${ind}}
+${ind}workgroupBarrier();`;
 }
 
 function backwardWGSL(a: HeadFusedAttrs): string {
@@ -152,13 +157,7 @@ ${
   }
 ${
   a.rope
-    ? `  for (var j = 0u; j < J; j++) { let d = lid + j * ${WG}u; if (d < D) { rowbuf[d] = mv[j]; } }
-  workgroupBarrier();
-  for (var j = 0u; j < J; j++) {
-    let d = lid + j * ${WG}u;
-    if (d < D) { mv[j] = mv[j] * cos[t * D + d + P.cos_offset] + partner(d, 1.0) * sin[t * D + d + P.sin_offset]; }
-  }
-  workgroupBarrier();`
+    ? ropeRow('mv', '  ')
     : ''
 }
   for (var j = 0u; j < J; j++) {
