@@ -1,9 +1,24 @@
 import { gradcheck, valueAndGrad } from '@foxgate/autograd';
-import { add, type Backend, dispose, matmul, mul, narrow, reshape, rmsNorm, silu, type Tensor, tensor, transpose } from '@foxgate/tensor';
-import { destroyTestWebGPU, testWebGPU } from '@foxgate/testing';
+import {
+  add,
+  type Backend,
+  dispose,
+  matmul,
+  memoryStats,
+  mul,
+  narrow,
+  reshape,
+  rmsNorm,
+  silu,
+  type Tensor,
+  tensor,
+  transpose,
+} from '@foxgate/tensor';
+import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fusedAddRmsNorm, fusedRmsNorm } from '../src/layers/fused-norm.js';
 import { fusedSwiglu } from '../src/layers/fused-swiglu.js';
+import { swigluInRowChunks } from '../src/layers/swiglu.js';
 import { f64, maxDiff, relMaxError, values, wsum } from './util.js';
 
 const gpu = (await testWebGPU()) as unknown as Backend | null;
@@ -186,6 +201,34 @@ describe('fusedSwiglu (CPU)', () => {
   });
 });
 
+/** swiglu with the gate_proj output held to `maxBytes` per buffer, on [x, wg, wd, bg?, bd?]. */
+const chunkedOf =
+  (maxBytes: number) =>
+  (...xs: Tensor[]) =>
+    swigluInRowChunks(
+      { gate_proj: { weight: xs[1], ...(xs[3] ? { bias: xs[3] } : {}) }, down_proj: { weight: xs[2], ...(xs[4] ? { bias: xs[4] } : {}) } },
+      xs[0],
+      maxBytes,
+    );
+
+describe('swiglu in row chunks (a gate_proj output past the binding limit)', () => {
+  it('equals the one-buffer op in value and gradients (float64; 5 rows in chunks of 2, 2, 1), frees its pieces, and refuses a row over the limit', async () => {
+    for (const bias of [true, false]) {
+      const inputs = mlpInputs(5, 3, 7, bias, 31);
+      const one = await lossGrads(mlpOf(fusedSwiglu), inputs);
+      const perRow = 2 * 7 * 8;
+      const chunked = await lossGrads(chunkedOf(2 * perRow + 10), inputs);
+      expect(relMaxError(chunked.y, one.y)).toBeLessThan(1e-14);
+      for (let i = 0; i < inputs.length; i++) expect(relMaxError(chunked.grads[i], one.grads[i])).toBeLessThan(1e-13);
+      const live = memoryStats().backends.cpu.tensors;
+      chunkedOf(perRow)(...inputs).dispose();
+      expect(memoryStats().backends.cpu.tensors).toBe(live);
+      throwsNaming(() => chunkedOf(perRow - 1)(...inputs), 'swiglu', 'binding limit');
+      dispose(inputs);
+    }
+  });
+});
+
 describe.skipIf(!gpu)('fused RMSNorm and SwiGLU on WebGPU against float64 CPU references', { timeout: 120_000 }, () => {
   const f32 = (t: Tensor) => tensor(Float32Array.from(t.dataSync()), [...t.shape], { backend: gpu as Backend });
 
@@ -269,6 +312,10 @@ describe.skipIf(!gpu)('fused RMSNorm and SwiGLU on WebGPU against float64 CPU re
         const got = await lossGrads(mlpOf(fusedSwiglu), gi);
         expect(relMaxError(got.y, ref.y)).toBeLessThan(1e-5);
         for (let i = 0; i < inputs.length; i++) expect(relMaxError(got.grads[i], ref.grads[i])).toBeLessThan(1e-4);
+        // the same in row chunks of 16 (the last one partial)
+        const chunked = await lossGrads(chunkedOf(16 * 2 * H * 4), gi);
+        expect(relMaxError(chunked.y, ref.y)).toBeLessThan(1e-5);
+        for (let i = 0; i < inputs.length; i++) expect(relMaxError(chunked.grads[i], ref.grads[i])).toBeLessThan(1e-4);
         dispose([...inputs, ...gi]);
       }
     }

@@ -104,11 +104,7 @@ ${
     }`
     : ''
 }
-${
-  a.rope
-    ? ropeRow('sv', '    ')
-    : ''
-}
+${a.rope ? ropeRow('sv', '    ') : ''}
     for (var j = 0u; j < J; j++) {
       let d = lid + j * ${WG}u;
       if (d < D) { y[base + d] = sv[j]${a.gate ? ' * sigm(z[base + d + P.z_offset])' : ''}; }
@@ -155,11 +151,7 @@ ${
     let d = lid + j * ${WG}u;
     if (d < D) { mv[j] = sv[j]${norm ? ' * w[widx(h) + d + P.w_offset]' : ''}; }
   }
-${
-  a.rope
-    ? ropeRow('mv', '  ')
-    : ''
-}
+${a.rope ? ropeRow('mv', '  ') : ''}
   for (var j = 0u; j < J; j++) {
     let d = lid + j * ${WG}u;
     if (d < D) {

@@ -1,4 +1,4 @@
-import { fail, fmtShape, type RngKeyLike, split, type Tensor } from '@foxgate/tensor';
+import { concat, dispose, fail, fmtShape, narrow, type RngKeyLike, reshape, split, type Tensor, WebGPUBackend } from '@foxgate/tensor';
 import { checkDim, fmtTensor } from '../check.js';
 import { fusedSwiglu } from './fused-swiglu.js';
 import { checkLinear, checkLinearParams, type InitOptions, initLinear, type LinearParams } from './linear.js';
@@ -59,5 +59,34 @@ export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
     fail(op, `dtypes differ: x ${fmtTensor(x)} and p.down_proj.weight ${fmtTensor(p.down_proj.weight)}`);
   if (p.down_proj.weight.backend !== x.backend)
     fail(op, `x lives on ${x.backend.name} but p.down_proj.weight on ${p.down_proj.weight.backend.name}`);
-  return fusedSwiglu(x, p.gate_proj.weight, p.gate_proj.bias ?? null, p.down_proj.weight, p.down_proj.bias ?? null);
+  const limit = x.backend instanceof WebGPUBackend ? x.backend.info.limits.maxStorageBufferBindingSize : Number.POSITIVE_INFINITY;
+  return swigluInRowChunks(p, x, limit);
+}
+
+/**
+ * {@link swiglu} after its checks, with the gate_proj output [rows, 2H] held to `maxBytes` per
+ * buffer: past it the rows go through in chunks (a WebGPU binding holds at most
+ * `maxStorageBufferBindingSize`, 2 GiB on most adapters: 131,072 tokens × 4096 floats). Exported
+ * for tests.
+ */
+export function swigluInRowChunks(p: SwiGLUParams, x: Tensor, maxBytes: number): Tensor {
+  const run = (xs: Tensor) => fusedSwiglu(xs, p.gate_proj.weight, p.gate_proj.bias ?? null, p.down_proj.weight, p.down_proj.bias ?? null);
+  const [two, dim] = p.gate_proj.weight.shape;
+  const rows = x.size / dim;
+  const perRow = two * (x.dtype === 'float64' ? 8 : 4);
+  if (rows * perRow <= maxBytes) return run(x);
+  const chunk = Math.floor(maxBytes / perRow);
+  if (chunk < 1)
+    fail('swiglu', `one row of the gate_proj output (${perRow} bytes) exceeds the device's storage binding limit (${maxBytes} bytes)`);
+  const flat = reshape(x, [rows, dim]);
+  const parts: Tensor[] = [];
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const xs = narrow(flat, 0, r0, Math.min(chunk, rows - r0));
+    parts.push(run(xs));
+    xs.dispose();
+  }
+  const joined = concat(parts, 0);
+  const out = reshape(joined, x.shape);
+  dispose([flat, joined, ...parts]);
+  return out;
 }
