@@ -41,6 +41,18 @@ async function checkpointState(out: string) {
   return { step: (ck.extra?.train as { step?: number } | undefined)?.step, finite };
 }
 
+/** Rewrites one tensor of a safetensors file with a NaN at element 3. */
+async function poison(file: string, name: string): Promise<void> {
+  const ts = await loadSafetensors(file, { backend: 'cpu' });
+  expect(ts[name], name).toBeDefined();
+  const v = ts[name].dataSync(); // a copy
+  v[3] = Number.NaN;
+  ts[name].dispose();
+  ts[name] = tensor(v, ts[name].shape, { backend: 'cpu' });
+  await saveSafetensors(file, ts);
+  dispose(Object.values(ts));
+}
+
 describe('a diverging run stops at the first non-finite step, naming it and a parameter; the last checkpoint stays good', () => {
   it('grad norm read every step (logEvery 1): stops before the NaN update', async () => {
     const out = join(tmp, 'every-step');
@@ -75,16 +87,7 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
   it('a finite loss and gradient but a NaN update (a poisoned AdamW moment, resumed, logEvery 100): the parameter is named and never replaces the checkpoint', async () => {
     const out = join(tmp, 'poisoned-moment');
     await train({ ...DIVERGING, lr: 1e-3, weightDecay: 0.1, steps: 2, logEvery: 100 }, { out, skipFinalEval: true });
-    const file = join(out, 'checkpoint', 'optimizer.safetensors');
-    const ts = await loadSafetensors(file, { backend: 'cpu' });
-    const name = 'v.model.layers.1.mlp.down_proj.weight';
-    expect(ts[name]).toBeDefined();
-    const v = ts[name].dataSync(); // a copy
-    v[3] = Number.NaN;
-    ts[name].dispose();
-    ts[name] = tensor(v, ts[name].shape, { backend: 'cpu' });
-    await saveSafetensors(file, ts);
-    dispose(Object.values(ts));
+    await poison(join(out, 'checkpoint', 'optimizer.safetensors'), 'v.model.layers.1.mlp.down_proj.weight');
     const msg = await rejectsNaming(train({ steps: 5 }, { out, resume: true, skipFinalEval: true }));
     expect(msg).toBe(
       `train: step 3: parameter model.layers.1.mlp.down_proj.weight is not finite after the update; the last good checkpoint is ${join(out, 'checkpoint')}`,
@@ -95,15 +98,7 @@ describe('a diverging run stops at the first non-finite step, naming it and a pa
   it('a NaN in a parameter (a poisoned checkpoint, resumed): the loss is not finite, the gradient named', async () => {
     const out = join(tmp, 'poisoned');
     await train({ ...DIVERGING, lr: 1e-3, weightDecay: 0.1, steps: 2, logEvery: 1 }, { out, skipFinalEval: true });
-    const file = join(out, 'checkpoint', 'model.safetensors');
-    const ts = await loadSafetensors(file, { backend: 'cpu' });
-    const name = 'model.layers.1.mlp.down_proj.weight';
-    const w = ts[name].dataSync(); // a copy
-    w[3] = Number.NaN;
-    ts[name].dispose();
-    ts[name] = tensor(w, ts[name].shape, { backend: 'cpu' });
-    await saveSafetensors(file, ts);
-    dispose(Object.values(ts));
+    await poison(join(out, 'checkpoint', 'model.safetensors'), 'model.layers.1.mlp.down_proj.weight');
     const msg = await rejectsNaming(train({ steps: 5 }, { out, resume: true }));
     expect(msg).toMatch(/^train: step 3: the loss is not finite \(loss NaN\); first non-finite gradient: /);
     expect(msg).toMatch(paramName);

@@ -1,4 +1,16 @@
-import { concat, dispose, fail, fmtShape, narrow, type RngKeyLike, reshape, split, type Tensor, WebGPUBackend } from '@foxgate/tensor';
+import {
+  concat,
+  dispose,
+  fail,
+  fmtShape,
+  itemSize,
+  narrow,
+  type RngKeyLike,
+  reshape,
+  split,
+  type Tensor,
+  WebGPUBackend,
+} from '@foxgate/tensor';
 import { checkDim, fmtTensor } from '../check.js';
 import { fusedSwiglu } from './fused-swiglu.js';
 import { checkLinear, checkLinearParams, type InitOptions, initLinear, type LinearParams } from './linear.js';
@@ -73,7 +85,7 @@ export function swigluInRowChunks(p: SwiGLUParams, x: Tensor, maxBytes: number):
   const run = (xs: Tensor) => fusedSwiglu(xs, p.gate_proj.weight, p.gate_proj.bias ?? null, p.down_proj.weight, p.down_proj.bias ?? null);
   const [two, dim] = p.gate_proj.weight.shape;
   const rows = x.size / dim;
-  const perRow = two * (x.dtype === 'float64' ? 8 : 4);
+  const perRow = two * itemSize(x.dtype);
   if (rows * perRow <= maxBytes) return run(x);
   const chunk = Math.floor(maxBytes / perRow);
   if (chunk < 1)

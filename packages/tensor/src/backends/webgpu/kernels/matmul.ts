@@ -66,18 +66,32 @@ export function setMatmulConfig(c: MatmulConfig | null): void {
  * workgroups, then 128×64 on the same rule, 64×64 while that still gives ~48, 32×32 below. Software adapters (lavapipe)
  * never unroll the k-loop: their LLVM compile of an unrolled tile takes tens of seconds.
  */
-function pickConfig(M: number, N: number, batches: number, maxShared: number, software: boolean): MatmulConfig {
-  const c = override ?? choose(M, N, batches, maxShared);
+function pickConfig(
+  M: number,
+  N: number,
+  batches: number,
+  maxShared: number,
+  software: boolean,
+  forced: MatmulConfig | null,
+): MatmulConfig {
+  const c = forced ?? override ?? choose(M, N, batches, maxShared);
   return software && c.unrollK ? { ...c, unrollK: false } : c;
+}
+
+/** The tiles a shape can take, largest first (128-row tiles only where the workgroup memory holds them). */
+function tileLadder(M: number, N: number, maxShared: number): MatmulConfig[] {
+  const { xlarge, large, medium } = MATMUL_CONFIGS;
+  const out: MatmulConfig[] = [];
+  if (sharedBytes(xlarge) <= maxShared && M >= 128 && N >= 128) out.push(xlarge);
+  if (sharedBytes(large) <= maxShared && M >= 128 && N >= 64) out.push(large);
+  if (M >= 64 && N >= 64) out.push(medium);
+  return out;
 }
 
 function choose(M: number, N: number, batches: number, maxShared: number): MatmulConfig {
   const tiles = (c: MatmulConfig) => Math.ceil(M / c.BM) * Math.ceil(N / c.BN) * batches;
-  const { xlarge, large, medium, small } = MATMUL_CONFIGS;
-  if (sharedBytes(xlarge) <= maxShared && M >= 128 && N >= 128 && tiles(xlarge) >= 96) return xlarge;
-  if (sharedBytes(large) <= maxShared && M >= 128 && N >= 64 && tiles(large) >= 96) return large;
-  if (M >= 64 && N >= 64 && tiles(medium) >= 48) return medium;
-  return small;
+  for (const c of tileLadder(M, N, maxShared)) if (tiles(c) >= (c === MATMUL_CONFIGS.medium ? 48 : 96)) return c;
+  return MATMUL_CONFIGS.small;
 }
 
 export function sharedBytes(c: MatmulConfig): number {
@@ -261,15 +275,7 @@ export function splitK(M: number, N: number, K: number, batches: number, maxShar
   const tiles = (x: MatmulConfig) => Math.ceil(M / x.BM) * Math.ceil(N / x.BN) * batches;
   if (override || K < 4096 || tiles(c) >= SPLIT_TARGET / 2) return { S: 1, c };
   // the largest tile the shape takes: split-K gives it the workgroups it lacked
-  const { xlarge, large, medium } = MATMUL_CONFIGS;
-  const big =
-    sharedBytes(xlarge) <= maxShared && M >= 128 && N >= 128
-      ? xlarge
-      : sharedBytes(large) <= maxShared && M >= 128 && N >= 64
-        ? large
-        : M >= 64 && N >= 64
-          ? medium
-          : c;
+  const big = tileLadder(M, N, maxShared)[0] ?? c;
   let S = 1;
   while (S * 2 * tiles(big) <= SPLIT_TARGET && K % (S * 2) === 0 && K / (S * 2) >= 1024 && S * 2 * batches * M * N * 4 <= SPLIT_MAX_BYTES)
     S *= 2;
@@ -286,17 +292,16 @@ function dims(a: View, b: View) {
 export function matmul(e: Engine, a: View, b: View, maxShared: number, software = false): GpuStorage {
   const { M, K, N, batches } = dims(a, b);
   if (batches * M * N > 0 && K > 0) {
-    const { S } = splitK(M, N, K, batches, maxShared);
-    if (S > 1) return matmulSplitK(e, a, b, S, maxShared, software);
+    const { S, c } = splitK(M, N, K, batches, maxShared);
+    if (S > 1) return matmulSplitK(e, a, b, S, c, maxShared, software);
   }
   return matmulPlain(e, a, b, maxShared, software, null);
 }
 
 /** Split-K (see {@link splitK}): S chunk products as batches into a [batches, S, M, N] buffer, then their sum. */
-function matmulSplitK(e: Engine, a: View, b: View, S: number, maxShared: number, software: boolean): GpuStorage {
+function matmulSplitK(e: Engine, a: View, b: View, S: number, c: MatmulConfig, maxShared: number, software: boolean): GpuStorage {
   const { r, M, K, N, batches } = dims(a, b);
   const Kc = K / S;
-  const { c } = splitK(M, N, K, batches, maxShared);
   // chunk s of A is its columns [s·Kc, (s+1)·Kc), of B its rows: a batch dim of stride Kc·(k stride)
   const chunked = (v: View, kAxis: number): View => ({
     ...v,
@@ -351,7 +356,7 @@ function matmulPlain(e: Engine, a: View, b: View, maxShared: number, software: b
     return fill(e, batches * M * N, 0, 'float32');
   }
   const bc = collapse(batchShape, [{ strides: a.strides.slice(0, r - 2) }, { strides: b.strides.slice(0, r - 2) }]);
-  const c = forced ? (software && forced.unrollK ? { ...forced, unrollK: false } : forced) : pickConfig(M, N, batches, maxShared, software);
+  const c = pickConfig(M, N, batches, maxShared, software, forced);
   // size-1 dims have meaningless strides: normalise them so they do not block vec4 paths
   const am = M === 1 ? K : a.strides[r - 2];
   const ak = K === 1 ? 1 : a.strides[r - 1];
