@@ -141,6 +141,29 @@ describe('bench train', () => {
     expect(d.attentionMs).toBeGreaterThan(0);
     expect(d.matmulMs).toBeGreaterThan(0);
     expect(d.attentionMs + d.matmulMs + d.otherMs).toBeCloseTo(d.gpuMs, 6);
+    const names = (d as unknown as { kernels: { kernel: string }[] }).kernels.map((k) => k.kernel);
+    expect(names).toContain('matmul');
+    expect(names.every((n) => !n.includes(' '))).toBe(true);
+  });
+  it.skipIf(!gpu.available)('on WebGPU, profileDetail: the profiled kernels by shape', async () => {
+    const rows = await benchTrain({
+      device: 'webgpu',
+      presets: ['tiny'],
+      models: ['transformer'],
+      context: 16,
+      batch: 2,
+      steps: 2,
+      profileDetail: true,
+    });
+    expect(rows[0].failed, rows[0].note).toBeUndefined();
+    const names = (rows[0].data as { kernels: { kernel: string }[] }).kernels.map((k) => k.kernel);
+    // the tiny preset's token embedding [V=261, 64] as the head: x [32, 64] times its transpose
+    expect(names.some((n) => n.startsWith('matmul 32×261×64 '))).toBe(true);
+  });
+  it('--profile-detail is refused on another suite', async () => {
+    const r = await runCli(['bench', 'cpu', '--profile-detail']);
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual(["foxgate: bench: --profile-detail applies to the train suite only, not 'cpu'"]);
   });
 });
 

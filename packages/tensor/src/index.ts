@@ -20,6 +20,7 @@ export {
   type KernelSpec,
   type KernelTime,
   kernelFamily,
+  type ProfileOptions,
   probeWebGPU,
   WebGPUBackend,
   type WebGPUProbe,

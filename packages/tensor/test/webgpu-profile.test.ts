@@ -65,6 +65,34 @@ describe.skipIf(!gpu)('webgpu profile', () => {
     x.dispose();
   });
 
+  it('by detail: a matmul per shape and layout, families by name', async () => {
+    const g = gpu!;
+    const a = tensor(
+      Array.from({ length: 48 * 20 }, (_, i) => Math.cos(i)),
+      [48, 20],
+      { backend: g },
+    );
+    const b = tensor(
+      Array.from({ length: 20 * 36 }, (_, i) => Math.sin(i)),
+      [20, 36],
+      { backend: g },
+    );
+    g.startProfile({ detail: true });
+    const made = [matmul(a, b), matmul(a, b), matmul(b.transpose(0, 1), a.transpose(0, 1)), add(a, 1)];
+    await made[3].data();
+    const p = await g.stopProfile();
+    const mm = p.kernels.filter((k) => k.kernel.startsWith('matmul '));
+    expect(mm.map((k) => k.kernel.split(' ')[1]).sort()).toEqual(['36×48×20', '48×36×20']);
+    expect(mm.find((k) => k.kernel.includes('48×36×20'))?.dispatches).toBe(2);
+    for (const k of mm) expect(k.family).toBe('matmul');
+    expect(p.kernels.find((k) => k.kernel === 'add')?.family).toBe('other');
+    expect(p.families.matmul).toBeCloseTo(
+      mm.reduce((s, k) => s + k.ms, 0),
+      9,
+    );
+    for (const t of [a, b, ...made]) t.dispose();
+  });
+
   it('refuses a second start and a stop without a start, naming the profile', async () => {
     const g = gpu!;
     g.startProfile();

@@ -19,6 +19,9 @@ export const TRAIN_FLAGS = {
     help: 'train: write DIR/<model>-<preset>/ (initial weights, the token batch, the step-0 loss) for bench/torch/train_bench.py',
     valueName: 'DIR',
   }),
+  'profile-detail': flag.bool({
+    help: 'train, WebGPU: the profiled step in --json by kernel detail (a matmul per shape, layouts and tiles; 40 kernels) instead of by name',
+  }),
 };
 
 /** What the train flags hand to `benchTrain`. */
@@ -29,6 +32,7 @@ export interface TrainFlagOptions {
   maxBatch?: boolean;
   memoryCap?: number;
   saveStep0?: string;
+  profileDetail?: boolean;
 }
 
 interface TrainFlagValues {
@@ -38,6 +42,7 @@ interface TrainFlagValues {
   maxBatch: boolean;
   memoryCap?: number;
   saveStep0?: string;
+  profileDetail: boolean;
   batch?: number;
 }
 
@@ -48,12 +53,13 @@ const NAMES: [keyof TrainFlagValues, string][] = [
   ['maxBatch', 'max-batch'],
   ['memoryCap', 'memory-cap'],
   ['saveStep0', 'save-step0'],
+  ['profileDetail', 'profile-detail'],
 ];
 
 /** One-line usage errors: the train flags with another suite, `--memory-cap` without `--max-batch`, both batch flags. */
 export function checkTrainFlags(flags: TrainFlagValues, suites: readonly string[]): void {
   for (const [key, name] of NAMES) {
-    const given = key === 'maxBatch' ? flags.maxBatch : flags[key] !== undefined;
+    const given = key === 'maxBatch' || key === 'profileDetail' ? flags[key] : flags[key] !== undefined;
     const other = given && suites.find((n) => n !== 'train');
     if (other) throw new UsageError(`bench: --${name} applies to the train suite only, not '${other}'`);
   }
@@ -69,5 +75,6 @@ export function trainFlagOptions(flags: TrainFlagValues): TrainFlagOptions {
     maxBatch: flags.maxBatch,
     memoryCap: flags.memoryCap !== undefined ? flags.memoryCap * 1e9 : undefined,
     saveStep0: flags.saveStep0,
+    profileDetail: flags.profileDetail,
   };
 }

@@ -48,6 +48,8 @@ export interface BenchTrainOptions {
    * ACP off). Needs such a case among the runs.
    */
   saveStep0?: string;
+  /** The profiled step's kernels by detail (a matmul per shape, layouts and tiles; `data.kernels`, 40 of them) instead of by name (12). */
+  profileDetail?: boolean;
   /** The same options as the command's train flags hand them over (merged over the above). */
   train?: TrainFlagOptions;
 }
@@ -106,6 +108,8 @@ interface Case {
   precision: MatmulPrecision;
   /** Write the step-0 check files here. */
   step0Dir?: string;
+  /** Profile by kernel detail (`BenchTrainOptions.profileDetail`). */
+  profileDetail?: boolean;
 }
 
 function implOf(c: Case, dev: RunDevice): string {
@@ -195,7 +199,7 @@ async function benchOne(c: Case, dev: RunDevice, note = ''): Promise<BenchRow> {
     const held = mem?.bytesInUse ?? 0;
     let profile: DispatchProfile | null = null;
     if (gpu) {
-      gpu.startProfile();
+      gpu.startProfile({ detail: c.profileDetail === true });
       await run.step();
       profile = await gpu.stopProfile();
     }
@@ -237,7 +241,9 @@ async function benchOne(c: Case, dev: RunDevice, note = ''): Promise<BenchRow> {
       data.attentionMs = profile.families.attention;
       data.matmulMs = profile.families.matmul;
       data.otherMs = profile.families.other;
-      data.kernels = profile.kernels.slice(0, 12).map((k) => ({ kernel: k.kernel, dispatches: k.dispatches, ms: k.ms }));
+      data.kernels = profile.kernels
+        .slice(0, c.profileDetail ? 40 : 12)
+        .map((k) => ({ kernel: k.kernel, dispatches: k.dispatches, ms: k.ms }));
     }
     return { bench: 'train', case: kase, impl, value: (c.B * c.T * c.steps) / seconds, unit: 'tok/s', note: parts.join(', '), data };
   } catch (e) {
@@ -363,7 +369,7 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchRow
             const wantsStep0 = o.saveStep0 !== undefined && !saved && precision === 'highest' && acp !== true;
             const step0Dir = wantsStep0 ? join(o.saveStep0 as string, `${model}-${preset}`) : undefined;
             if (wantsStep0) saved = true;
-            rows.push(await benchOne({ model, preset, T, B, steps, acp, precision, step0Dir }, dev, note));
+            rows.push(await benchOne({ model, preset, T, B, steps, acp, precision, step0Dir, profileDetail: o.profileDetail }, dev, note));
           }
       }
   } finally {

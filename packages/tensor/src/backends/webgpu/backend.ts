@@ -14,7 +14,7 @@ import { random } from './kernels/random.js';
 import { reduce } from './kernels/reduce.js';
 import { cumsum } from './kernels/scan.js';
 import { softmax } from './kernels/softmax.js';
-import { type DispatchProfile, startProfile, stopProfile } from './profiler.js';
+import { type DispatchProfile, type ProfileOptions, startProfile, stopProfile } from './profiler.js';
 import { type KernelSpec, runKernel } from './run-kernel.js';
 
 /** What `describeAdapter()` / `foxgate info` reports about the device. */
@@ -141,9 +141,10 @@ export class WebGPUBackend implements Backend {
   /**
    * Times every dispatch from now on with timestamp queries, until `stopProfile()` (see
    * `profiler.ts`; `initWebGPU({ profiling: true })` for unrounded timestamps). Off by default.
+   * `{ detail: true }` keys the times by kernel name and detail (a matmul's shape, layouts and tiles).
    */
-  startProfile(): void {
-    startProfile(this.engine, this.engine.batchSize);
+  startProfile(opts: ProfileOptions = {}): void {
+    startProfile(this.engine, this.engine.batchSize, opts);
   }
 
   /** Ends the profile: GPU milliseconds per kernel name and per family (attention, matmul, other). */

@@ -42,6 +42,8 @@ export interface Dispatch {
   params?: Params;
   /** Grid `[x, y, z]`, each ≤ 65535 (see `foldGrid`). */
   workgroups: [number, number, number];
+  /** What a profile by detail (`startProfile({ detail: true })`) adds to the name: shapes, layouts, tiles. */
+  detail?: () => string;
 }
 
 export interface EngineOptions {
@@ -358,7 +360,7 @@ export class Engine {
     }
     const group = this.bindGroup(layoutKey, layout.bgl, d, paramSize);
     // profiling: each dispatch in its own pass, stamped at its beginning and end
-    const timestampWrites = this.profiler?.writes(d.name);
+    const timestampWrites = this.profiler?.writes(d.name, d.detail);
     if (timestampWrites) this.endPass();
     this.pass ??= this.commandEncoder().beginComputePass({ label: 'foxgate', timestampWrites });
     this.pass.setPipeline(entry.pipeline);

@@ -22,7 +22,9 @@ export type KernelFamily = 'attention' | 'matmul' | 'other';
 export const KERNEL_FAMILIES: readonly KernelFamily[] = ['attention', 'matmul', 'other'];
 
 /** The family of a dispatch by its kernel name (`fox_*`, `sparsek_*`: attention; `matmul*`: matmul). */
-export function kernelFamily(name: string): KernelFamily {
+export function kernelFamily(kernel: string): KernelFamily {
+  // a profile by detail names kernels `name detail`
+  const name = kernel.split(' ', 1)[0];
   if (name.startsWith('fox_') || name.startsWith('sparsek_')) return 'attention';
   if (name.startsWith('matmul')) return 'matmul';
   return 'other';
@@ -34,6 +36,15 @@ export interface KernelTime {
   dispatches: number;
   /** GPU time summed over its dispatches, milliseconds. */
   ms: number;
+}
+
+/** Options of `startProfile`. */
+export interface ProfileOptions {
+  /**
+   * Key kernel times by name and detail (`matmul 32768×2304×768 nt …`: shapes, layouts, tiles,
+   * where the kernel gives one) instead of by name alone; families stay by name. Off by default.
+   */
+  detail?: boolean;
 }
 
 /** What `stopProfile()` returns: GPU time per kernel name and per family. */
@@ -76,6 +87,8 @@ export class DispatchProfiler {
     private readonly device: GPUDevice,
     /** Dispatches one command buffer holds at most (the engine's batch size). */
     private readonly capacity: number,
+    /** Key the times by name and the dispatch's detail (`ProfileOptions.detail`). */
+    private readonly detail = false,
   ) {}
 
   private batch(): Batch {
@@ -94,7 +107,7 @@ export class DispatchProfiler {
   }
 
   /** The timestamp writes of the next dispatch's pass (undefined when this batch is full). */
-  writes(name: string): GPUComputePassTimestampWrites | undefined {
+  writes(name: string, detail?: () => string): GPUComputePassTimestampWrites | undefined {
     this.current ??= this.batch();
     const b = this.current;
     if (b.names.length >= this.capacity) {
@@ -102,7 +115,7 @@ export class DispatchProfiler {
       return undefined;
     }
     const i = b.names.length;
-    b.names.push(name);
+    b.names.push(this.detail && detail ? `${name} ${detail()}` : name);
     return { querySet: b.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
@@ -172,12 +185,12 @@ export class DispatchProfiler {
  * Starts timing every dispatch of `engine` (queued work is submitted first, untimed). The device
  * needs the `timestamp-query` feature, which `initWebGPU` requests where the adapter has it.
  */
-export function startProfile(engine: Engine, capacity: number): void {
+export function startProfile(engine: Engine, capacity: number, opts: ProfileOptions = {}): void {
   if (engine.profiler) throw new FoxgateError('webgpu profile: a profile is already running (stopProfile() first)');
   if (!engine.device.features.has('timestamp-query'))
     throw new FoxgateError("webgpu profile: the device has no 'timestamp-query' feature (the adapter does not offer it)");
   engine.flush();
-  engine.profiler = new DispatchProfiler(engine.device, capacity);
+  engine.profiler = new DispatchProfiler(engine.device, capacity, opts.detail === true);
 }
 
 /** Submits the queued work, stops timing and returns the profile once the GPU has finished. */

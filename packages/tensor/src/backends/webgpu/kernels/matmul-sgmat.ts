@@ -228,6 +228,7 @@ function maxAbs(e: Engine, x: GpuStorage, op: Operand2d, batches: number, stats:
     ],
     params: p,
     workgroups: foldGrid(groups),
+    detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} cs ${op.cs}`,
   });
 }
 
@@ -286,6 +287,7 @@ function pack(
     ],
     params: p,
     workgroups: foldGrid(Math.ceil(words / 256)),
+    detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} cs ${op.cs}`,
   });
   return out;
 }
@@ -589,6 +591,7 @@ export function prepareHigh(e: Engine, a: View, b: View): PackedProduct {
       ],
       params: p,
       workgroups: foldGrid(tilesM * tilesN * batches),
+      detail: () => `${M}×${N}×${K}${batches > 1 ? ` ×${batches}` : ''} ${aL}${bL} tile ${c.BM}x${c.BN}x${c.BK}`,
     });
   const release = () => {
     e.free(ap);

@@ -342,6 +342,7 @@ function matmulSplitK(e: Engine, a: View, b: View, S: number, c: MatmulConfig, m
     ],
     params: p,
     workgroups: grid1d(n / W).workgroups,
+    detail: () => `${M}×${N}${batches > 1 ? ` ×${batches}` : ''} S=${S}`,
   });
   e.free(parts);
   return out;
@@ -398,6 +399,7 @@ function matmulPlain(e: Engine, a: View, b: View, maxShared: number, software: b
     ],
     params: p,
     workgroups: foldGrid(tilesM * tilesN * batches),
+    detail: () => `${M}×${N}×${K}${batches > 1 ? ` ×${batches}` : ''} a ${aMode} b ${bMode} tile ${cfgKey}`,
   });
   return out;
 }
