@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { View } from '../src/backend.js';
 import { initWebGPU } from '../src/backends/webgpu/device.js';
-import { packOperands, scaleExponent } from '../src/backends/webgpu/kernels/matmul-sgmat.js';
+import { denseRange, packOperands, scaleExponent } from '../src/backends/webgpu/kernels/matmul-sgmat.js';
 import { tensorCoreSupport, withDawnFeatures } from '../src/backends/webgpu/tensor-cores.js';
 import { FoxgateError } from '../src/errors.js';
 import { tensor } from '../src/index.js';
@@ -20,6 +20,37 @@ function halfToNumber(h: number): number {
   if (e === 0) return sign * f * 2 ** -24;
   if (e === 31) return f ? Number.NaN : sign * Number.POSITIVE_INFINITY;
   return sign * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/** The element of packed row r, column c of batch bi, unscaled (0 in the padding). */
+type Expected = (bi: number, r: number, c: number) => number;
+
+/** A packed operand against its expected f32 values times 2^k, rounded to f16. */
+async function checkPacked(
+  g: NonNullable<typeof gpu>,
+  packed: Parameters<typeof g.read>[0],
+  B: number,
+  rows: number,
+  cols: number,
+  expected: Expected,
+  k: number,
+): Promise<void> {
+  const words = new Uint32Array(await g.read(packed, 'uint32', (B * rows * cols) / 2));
+  let worst = 0;
+  for (let bi = 0; bi < B; bi++)
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) {
+        const i = (bi * rows + r) * cols + c;
+        const h = (words[i >> 1] >>> (16 * (i & 1))) & 0xffff;
+        const got = halfToNumber(h);
+        const want = expected(bi, r, c) * 2 ** k;
+        expect(Math.abs(want)).toBeLessThan(2 ** 15);
+        if (want === 0) expect(got).toBe(0);
+        else worst = Math.max(worst, Math.abs(got - want) / Math.abs(want));
+      }
+  // round to nearest f16: relative error ≤ 2^-11 (normal range)
+  expect(worst).toBeLessThanOrEqual(2 ** -11);
+  expect(worst).toBeGreaterThan(0);
 }
 
 describe('matmul precision option', () => {
@@ -158,34 +189,61 @@ describe.skipIf(!gpu)("webgpu 'high' precision", () => {
     expect(f32[1]).toBe(maxB);
     const ka = scaleExponent(3000.5);
     const kb = scaleExponent(maxB);
-    const check = async (
-      packed: typeof p.ap,
-      rows: number,
-      cols: number,
-      expected: (bi: number, r: number, c: number) => number,
-      k: number,
-    ) => {
-      const words = new Uint32Array(await g.read(packed, 'uint32', (B * rows * cols) / 2));
-      let worst = 0;
-      for (let bi = 0; bi < B; bi++)
-        for (let r = 0; r < rows; r++)
-          for (let c = 0; c < cols; c++) {
-            const i = (bi * rows + r) * cols + c;
-            const h = (words[i >> 1] >>> (16 * (i & 1))) & 0xffff;
-            const got = halfToNumber(h);
-            const want = expected(bi, r, c) * 2 ** k;
-            expect(Math.abs(want)).toBeLessThan(2 ** 15);
-            if (want === 0) expect(got).toBe(0);
-            else worst = Math.max(worst, Math.abs(got - want) / Math.abs(want));
-          }
-      // round to nearest f16: relative error ≤ 2^-11 (normal range)
-      expect(worst).toBeLessThanOrEqual(2 ** -11);
-      expect(worst).toBeGreaterThan(0);
-    };
+    const check = (packed: typeof p.ap, rows: number, cols: number, expected: Expected, k: number) =>
+      checkPacked(g, packed, B, rows, cols, expected, k);
     // A packed [b][Kp][Mp]: element (m, k) at row k, col m
     await check(p.ap, p.Kp, p.Mp, (bi, k, m) => (k < K && m < M ? aData[bi * M * K + k * M + m] : 0), ka);
     // B packed [b][Kp][Np]: the same B for both batches
     await check(p.bp, p.Kp, p.Np, (_bi, k, n) => (k < K && n < N ? bData[k * N + n] : 0), kb);
     for (const s of [p.ap, p.bp, p.stats, a.storage, b.storage]) g.free(s);
+  });
+
+  it('packs 4-aligned rows four at a time; max-abs reads a dense range flat, a strided view as strided', async () => {
+    const g = gpu!;
+    const [B, M, K, N, W] = [2, 16, 24, 12, 28];
+    // A [2, 16, 24]: columns 4..27 of a [2, 16, 28] buffer (offset 4, row stride 28: not dense)
+    const big = values(B * M * W, 'float32', 9, 1);
+    const at = (bi: number, m: number, k: number) => big[bi * M * W + m * W + 4 + k];
+    big[1 * M * W + 7 * W + 4 + 23] = 2000.25; // the max-abs of A, its last column
+    big[3] = -9e6; // outside the view: not A's max-abs
+    const bData = values(K * N, 'float32', 10, 1).map((x) => x * 1e-5) as Float32Array;
+    bData[K * N - 1] = -2.5e-5; // B's max-abs, its last element (the flat loop's end)
+    const a: View = { ...viewOn(g, { data: big, dtype: 'float32', shape: [B, M, K] }), strides: [M * W, W, 1], offset: 4 };
+    const b: View = { ...viewOn(g, { data: bData, dtype: 'float32', shape: [B, K, N] }), strides: [0, N, 1] };
+    g.startProfile({ detail: true });
+    const p = packOperands(g.engine, a, b, { BM: 16, BN: 16, BK: 16 });
+    const ran = (await g.stopProfile()).kernels.map((k) => k.kernel).sort();
+    expect(ran).toEqual([
+      'fill',
+      'matmul_high_maxabs 2×16×24 rs 28 cs 1',
+      'matmul_high_maxabs dense 288 vec4',
+      'matmul_high_pack 2×16×24 rs 28 quads',
+      'matmul_high_pack 2×24×12 rs 12 quads',
+    ]);
+    expect([p.aL, p.bL, p.Mp, p.Np, p.Kp]).toEqual(['k', 'w', 16, 16, 32]);
+    const f32 = new Float32Array(new Uint32Array(await g.read(p.stats, 'uint32', 2)).buffer);
+    expect([f32[0], f32[1]]).toEqual([2000.25, Math.fround(2.5e-5)]);
+    // A packed [b][Mp][Kp], B [b][Kp][Np]
+    await checkPacked(g, p.ap, B, p.Mp, p.Kp, (bi, m, k) => (k < K ? at(bi, m, k) : 0), scaleExponent(2000.25));
+    await checkPacked(g, p.bp, B, p.Kp, p.Np, (_bi, k, n) => (k < K && n < N ? bData[k * N + n] : 0), scaleExponent(f32[1]));
+    for (const s of [p.ap, p.bp, p.stats, a.storage, b.storage]) g.free(s);
+  });
+
+  it('denseRange: a permutation of dense dims (broadcast dims dropped) is one range; a strided view is not', () => {
+    const op = (R: number, C: number, rs: number, cs: number, batchShape: number[] = [], batchStrides: number[] = []) => ({
+      R,
+      C,
+      rs,
+      cs,
+      offset: 8,
+      batchShape,
+      batchStrides,
+    });
+    expect(denseRange(op(4, 3, 3, 1))).toEqual({ start: 8, count: 12 });
+    expect(denseRange(op(4, 3, 1, 4, [2], [12]))).toEqual({ start: 8, count: 24 });
+    expect(denseRange(op(4, 3, 3, 1, [5], [0]))).toEqual({ start: 8, count: 12 });
+    expect(denseRange(op(4, 3, 4, 1))).toBeNull();
+    expect(denseRange(op(4, 3, 3, 1, [2], [16]))).toBeNull();
+    expect(denseRange(op(1, 3, 0, 2))).toBeNull();
   });
 });

@@ -176,7 +176,7 @@ export function scaleExponent(maxAbs: number): number {
 }
 
 /** A 2-D operand as rows × cols over a collapsed batch loop. */
-interface Operand2d {
+export interface Operand2d {
   R: number;
   C: number;
   rs: number;
@@ -186,10 +186,29 @@ interface Operand2d {
   batchStrides: number[];
 }
 
+/**
+ * Where an operand's elements are one dense range of its buffer (any order of its dims; a
+ * broadcast dim of stride 0 repeats it): its first index and length, else null. Max-abs then
+ * reads the range.
+ */
+export function denseRange(op: Operand2d): { start: number; count: number } | null {
+  const dims = [...op.batchShape.map((n, i) => [n, op.batchStrides[i]]), [op.R, op.rs], [op.C, op.cs]]
+    .filter(([n, s]) => n > 1 && s !== 0)
+    .sort((x, y) => x[1] - y[1]);
+  let want = 1;
+  for (const [n, st] of dims) {
+    if (st !== want) return null;
+    want *= n;
+  }
+  return { start: op.offset, count: want };
+}
+
 /** Writes the max |x| bits of `x` into stats[slot] (stats zeroed first). */
 function maxAbs(e: Engine, x: GpuStorage, op: Operand2d, batches: number, stats: GpuStorage, slot: number): void {
   const total = batches * op.R * op.C;
   if (total === 0) return;
+  const range = denseRange(op);
+  if (range) return maxAbsDense(e, x, range.start, range.count, stats, slot);
   const groups = Math.min(Math.ceil(total / (256 * 8)), 8192);
   const rank = op.batchShape.length;
   const p = new Params()
@@ -212,10 +231,7 @@ function maxAbs(e: Engine, x: GpuStorage, op: Operand2d, batches: number, stats:
     s += '    let rc = P.R * P.C;\n    let b = i / rc;\n    let rem = i % rc;\n    let r = rem / P.C;\n    let c = rem % P.C;\n';
     s += stridedOffsets('b', rank, 'bs', ['x']).replace(/^/gm, '  ');
     s += '    m = max(m, bitcast<u32>(abs(x[o_x + r * P.rs + c * P.cs])));\n  }\n  }\n';
-    s += '  red[lid] = m;\n  workgroupBarrier();\n';
-    s +=
-      '  for (var w = 128u; w > 0u; w = w / 2u) {\n    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }\n    workgroupBarrier();\n  }\n';
-    s += '  if (lid == 0u && red[0] != 0u) { atomicMax(&stats[P.slot], red[0]); }\n}\n';
+    s += MAXABS_REDUCE;
     return s;
   };
   e.dispatch({
@@ -232,9 +248,61 @@ function maxAbs(e: Engine, x: GpuStorage, op: Operand2d, batches: number, stats:
   });
 }
 
+/** The workgroup's maximum of the threads' `m` into stats[P.slot]. */
+const MAXABS_REDUCE = `  red[lid] = m;
+  workgroupBarrier();
+  for (var w = 128u; w > 0u; w = w / 2u) {
+    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
+    workgroupBarrier();
+  }
+  if (lid == 0u && red[0] != 0u) { atomicMax(&stats[P.slot], red[0]); }
+}
+`;
+
+/** Max-abs of a dense range (`denseRange`): a flat loop, vec4 where the range is 4-aligned. */
+function maxAbsDense(e: Engine, x: GpuStorage, start: number, total: number, stats: GpuStorage, slot: number): void {
+  const vec = start % 4 === 0 && total % 4 === 0;
+  const W = vec ? 4 : 1;
+  const n = total / W;
+  const groups = Math.min(Math.ceil(n / (256 * 8)), 8192);
+  const p = new Params()
+    .u32('start', start / W)
+    .u32('n', n)
+    .u32('threads', groups * 256)
+    .u32('slot', slot);
+  const code = () => {
+    let s = storageBinding(0, 'x', vec ? 'vec4<f32>' : 'f32', 'read');
+    s += storageBinding(1, 'stats', 'atomic<u32>', 'read_write');
+    s += p.declare(2);
+    s += 'var<workgroup> red: array<u32, 256>;\n';
+    s += `@compute @workgroup_size(256) fn main(${ENTRY_ARGS}) {\n`;
+    s += `  let wg = ${WG_LINEAR};\n  var m = 0u;\n`;
+    s += `  if (wg < ${groups}u) {\n  for (var i = wg * 256u + lid; i < P.n; i += P.threads) {\n`;
+    s += vec
+      ? '    let v = bitcast<vec4<u32>>(abs(x[P.start + i]));\n    m = max(m, max(max(v.x, v.y), max(v.z, v.w)));\n'
+      : '    m = max(m, bitcast<u32>(abs(x[P.start + i])));\n';
+    s += '  }\n  }\n';
+    s += MAXABS_REDUCE;
+    return s;
+  };
+  e.dispatch({
+    name: 'matmul_high_maxabs',
+    key: `matmul_high_maxabs_dense:${vec}:${groups}`,
+    code,
+    bindings: [
+      { buffer: x.buffer, access: 'read' },
+      { buffer: stats.buffer, access: 'read_write' },
+    ],
+    params: p,
+    workgroups: foldGrid(groups),
+    detail: () => `dense ${total}${vec ? ' vec4' : ''}`,
+  });
+}
+
 /**
  * Packs an operand into f16 pairs (u32 words), scaled by 2^k from stats[slot]: out[b][r][c] for
- * r < Rp, c < Cp (Cp even), zero outside R×C.
+ * r < Rp, c < Cp (Cp even), zero outside R×C. Rows of contiguous, 4-aligned columns go four
+ * at a time (`packQuads`).
  */
 function pack(
   e: Engine,
@@ -246,6 +314,8 @@ function pack(
   stats: GpuStorage,
   slot: number,
 ): GpuStorage {
+  const aligned = [op.offset, op.rs, op.C, Cp, ...op.batchStrides].every((v) => v % 4 === 0);
+  if (aligned && op.cs === 1) return packQuads(e, x, op, batches, Rp, Cp, stats, slot);
   const words = (batches * Rp * Cp) / 2;
   const out = allocElems(e, words);
   const rank = op.batchShape.length;
@@ -288,6 +358,66 @@ function pack(
     params: p,
     workgroups: foldGrid(Math.ceil(words / 256)),
     detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} cs ${op.cs}`,
+  });
+  return out;
+}
+
+/** `pack` for contiguous columns with offset, row and batch strides, C and Cp multiples of 4: one vec4 per thread. */
+function packQuads(
+  e: Engine,
+  x: GpuStorage,
+  op: Operand2d,
+  batches: number,
+  Rp: number,
+  Cp: number,
+  stats: GpuStorage,
+  slot: number,
+): GpuStorage {
+  const quads = (batches * Rp * Cp) / 4;
+  const out = allocElems(e, quads * 2);
+  const rank = op.batchShape.length;
+  const p = new Params()
+    .u32('R', op.R)
+    .u32('C4', op.C / 4)
+    .u32('rs4', op.rs / 4)
+    .u32('Rp', Rp)
+    .u32('Cp4', Cp / 4)
+    .u32('quads', quads)
+    .u32('slot', slot);
+  p.u32s('bs', op.batchShape)
+    .u32('x_o', op.offset / 4)
+    .u32s(
+      'x_s',
+      op.batchStrides.map((st) => st / 4),
+    );
+  const code = () => {
+    let s = storageBinding(0, 'x', 'vec4<f32>', 'read');
+    s += storageBinding(1, 'stats', 'u32', 'read');
+    s += storageBinding(2, 'out', 'vec2<u32>', 'read_write');
+    s += p.declare(3);
+    s += SCALE_WGSL;
+    s += `@compute @workgroup_size(256) fn main(${ENTRY_ARGS}) {\n`;
+    s += `  let t = ${WG_LINEAR} * 256u + lid;\n  if (t >= P.quads) { return; }\n`;
+    s += '  let sc = fg_pow2(fg_scale_exp(stats[P.slot]));\n';
+    s += '  let per = P.Rp * P.Cp4;\n  let b = t / per;\n  let rem = t % per;\n  let r = rem / P.Cp4;\n  let c = rem % P.Cp4;\n';
+    s += stridedOffsets('b', rank, 'bs', ['x']);
+    s += '  var v = vec4<f32>(0.0);\n';
+    s += '  if (r < P.R && c < P.C4) { v = x[o_x + r * P.rs4 + c] * sc; }\n';
+    s += '  out[t] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));\n}\n';
+    return s;
+  };
+  e.dispatch({
+    name: 'matmul_high_pack',
+    key: `matmul_high_pack_quads:${rank}`,
+    code,
+    bindings: [
+      { buffer: x.buffer, access: 'read' },
+      { buffer: stats.buffer, access: 'read' },
+      { buffer: out.buffer, access: 'read_write' },
+    ],
+    params: p,
+    workgroups: foldGrid(Math.ceil(quads / 256)),
+    detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} quads`,
   });
   return out;
 }
