@@ -18,7 +18,7 @@ import { destroyTestWebGPU, testWebGPU, throwsNaming } from '@foxgate/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fusedAddRmsNorm, fusedRmsNorm } from '../src/layers/fused-norm.js';
 import { fusedSwiglu } from '../src/layers/fused-swiglu.js';
-import { swigluInRowChunks } from '../src/layers/swiglu.js';
+import { swigluInRowChunks, swigluRowChunks } from '../src/layers/swiglu.js';
 import { f64, maxDiff, relMaxError, values, wsum } from './util.js';
 
 const gpu = (await testWebGPU()) as unknown as Backend | null;
@@ -212,6 +212,14 @@ const chunkedOf =
     );
 
 describe('swiglu in row chunks (a gate_proj output past the binding limit)', () => {
+  it('chunks of equal size, multiples of 256 rows where they fit', () => {
+    // B·T = 32·4096 rows of 16 KiB at a 2 GiB − 4 binding: at most 131,071 rows a chunk
+    expect(swigluRowChunks(131072, 131071)).toEqual([65536, 65536]);
+    expect(swigluRowChunks(300000, 131071)).toEqual([100096, 100096, 99808]);
+    expect(swigluRowChunks(5, 2)).toEqual([2, 2, 1]);
+    expect(swigluRowChunks(1000, 999)).toEqual([512, 488]);
+    expect(swigluRowChunks(7, 7)).toEqual([7]);
+  });
   it('equals the one-buffer op in value and gradients (float64; 5 rows in chunks of 2, 2, 1), frees its pieces, and refuses a row over the limit', async () => {
     for (const bias of [true, false]) {
       const inputs = mlpInputs(5, 3, 7, bias, 31);

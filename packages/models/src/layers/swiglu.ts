@@ -78,8 +78,8 @@ export function swiglu(p: SwiGLUParams, x: Tensor): Tensor {
 /**
  * {@link swiglu} after its checks, with the gate_proj output [rows, 2H] held to `maxBytes` per
  * buffer: past it the rows go through in chunks (a WebGPU binding holds at most
- * `maxStorageBufferBindingSize`, 2 GiB on most adapters: 131,072 tokens × 4096 floats). Exported
- * for tests.
+ * `maxStorageBufferBindingSize`, 2 GiB on most adapters: 131,072 tokens × 4096 floats), split
+ * evenly (`swigluRowChunks`). Exported for tests.
  */
 export function swigluInRowChunks(p: SwiGLUParams, x: Tensor, maxBytes: number): Tensor {
   const run = (xs: Tensor) => fusedSwiglu(xs, p.gate_proj.weight, p.gate_proj.bias ?? null, p.down_proj.weight, p.down_proj.bias ?? null);
@@ -87,18 +87,34 @@ export function swigluInRowChunks(p: SwiGLUParams, x: Tensor, maxBytes: number):
   const rows = x.size / dim;
   const perRow = two * itemSize(x.dtype);
   if (rows * perRow <= maxBytes) return run(x);
-  const chunk = Math.floor(maxBytes / perRow);
-  if (chunk < 1)
+  const most = Math.floor(maxBytes / perRow);
+  if (most < 1)
     fail('swiglu', `one row of the gate_proj output (${perRow} bytes) exceeds the device's storage binding limit (${maxBytes} bytes)`);
   const flat = reshape(x, [rows, dim]);
   const parts: Tensor[] = [];
-  for (let r0 = 0; r0 < rows; r0 += chunk) {
-    const xs = narrow(flat, 0, r0, Math.min(chunk, rows - r0));
+  let r0 = 0;
+  for (const n of swigluRowChunks(rows, most)) {
+    const xs = narrow(flat, 0, r0, n);
     parts.push(run(xs));
     xs.dispose();
+    r0 += n;
   }
   const joined = concat(parts, 0);
   const out = reshape(joined, x.shape);
   dispose([flat, joined, ...parts]);
+  return out;
+}
+
+/**
+ * Row counts of the chunks: as few as hold at most `most` rows each, of equal size rounded up to
+ * a multiple of 256 rows where that still fits (the last one shorter). Equal chunks keep the
+ * weight-gradient products long and their K even, which split-K needs: 131,072 rows at most
+ * 131,071 go as 2 × 65,536, not 131,071 + 1.
+ */
+export function swigluRowChunks(rows: number, most: number): number[] {
+  const n = Math.ceil(rows / most);
+  const chunk = Math.min(most, Math.ceil(Math.ceil(rows / n) / 256) * 256);
+  const out: number[] = [];
+  for (let r = 0; r < rows; r += chunk) out.push(Math.min(chunk, rows - r));
   return out;
 }
