@@ -197,22 +197,31 @@ async function timeIt(g: WebGPUBackend, fn: () => void, minMs = 700): Promise<{ 
   }
 }
 
-async function benchSize(g: WebGPUBackend, variant: string, n: number, precisions: MatmulPrecision[]): Promise<Row[]> {
-  const a = makeOp([], n, n, false, 1);
-  const b = makeOp([], n, n, false, 1);
+async function benchSize(
+  g: WebGPUBackend,
+  variant: string,
+  n: number,
+  precisions: MatmulPrecision[],
+  // a weight gradient's shape instead of n³: Aᵀ [M, K] (stored [K, M]) · B [K, N]
+  dw?: [M: number, K: number, N: number],
+): Promise<Row[]> {
+  const [M, K, N] = dw ?? [n, n, n];
+  const a = makeOp([], M, K, dw !== undefined, 1);
+  const b = makeOp([], K, N, false, 1);
   const av = upload(g, a);
   const bv = upload(g, b);
-  const flop = 2 * n ** 3;
+  const flop = 2 * M * K * N;
+  const size = dw ? `dW ${M}x${K}x${N}` : `n=${n}`;
   const rows: Row[] = [];
   for (const precision of precisions) {
     const s = g.matmul(av, bv, { precision });
-    const out = (await g.read(s, 'float32', n * n)) as Float32Array;
+    const out = (await g.read(s, 'float32', M * N)) as Float32Array;
     g.free(s);
     const err = compare(a, b, out, 256);
     const t = await timeIt(g, () => g.free(g.matmul(av, bv, { precision })));
     rows.push({
       variant,
-      name: `bench ${precision} n=${n}`,
+      name: `bench ${precision} ${size}`,
       ok: err.nonFinite === 0,
       n,
       precision,
@@ -221,7 +230,7 @@ async function benchSize(g: WebGPUBackend, variant: string, n: number, precision
       ...err,
     });
   }
-  if (precisions.includes('high') && g.tensorCores) {
+  if (precisions.includes('high') && g.tensorCores && !dw) {
     const prod = prepareHigh(g.engine, av, bv);
     prod.run();
     const t = await timeIt(g, prod.run);
@@ -267,6 +276,9 @@ async function child(variant: string, mods: Partial<SgmatConfig>): Promise<void>
       ['K=1 40x1x24', [], 40, 1, 24, 1, 1, 0],
       ['n=1024', [], 1024, 1024, 1024, 1, 1, 2000],
       ['2000x1000x1500 (wide tiles, partial)', [], 2000, 1000, 1500, 1, 1, 1500],
+      // split-K (8 and 4 chunks as batches, then their sum)
+      ['split-K 256x8192x512', [], 256, 8192, 512, 1, 1, 1500],
+      ['split-K batched 2x 128x4096x256', [2], 128, 4096, 256, 1, 1, 1500],
     ];
     for (const [label, batch, M, K, N, sa, sb, samples, bcast] of cases)
       for (const aT of [false, true])
@@ -280,6 +292,8 @@ async function child(variant: string, mods: Partial<SgmatConfig>): Promise<void>
           }
         }
     for (const n of [2048, 4096, 8192]) for (const r of await benchSize(g, variant, n, ['highest', 'high'])) emit(r);
+    // the training's thinnest weight gradient (768² over 32768 tokens): split-K
+    for (const r of await benchSize(g, variant, 0, ['highest', 'high'], [768, 32768, 768])) emit(r);
     return;
   }
   setSgmatConfig(configOf(variant, mods));

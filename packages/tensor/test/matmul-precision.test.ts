@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { View } from '../src/backend.js';
 import { initWebGPU } from '../src/backends/webgpu/device.js';
-import { denseRange, packOperands, scaleExponent } from '../src/backends/webgpu/kernels/matmul-sgmat.js';
+import { denseRange, packOperands, scaleExponent, splitKHigh } from '../src/backends/webgpu/kernels/matmul-sgmat.js';
 import { tensorCoreSupport, withDawnFeatures } from '../src/backends/webgpu/tensor-cores.js';
 import { FoxgateError } from '../src/errors.js';
 import { tensor } from '../src/index.js';
@@ -227,6 +227,22 @@ describe.skipIf(!gpu)("webgpu 'high' precision", () => {
     await checkPacked(g, p.ap, B, p.Mp, p.Kp, (bi, m, k) => (k < K ? at(bi, m, k) : 0), scaleExponent(2000.25));
     await checkPacked(g, p.bp, B, p.Kp, p.Np, (_bi, k, n) => (k < K && n < N ? bData[k * N + n] : 0), scaleExponent(f32[1]));
     for (const s of [p.ap, p.bp, p.stats, a.storage, b.storage]) g.free(s);
+  });
+
+  it("split-K of 'high' products: long thin ones into power-of-two chunks on the largest tile, the rest whole", () => {
+    const plan = (M: number, N: number, K: number, batches: number, hopper: boolean) => {
+      const r = splitKHigh(M, N, K, batches, hopper);
+      return [r.S, `${r.c.BM}x${r.c.BN}`];
+    };
+    // a weight gradient 768×768 over 32768 tokens: 144 workgroups of 64×64; 16 chunks of 18 on 128×256
+    expect(plan(768, 768, 32768, 1, true)).toEqual([16, '128x256']);
+    expect(plan(768, 768, 32768, 1, false)).toEqual([8, '128x128']);
+    expect(plan(4096, 768, 32768, 1, true)).toEqual([4, '128x256']);
+    // chunks stay ≥ 1024 long and divide K
+    expect(plan(256, 512, 8192, 1, true)).toEqual([8, '128x256']);
+    expect(plan(768, 768, 32767, 1, true)).toEqual([1, '64x64']);
+    expect(plan(768, 768, 2048, 1, true)).toEqual([1, '64x64']);
+    expect(plan(4096, 4096, 4096, 1, true)).toEqual([1, '128x256']);
   });
 
   it('denseRange: a permutation of dense dims (broadcast dims dropped) is one range; a strided view is not', () => {

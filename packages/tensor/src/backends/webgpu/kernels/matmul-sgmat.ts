@@ -5,6 +5,7 @@ import type { Engine, GpuStorage } from '../engine.js';
 import { collapse, ENTRY_ARGS, foldGrid, Params, storageBinding, stridedOffsets, WG_LINEAR } from '../wgsl.js';
 import { allocElems, gpuOf } from './common.js';
 import { fill } from './elementwise.js';
+import { splitCount, splitKViews, sumSplitK } from './matmul.js';
 
 /**
  * `precision: 'high'` matmul: f16 operands, f32 accumulation, on the tensor cores through WGSL
@@ -148,10 +149,24 @@ function hopperClass(e: Engine): boolean {
 
 function pickSgmat(M: number, N: number, batches: number, hopper = false): SgmatConfig {
   const { wide, wide256, small } = SGMAT_CONFIGS;
-  const tiles = (c: SgmatConfig) => Math.ceil(M / c.BM) * Math.ceil(N / c.BN) * batches;
+  const tiles = (c: SgmatConfig) => sgTiles(M, N, batches, c);
   if (hopper && M >= 128 && N >= 256 && tiles(wide256) >= 96) return wide256;
   if (M >= 128 && N >= 128 && tiles(wide) >= 96) return wide;
   return small;
+}
+
+const sgTiles = (M: number, N: number, batches: number, c: SgmatConfig) => Math.ceil(M / c.BM) * Math.ceil(N / c.BN) * batches;
+
+/**
+ * Split-K of a 'high' product (`splitCount`, as for f32): S chunks and the configuration that
+ * runs them, the largest tile the shape takes (`pickSgmat` with workgroups to spare). Exported
+ * for tests.
+ */
+export function splitKHigh(M: number, N: number, K: number, batches: number, hopper: boolean): { S: number; c: SgmatConfig } {
+  const c = pickSgmat(M, N, batches, hopper);
+  const big = pickSgmat(M, N, 1e9, hopper);
+  const S = splitCount(K, sgTiles(M, N, batches, c), sgTiles(M, N, batches, big), batches * M * N * 4);
+  return S === 1 ? { S, c } : { S, c: big };
 }
 
 /** Packed operand layout: rows of `C` contiguous halves; 'k' = K contiguous ([W][K]), 'w' = M or N contiguous ([K][W]). */
@@ -668,6 +683,18 @@ export interface PackedProduct {
  * checks that the device offers f16 subgroup matrices of 16×16×16 with a subgroup size of 32.
  */
 export function matmulHigh(e: Engine, a: View, b: View): GpuStorage {
+  const r = a.shape.length;
+  const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]];
+  const batches = sizeOf(a.shape.slice(0, r - 2));
+  const split = sgOverride || sgPatch || batches * M * N === 0 ? null : splitKHigh(M, N, K, batches, hopperClass(e));
+  if (split && split.S > 1) {
+    // split-K (see `splitK` in matmul.ts): the chunks as batches of one product, then their sum
+    const [ac, bc] = splitKViews(a, b, split.S);
+    const prod = prepareHigh(e, ac, bc, split.c);
+    prod.run();
+    prod.release();
+    return sumSplitK(e, prod.out, a, b, split.S);
+  }
   const prod = prepareHigh(e, a, b);
   prod.run();
   prod.release();
@@ -678,7 +705,7 @@ export function matmulHigh(e: Engine, a: View, b: View): GpuStorage {
  * Queues the max-abs and pack passes and returns the core kernel as `run` (queued once by
  * `matmulHigh`; benchmarks may queue it again to time it alone) and `release` for the temporaries.
  */
-export function prepareHigh(e: Engine, a: View, b: View): PackedProduct {
+export function prepareHigh(e: Engine, a: View, b: View, forced?: SgmatConfig): PackedProduct {
   const r = a.shape.length;
   const M = a.shape[r - 2];
   const K = a.shape[r - 1];
@@ -692,7 +719,7 @@ export function prepareHigh(e: Engine, a: View, b: View): PackedProduct {
     e.free(out);
     return { ...noop, out: fill(e, batches * M * N, 0, 'float32') };
   }
-  const c = chooseSgmat(e, M, N, batches);
+  const c = forced ?? chooseSgmat(e, M, N, batches);
   const { ap, bp, stats, aL, bL, Mp, Np, Kp } = packOperands(e, a, b, c);
   const direct = N % 4 === 0;
   const tilesM = Mp / c.BM;

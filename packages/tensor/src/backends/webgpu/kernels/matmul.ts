@@ -273,13 +273,24 @@ const SPLIT_MAX_BYTES = 256 * 2 ** 20;
 export function splitK(M: number, N: number, K: number, batches: number, maxShared: number): { S: number; c: MatmulConfig } {
   const c = choose(M, N, batches, maxShared);
   const tiles = (x: MatmulConfig) => Math.ceil(M / x.BM) * Math.ceil(N / x.BN) * batches;
-  if (override || K < 4096 || tiles(c) >= SPLIT_TARGET / 2) return { S: 1, c };
+  if (override) return { S: 1, c };
   // the largest tile the shape takes: split-K gives it the workgroups it lacked
   const big = tileLadder(M, N, maxShared)[0] ?? c;
-  let S = 1;
-  while (S * 2 * tiles(big) <= SPLIT_TARGET && K % (S * 2) === 0 && K / (S * 2) >= 1024 && S * 2 * batches * M * N * 4 <= SPLIT_MAX_BYTES)
-    S *= 2;
+  const S = splitCount(K, tiles(c), tiles(big), batches * M * N * 4);
   return S === 1 ? { S: 1, c } : { S, c: big };
+}
+
+/**
+ * Split-K's chunk count (1: none) for a product whose chosen tile gives `tiles` workgroups and
+ * whose largest tile gives `bigTiles`, with `outBytes` per partial product: below half the target
+ * workgroups and from K = 4096 on, S doubles while S·bigTiles stays within the target, S divides
+ * K into chunks ≥ 1024 and the partials fit their byte budget. Shared by the f32 and 'high' matmuls.
+ */
+export function splitCount(K: number, tiles: number, bigTiles: number, outBytes: number): number {
+  if (K < 4096 || tiles >= SPLIT_TARGET / 2) return 1;
+  let S = 1;
+  while (S * 2 * bigTiles <= SPLIT_TARGET && K % (S * 2) === 0 && K / (S * 2) >= 1024 && S * 2 * outBytes <= SPLIT_MAX_BYTES) S *= 2;
+  return S;
 }
 
 /** The sizes of `a` [..., M, K] · `b` [..., K, N]. */
@@ -300,7 +311,13 @@ export function matmul(e: Engine, a: View, b: View, maxShared: number, software 
 
 /** Split-K (see {@link splitK}): S chunk products as batches into a [batches, S, M, N] buffer, then their sum. */
 function matmulSplitK(e: Engine, a: View, b: View, S: number, c: MatmulConfig, maxShared: number, software: boolean): GpuStorage {
-  const { r, M, K, N, batches } = dims(a, b);
+  const [ac, bc] = splitKViews(a, b, S);
+  return sumSplitK(e, matmulPlain(e, ac, bc, maxShared, software, c), a, b, S);
+}
+
+/** `a` [..., M, K] and `b` [..., K, N] as [..., S, M, K/S] and [..., S, K/S, N]: chunk s is columns (rows) [s·K/S, (s+1)·K/S). */
+export function splitKViews(a: View, b: View, S: number): [View, View] {
+  const { r, M, K, N } = dims(a, b);
   const Kc = K / S;
   // chunk s of A is its columns [s·Kc, (s+1)·Kc), of B its rows: a batch dim of stride Kc·(k stride)
   const chunked = (v: View, kAxis: number): View => ({
@@ -308,7 +325,12 @@ function matmulSplitK(e: Engine, a: View, b: View, S: number, c: MatmulConfig, m
     shape: [...v.shape.slice(0, r - 2), S, ...(kAxis === r - 1 ? [M, Kc] : [Kc, N])],
     strides: [...v.strides.slice(0, r - 2), Kc * v.strides[kAxis], v.strides[r - 2], v.strides[r - 1]],
   });
-  const parts = matmulPlain(e, chunked(a, r - 1), chunked(b, r - 2), maxShared, software, c);
+  return [chunked(a, r - 1), chunked(b, r - 2)];
+}
+
+/** The sum over s of split-K's partial products `parts` [batches, S, M, N] of `a`·`b` (freed), in a fixed order. */
+export function sumSplitK(e: Engine, parts: GpuStorage, a: View, b: View, S: number): GpuStorage {
+  const { M, N, batches } = dims(a, b);
   const out = allocElems(e, batches * M * N);
   const n = batches * M * N;
   const vec = (M * N) % 4 === 0;
