@@ -141,6 +141,10 @@ describe('bench train', () => {
     expect(d.attentionMs).toBeGreaterThan(0);
     expect(d.matmulMs).toBeGreaterThan(0);
     expect(d.attentionMs + d.matmulMs + d.otherMs).toBeCloseTo(d.gpuMs, 6);
+    // host time queueing a step lies within the step; a steady-state step reuses pooled buffers
+    expect(d.hostQueueMs).toBeGreaterThan(0);
+    expect(d.hostQueueMs).toBeLessThanOrEqual(d.msPerStep);
+    expect(d.buffersCreated).toBe(0);
     const names = (d as unknown as { kernels: { kernel: string }[] }).kernels.map((k) => k.kernel);
     expect(names).toContain('matmul');
     expect(names.every((n) => !n.includes(' '))).toBe(true);

@@ -79,6 +79,8 @@ export interface BackendMemory {
   pooledBuffers?: number;
   /** Buffers the device has allocated in total (pool + in use). */
   deviceBuffers?: number;
+  /** Buffers created since the start (WebGPU; a steady-state loop keeps this flat). */
+  buffersCreated?: number;
   /** The most bytes held by live storages at once since `resetPeakMemory()` (or since the start). */
   peakBytes?: number;
 }

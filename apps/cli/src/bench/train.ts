@@ -126,14 +126,19 @@ function trainer(m: Model, B: number, T: number, acp: boolean, dev: RunDevice) {
   const [xs, ys] = batchTensors(ids, B, T, dev);
   const lossOpts = acp ? { acp: true } : {};
   const lossFn = valueAndGrad((p: ModelParams, a: Tensor, t: Tensor) => m.loss(p, a, t, lossOpts));
+  const host = { queueMs: 0 };
   return {
     ids,
     params: () => params,
+    /** Host milliseconds spent queueing the steps (building the graph and encoding its dispatches), summed. */
+    host,
     /** forward, backward, AdamW queued, then the loss read back (the only readback: it waits for the update) */
     async step(): Promise<number> {
+      const t0 = performance.now();
       const r = lossFn(params, xs, ys);
       ({ params, state } = opt.updateAndDispose(params, r.grads, state));
       dispose(r.grads);
+      host.queueMs += performance.now() - t0;
       try {
         return (await r.value.data())[0];
       } finally {
@@ -189,12 +194,16 @@ async function benchOne(c: Case, dev: RunDevice, note = ''): Promise<BenchRow> {
     await run.step();
     await run.sync();
     resetPeakMemory();
+    const created0 = memoryStats().backends[dev.name]?.buffersCreated ?? 0;
+    run.host.queueMs = 0;
     const losses: number[] = [];
     const t0 = performance.now();
     for (let i = 0; i < c.steps; i++) losses.push(await run.step());
     await run.sync();
     const seconds = (performance.now() - t0) / 1000;
+    const queueMs = run.host.queueMs / c.steps;
     const mem = memoryStats().backends[dev.name];
+    const buffersCreated = (mem?.buffersCreated ?? 0) - created0;
     const peak = mem?.peakBytes ?? 0;
     const held = mem?.bytesInUse ?? 0;
     let profile: DispatchProfile | null = null;
@@ -233,6 +242,9 @@ async function benchOne(c: Case, dev: RunDevice, note = ''): Promise<BenchRow> {
       peakBytes: peak,
       heldBytes: held,
       losses,
+      // host time per step queueing its work (graph and dispatch encoding), and GPU buffers created during the timed steps
+      hostQueueMs: queueMs,
+      buffersCreated,
       params: m.countParams(),
     };
     if (step0 !== undefined) data.step0Loss = step0;

@@ -130,6 +130,7 @@ export class WebGPUBackend implements Backend {
       pooledBytes: e.pool.pooledBytes,
       pooledBuffers: e.pool.pooledBuffers,
       deviceBuffers: e.pool.deviceBuffers,
+      buffersCreated: e.pool.created,
       peakBytes: e.peakSinceReset,
     };
   }
