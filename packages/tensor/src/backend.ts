@@ -81,6 +81,8 @@ export interface BackendMemory {
   deviceBuffers?: number;
   /** Buffers created since the start (WebGPU; a steady-state loop keeps this flat). */
   buffersCreated?: number;
+  /** Bytes of the buffers the device holds (in use and pooled; WebGPU). */
+  deviceBytes?: number;
   /** The most bytes held by live storages at once since `resetPeakMemory()` (or since the start). */
   peakBytes?: number;
 }

@@ -18,6 +18,26 @@ describe.skipIf(!gpu)('webgpu engine', () => {
     expect(gpu!.info.adapterFeatures.length).toBeGreaterThan(0);
   });
 
+  it('batches ramp up after a wait: 1, 2, 4, … dispatches per submit, then batchSize', async () => {
+    const g = gpu!;
+    const x = tensor([1, 2, 3, 4], [4], { backend: g });
+    const made = [add(x, x)]; // the pipeline made before the count
+    await g.sync();
+    const [s0, d0] = [g.engine.submits, g.engine.dispatches];
+    // 127 = 1 + 2 + 4 + 8 + 16 + 32 + 64 dispatches: seven submits, the last one full
+    for (let i = 0; i < 127; i++) made.push(add(x, x));
+    expect(g.engine.dispatches - d0).toBe(127);
+    expect(g.engine.submits - s0).toBe(7);
+    for (let i = 0; i < 128; i++) made.push(add(x, x));
+    expect(g.engine.submits - s0).toBe(7 + 128 / g.engine.batchSize);
+    // a read waits too: the next dispatch goes at once
+    expect(Array.from(await made[127].data())).toEqual([2, 4, 6, 8]);
+    const s1 = g.engine.submits;
+    made.push(add(x, x));
+    expect(g.engine.submits - s1).toBe(1);
+    for (const t of [x, ...made]) t.dispose();
+  });
+
   it('buffer pool: device buffers and live storages stay flat over 1,000 op loops', async () => {
     const x = tensor(
       Array.from({ length: 1000 }, (_, i) => i / 1000),
@@ -131,6 +151,31 @@ describe.skipIf(!gpu)('webgpu engine', () => {
       await gpu!.sync();
       expect(pool.created).toBe(created);
       x.dispose();
+    } finally {
+      pool.maxPooledBytes = budget;
+    }
+  });
+
+  it('the pool keeps up to twice the peak: a loop whose size buckets add up to more than its peak creates no buffers', async () => {
+    const e = gpu!.engine;
+    const pool = e.pool;
+    const budget = pool.maxPooledBytes;
+    await gpu!.sync();
+    pool.maxPooledBytes = 0; // only the peak rule keeps buffers
+    emptyCache(); // nothing pooled; the peak restarts at the live bytes
+    try {
+      // two buckets, X and 1.25·X, used one after the other: peak live + 1.25·X, working set 2.25·X
+      const X = 2 ** Math.ceil(Math.log2(4 * e.bytesInUse + 2 ** 20));
+      const iter = () => {
+        for (const bytes of [X, 1.25 * X]) e.free(e.alloc(bytes));
+        e.flush();
+      };
+      iter();
+      const created = pool.created;
+      for (let i = 0; i < 10; i++) iter();
+      expect(pool.created).toBe(created);
+      expect(pool.pooledBytes).toBe(2.25 * X);
+      expect(e.peakBytes).toBeLessThan(2.25 * X); // one peak's budget would have destroyed one of them each time
     } finally {
       pool.maxPooledBytes = budget;
     }

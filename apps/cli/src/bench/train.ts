@@ -245,6 +245,7 @@ async function benchOne(c: Case, dev: RunDevice, note = ''): Promise<BenchRow> {
       // host time per step queueing its work (graph and dispatch encoding), and GPU buffers created during the timed steps
       hostQueueMs: queueMs,
       buffersCreated,
+      deviceBytes: mem?.deviceBytes,
       params: m.countParams(),
     };
     if (step0 !== undefined) data.step0Loss = step0;

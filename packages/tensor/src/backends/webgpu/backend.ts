@@ -131,6 +131,7 @@ export class WebGPUBackend implements Backend {
       pooledBuffers: e.pool.pooledBuffers,
       deviceBuffers: e.pool.deviceBuffers,
       buffersCreated: e.pool.created,
+      deviceBytes: e.pool.deviceBytes,
       peakBytes: e.peakSinceReset,
     };
   }

@@ -71,7 +71,10 @@ const ARENA_BYTES = 256 * 1024;
  *
  * - Every dispatch is encoded into one shared command encoder (consecutive dispatches share a
  *   compute pass) and submitted every `batchSize` dispatches, when the uniform arena is full,
- *   and before a readback; only `read`/`sync` wait for the GPU.
+ *   and before a readback; only `read`/`sync` wait for the GPU. After such a wait the GPU is
+ *   idle, so the batches ramp up again: 1, 2, 4, … dispatches up to `batchSize` (a training step
+ *   that starts after reading the last loss gets its first kernel running at once, not after the
+ *   host has built 64 of them).
  * - Uniform parameters are packed into a CPU mirror of one arena buffer at 256-byte aligned
  *   offsets and written with one `writeBuffer` right before the batch is submitted. The queue
  *   orders that write after earlier submissions, so the arena is reused by every batch and a
@@ -101,6 +104,10 @@ export class Engine {
   private readonly uniformAlign: number;
   /** Dispatches per submitted command buffer at most. */
   readonly batchSize: number;
+  /** Dispatches of the current batch before it is submitted: ramps from 1 to `batchSize` after each wait. */
+  private rampBatch = 1;
+  /** Command buffers submitted so far. */
+  submits = 0;
   private readonly checks = new Set<Promise<void>>();
   private error: FoxgateError | null = null;
   private stickyError: FoxgateError | null = null;
@@ -225,7 +232,8 @@ export class Engine {
 
   /** Reads `bytes` from the start of `buffer`; the only place (with `sync`) that waits. */
   async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
-    this.checkError();
+    // settle first: a failed pipeline's own error (which its cache entry keeps) wins over the
+    // uncaptured error its dispatch raised on submit
     await this.settle();
     const checks = this.deviceChecks.size;
     if (bytes === 0 && checks === 0) return new ArrayBuffer(0);
@@ -238,6 +246,7 @@ export class Engine {
     this.flush();
     try {
       await staging.mapAsync(MAP_READ_MODE, 0, at + 4 * checks);
+      this.rampBatch = 1;
     } catch (e) {
       if (this.stickyError) throw this.stickyError;
       throw new FoxgateError(
@@ -262,6 +271,7 @@ export class Engine {
     this.checkError();
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    this.rampBatch = 1;
     await this.settle();
   }
 
@@ -379,8 +389,9 @@ export class Engine {
       };
       this.track(this.device.popErrorScope().then(report));
       this.track(this.device.popErrorScope().then(report));
-    } else if (this.pendingDispatches >= this.batchSize) {
+    } else if (this.pendingDispatches >= this.rampBatch) {
       this.flush();
+      this.rampBatch = Math.min(this.batchSize, 2 * this.rampBatch);
     }
   }
 
@@ -448,6 +459,7 @@ export class Engine {
   flush(): void {
     this.endPass();
     if (this.encoder) {
+      this.submits++;
       if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.mirror, 0, this.arenaUsed);
       this.profiler?.resolve(this.encoder);
       this.device.queue.submit([this.encoder.finish()]);
