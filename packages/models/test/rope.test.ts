@@ -1,5 +1,5 @@
 import { gradcheck } from '@foxgate/autograd';
-import { cast, dispose, memoryStats, narrow, type Tensor, zeros } from '@foxgate/tensor';
+import { cast, dispose, getBackend, memoryStats, narrow, type Tensor, zeros } from '@foxgate/tensor';
 import { describe, expect, it } from 'vitest';
 import { ROPE_BASE, rope, ropeTables, ropeTableTensors } from '../src/index.js';
 import { f64, maxDiff, throwsNaming, values, wsum } from './util.js';
@@ -53,6 +53,31 @@ describe('ropeTables', () => {
     expect([...a.sin.slice(0, 6)]).toEqual([0, 0, 0, 0, 0, 0]);
     // the lowest frequency: t · 500000^(−4/6)
     expect(a.sin[3 * 6 + 2]).toBeCloseTo(Math.sin(3 * 500000 ** (-4 / 6)), 15);
+  });
+});
+
+describe('ropeTableTensors', () => {
+  it('the tables of ropeTables in the dtype asked for, the same on every call (host tables reused across calls and keys)', () => {
+    const want = ropeTables(5, 4, { base: 100, offset: 3 });
+    for (let round = 0; round < 2; round++)
+      for (const [T, off] of [
+        [5, 3],
+        [7, 0],
+        [5, 1],
+        [9, 2],
+        [6, 4],
+        [5, 3],
+      ]) {
+        const t64 = ropeTableTensors(T, 4, { base: 100, offset: off, dtype: 'float64', backend: getBackend('cpu') });
+        const t32 = ropeTableTensors(T, 4, { base: 100, offset: off, dtype: 'float32', backend: getBackend('cpu') });
+        const ref = ropeTables(T, 4, { base: 100, offset: off });
+        expect(t64.cos.shape).toEqual([T, 1, 4]);
+        expect([...t64.cos.dataSync()]).toEqual([...ref.cos]);
+        expect([...t64.sin.dataSync()]).toEqual([...ref.sin]);
+        expect([...t32.sin.dataSync()]).toEqual([...Float32Array.from(ref.sin)]);
+        if (T === 5 && off === 3) expect([...t32.cos.dataSync()]).toEqual([...Float32Array.from(want.cos)]);
+        dispose([t64.cos, t64.sin, t32.cos, t32.sin]);
+      }
   });
 });
 
