@@ -218,73 +218,36 @@ export function denseRange(op: Operand2d): { start: number; count: number } | nu
   return { start: op.offset, count: want };
 }
 
-/** Writes the max |x| bits of `x` into stats[slot] (stats zeroed first). */
+/**
+ * Writes the max |x| bits of `x` into stats[slot] (stats zeroed first): over a dense range
+ * (`denseRange`) one flat loop, vec4 where the range is 4-aligned; else element by element
+ * through the operand's strides.
+ */
 function maxAbs(e: Engine, x: GpuStorage, op: Operand2d, batches: number, stats: GpuStorage, slot: number): void {
-  const total = batches * op.R * op.C;
-  if (total === 0) return;
+  if (batches * op.R * op.C === 0) return;
   const range = denseRange(op);
-  if (range) return maxAbsDense(e, x, range.start, range.count, stats, slot);
+  const vec = range !== null && range.start % 4 === 0 && range.count % 4 === 0;
+  const u = vec ? 4 : 1;
+  const total = range ? range.count / u : batches * op.R * op.C;
   const groups = Math.min(Math.ceil(total / (256 * 8)), 8192);
   const rank = op.batchShape.length;
   const p = new Params()
-    .u32('R', op.R)
-    .u32('C', op.C)
-    .u32('rs', op.rs)
-    .u32('cs', op.cs)
     .u32('total', total)
     .u32('threads', groups * 256)
     .u32('slot', slot);
-  p.u32s('bs', op.batchShape).u32('x_o', op.offset).u32s('x_s', op.batchStrides);
-  const code = () => {
-    let s = storageBinding(0, 'x', 'f32', 'read');
-    s += storageBinding(1, 'stats', 'atomic<u32>', 'read_write');
-    s += p.declare(2);
-    s += 'var<workgroup> red: array<u32, 256>;\n';
-    s += `@compute @workgroup_size(256) fn main(${ENTRY_ARGS}) {\n`;
-    s += `  let wg = ${WG_LINEAR};\n  var m = 0u;\n`;
-    s += `  if (wg < ${groups}u) {\n  for (var i = wg * 256u + lid; i < P.total; i += P.threads) {\n`;
-    s += '    let rc = P.R * P.C;\n    let b = i / rc;\n    let rem = i % rc;\n    let r = rem / P.C;\n    let c = rem % P.C;\n';
-    s += stridedOffsets('b', rank, 'bs', ['x']).replace(/^/gm, '  ');
-    s += '    m = max(m, bitcast<u32>(abs(x[o_x + r * P.rs + c * P.cs])));\n  }\n  }\n';
-    s += MAXABS_REDUCE;
-    return s;
-  };
-  e.dispatch({
-    name: 'matmul_high_maxabs',
-    key: `matmul_high_maxabs:${rank}:${groups}`,
-    code,
-    bindings: [
-      { buffer: x.buffer, access: 'read' },
-      { buffer: stats.buffer, access: 'read_write' },
-    ],
-    params: p,
-    workgroups: foldGrid(groups),
-    detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} cs ${op.cs}`,
-  });
-}
-
-/** The workgroup's maximum of the threads' `m` into stats[P.slot]. */
-const MAXABS_REDUCE = `  red[lid] = m;
-  workgroupBarrier();
-  for (var w = 128u; w > 0u; w = w / 2u) {
-    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
-    workgroupBarrier();
+  let body: string;
+  if (range) {
+    p.u32('start', range.start / u);
+    body = vec
+      ? '    let v = bitcast<vec4<u32>>(abs(x[P.start + i]));\n    m = max(m, max(max(v.x, v.y), max(v.z, v.w)));\n'
+      : '    m = max(m, bitcast<u32>(abs(x[P.start + i])));\n';
+  } else {
+    p.u32('R', op.R).u32('C', op.C).u32('rs', op.rs).u32('cs', op.cs);
+    p.u32s('bs', op.batchShape).u32('x_o', op.offset).u32s('x_s', op.batchStrides);
+    body = '    let rc = P.R * P.C;\n    let b = i / rc;\n    let rem = i % rc;\n    let r = rem / P.C;\n    let c = rem % P.C;\n';
+    body += stridedOffsets('b', rank, 'bs', ['x']).replace(/^/gm, '  ');
+    body += '    m = max(m, bitcast<u32>(abs(x[o_x + r * P.rs + c * P.cs])));\n';
   }
-  if (lid == 0u && red[0] != 0u) { atomicMax(&stats[P.slot], red[0]); }
-}
-`;
-
-/** Max-abs of a dense range (`denseRange`): a flat loop, vec4 where the range is 4-aligned. */
-function maxAbsDense(e: Engine, x: GpuStorage, start: number, total: number, stats: GpuStorage, slot: number): void {
-  const vec = start % 4 === 0 && total % 4 === 0;
-  const W = vec ? 4 : 1;
-  const n = total / W;
-  const groups = Math.min(Math.ceil(n / (256 * 8)), 8192);
-  const p = new Params()
-    .u32('start', start / W)
-    .u32('n', n)
-    .u32('threads', groups * 256)
-    .u32('slot', slot);
   const code = () => {
     let s = storageBinding(0, 'x', vec ? 'vec4<f32>' : 'f32', 'read');
     s += storageBinding(1, 'stats', 'atomic<u32>', 'read_write');
@@ -292,17 +255,16 @@ function maxAbsDense(e: Engine, x: GpuStorage, start: number, total: number, sta
     s += 'var<workgroup> red: array<u32, 256>;\n';
     s += `@compute @workgroup_size(256) fn main(${ENTRY_ARGS}) {\n`;
     s += `  let wg = ${WG_LINEAR};\n  var m = 0u;\n`;
-    s += `  if (wg < ${groups}u) {\n  for (var i = wg * 256u + lid; i < P.n; i += P.threads) {\n`;
-    s += vec
-      ? '    let v = bitcast<vec4<u32>>(abs(x[P.start + i]));\n    m = max(m, max(max(v.x, v.y), max(v.z, v.w)));\n'
-      : '    m = max(m, bitcast<u32>(abs(x[P.start + i])));\n';
-    s += '  }\n  }\n';
-    s += MAXABS_REDUCE;
+    s += `  if (wg < ${groups}u) {\n  for (var i = wg * 256u + lid; i < P.total; i += P.threads) {\n${body}  }\n  }\n`;
+    s += '  red[lid] = m;\n  workgroupBarrier();\n';
+    s +=
+      '  for (var w = 128u; w > 0u; w = w / 2u) {\n    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }\n    workgroupBarrier();\n  }\n';
+    s += '  if (lid == 0u && red[0] != 0u) { atomicMax(&stats[P.slot], red[0]); }\n}\n';
     return s;
   };
   e.dispatch({
     name: 'matmul_high_maxabs',
-    key: `matmul_high_maxabs_dense:${vec}:${groups}`,
+    key: `matmul_high_maxabs:${range ? `dense:${vec}` : rank}:${groups}`,
     code,
     bindings: [
       { buffer: x.buffer, access: 'read' },
@@ -310,14 +272,16 @@ function maxAbsDense(e: Engine, x: GpuStorage, start: number, total: number, sta
     ],
     params: p,
     workgroups: foldGrid(groups),
-    detail: () => `dense ${total}${vec ? ' vec4' : ''}`,
+    detail: () =>
+      range ? `dense ${range.count}${vec ? ' vec4' : ''}` : `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} cs ${op.cs}`,
   });
 }
 
 /**
  * Packs an operand into f16 pairs (u32 words), scaled by 2^k from stats[slot]: out[b][r][c] for
- * r < Rp, c < Cp (Cp even), zero outside R×C. Rows of contiguous, 4-aligned columns go four
- * at a time (`packQuads`).
+ * r < Rp, c < Cp (Cp even), zero outside R×C. One thread per word; where the columns are
+ * contiguous and the offset, row and batch strides, C and Cp are multiples of 4, one per two
+ * words (a vec4 load, no per-element bounds or strides).
  */
 function pack(
   e: Engine,
@@ -329,101 +293,53 @@ function pack(
   stats: GpuStorage,
   slot: number,
 ): GpuStorage {
-  const aligned = [op.offset, op.rs, op.C, Cp, ...op.batchStrides].every((v) => v % 4 === 0);
-  if (aligned && op.cs === 1) return packQuads(e, x, op, batches, Rp, Cp, stats, slot);
-  const words = (batches * Rp * Cp) / 2;
-  const out = allocElems(e, words);
+  const quads = op.cs === 1 && [op.offset, op.rs, op.C, Cp, ...op.batchStrides].every((v) => v % 4 === 0);
+  const W = quads ? 4 : 2; // halves per thread
+  const u = quads ? 4 : 1; // the input's index unit (vec4 or f32)
+  const threads = (batches * Rp * Cp) / W;
+  const out = allocElems(e, (batches * Rp * Cp) / 2);
   const rank = op.batchShape.length;
   const p = new Params()
     .u32('R', op.R)
-    .u32('C', op.C)
-    .u32('rs', op.rs)
+    .u32('C', op.C / u)
+    .u32('rs', op.rs / u)
     .u32('cs', op.cs)
     .u32('Rp', Rp)
-    .u32('C2', Cp / 2)
-    .u32('words', words)
-    .u32('slot', slot);
-  p.u32s('bs', op.batchShape).u32('x_o', op.offset).u32s('x_s', op.batchStrides);
-  const code = () => {
-    let s = storageBinding(0, 'x', 'f32', 'read');
-    s += storageBinding(1, 'stats', 'u32', 'read');
-    s += storageBinding(2, 'out', 'u32', 'read_write');
-    s += p.declare(3);
-    s += SCALE_WGSL;
-    s += `@compute @workgroup_size(256) fn main(${ENTRY_ARGS}) {\n`;
-    s += `  let t = ${WG_LINEAR} * 256u + lid;\n  if (t >= P.words) { return; }\n`;
-    s += '  let sc = fg_pow2(fg_scale_exp(stats[P.slot]));\n';
-    s += '  let per = P.Rp * P.C2;\n  let b = t / per;\n  let rem = t % per;\n  let r = rem / P.C2;\n  let c = (rem % P.C2) * 2u;\n';
-    s += stridedOffsets('b', rank, 'bs', ['x']);
-    s += '  var v = vec2<f32>(0.0);\n';
-    s += '  if (r < P.R) {\n    let base = o_x + r * P.rs + c * P.cs;\n';
-    s += '    if (c < P.C) { v.x = x[base] * sc; }\n    if (c + 1u < P.C) { v.y = x[base + P.cs] * sc; }\n  }\n';
-    s += '  out[t] = pack2x16float(v);\n}\n';
-    return s;
-  };
-  e.dispatch({
-    name: 'matmul_high_pack',
-    key: `matmul_high_pack:${rank}`,
-    code,
-    bindings: [
-      { buffer: x.buffer, access: 'read' },
-      { buffer: stats.buffer, access: 'read' },
-      { buffer: out.buffer, access: 'read_write' },
-    ],
-    params: p,
-    workgroups: foldGrid(Math.ceil(words / 256)),
-    detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} cs ${op.cs}`,
-  });
-  return out;
-}
-
-/** `pack` for contiguous columns with offset, row and batch strides, C and Cp multiples of 4: one vec4 per thread. */
-function packQuads(
-  e: Engine,
-  x: GpuStorage,
-  op: Operand2d,
-  batches: number,
-  Rp: number,
-  Cp: number,
-  stats: GpuStorage,
-  slot: number,
-): GpuStorage {
-  const quads = (batches * Rp * Cp) / 4;
-  const out = allocElems(e, quads * 2);
-  const rank = op.batchShape.length;
-  const p = new Params()
-    .u32('R', op.R)
-    .u32('C4', op.C / 4)
-    .u32('rs4', op.rs / 4)
-    .u32('Rp', Rp)
-    .u32('Cp4', Cp / 4)
-    .u32('quads', quads)
+    .u32('Cw', Cp / W)
+    .u32('threads', threads)
     .u32('slot', slot);
   p.u32s('bs', op.batchShape)
-    .u32('x_o', op.offset / 4)
+    .u32('x_o', op.offset / u)
     .u32s(
       'x_s',
-      op.batchStrides.map((st) => st / 4),
+      op.batchStrides.map((st) => st / u),
     );
   const code = () => {
-    let s = storageBinding(0, 'x', 'vec4<f32>', 'read');
+    let s = storageBinding(0, 'x', quads ? 'vec4<f32>' : 'f32', 'read');
     s += storageBinding(1, 'stats', 'u32', 'read');
-    s += storageBinding(2, 'out', 'vec2<u32>', 'read_write');
+    s += storageBinding(2, 'out', quads ? 'vec2<u32>' : 'u32', 'read_write');
     s += p.declare(3);
     s += SCALE_WGSL;
     s += `@compute @workgroup_size(256) fn main(${ENTRY_ARGS}) {\n`;
-    s += `  let t = ${WG_LINEAR} * 256u + lid;\n  if (t >= P.quads) { return; }\n`;
+    s += `  let t = ${WG_LINEAR} * 256u + lid;\n  if (t >= P.threads) { return; }\n`;
     s += '  let sc = fg_pow2(fg_scale_exp(stats[P.slot]));\n';
-    s += '  let per = P.Rp * P.Cp4;\n  let b = t / per;\n  let rem = t % per;\n  let r = rem / P.Cp4;\n  let c = rem % P.Cp4;\n';
+    s += '  let per = P.Rp * P.Cw;\n  let b = t / per;\n  let rem = t % per;\n  let r = rem / P.Cw;\n';
     s += stridedOffsets('b', rank, 'bs', ['x']);
-    s += '  var v = vec4<f32>(0.0);\n';
-    s += '  if (r < P.R && c < P.C4) { v = x[o_x + r * P.rs4 + c] * sc; }\n';
-    s += '  out[t] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));\n}\n';
+    if (quads) {
+      s += '  let c = rem % P.Cw;\n  var v = vec4<f32>(0.0);\n';
+      s += '  if (r < P.R && c < P.C) { v = x[o_x + r * P.rs + c] * sc; }\n';
+      s += '  out[t] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));\n}\n';
+    } else {
+      s += '  let c = (rem % P.Cw) * 2u;\n  var v = vec2<f32>(0.0);\n';
+      s += '  if (r < P.R) {\n    let base = o_x + r * P.rs + c * P.cs;\n';
+      s += '    if (c < P.C) { v.x = x[base] * sc; }\n    if (c + 1u < P.C) { v.y = x[base + P.cs] * sc; }\n  }\n';
+      s += '  out[t] = pack2x16float(v);\n}\n';
+    }
     return s;
   };
   e.dispatch({
     name: 'matmul_high_pack',
-    key: `matmul_high_pack_quads:${rank}`,
+    key: `matmul_high_pack:${rank}:${quads}`,
     code,
     bindings: [
       { buffer: x.buffer, access: 'read' },
@@ -431,8 +347,8 @@ function packQuads(
       { buffer: out.buffer, access: 'read_write' },
     ],
     params: p,
-    workgroups: foldGrid(Math.ceil(quads / 256)),
-    detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} quads`,
+    workgroups: foldGrid(Math.ceil(threads / 256)),
+    detail: () => `${batches > 1 ? `${batches}×` : ''}${op.R}×${op.C} rs ${op.rs} ${quads ? 'quads' : `cs ${op.cs}`}`,
   });
   return out;
 }
