@@ -59,7 +59,9 @@ const NAMES: [keyof TrainFlagValues, string][] = [
 /** One-line usage errors: the train flags with another suite, `--memory-cap` without `--max-batch`, both batch flags. */
 export function checkTrainFlags(flags: TrainFlagValues, suites: readonly string[]): void {
   for (const [key, name] of NAMES) {
-    const given = key === 'maxBatch' || key === 'profileDetail' ? flags[key] : flags[key] !== undefined;
+    // boolean flags count when set, the others when given
+    const v = flags[key];
+    const given = typeof v === 'boolean' ? v : v !== undefined;
     const other = given && suites.find((n) => n !== 'train');
     if (other) throw new UsageError(`bench: --${name} applies to the train suite only, not '${other}'`);
   }

@@ -41,7 +41,7 @@ export interface KernelTime {
 /** Options of `startProfile`. */
 export interface ProfileOptions {
   /**
-   * Key kernel times by name and detail (`matmul 32768×2304×768 nt …`: shapes, layouts, tiles,
+   * Key kernel times by name and detail (`matmul 32768×2304×768 a v4k b v4w tile …`: shapes, layouts, tiles,
    * where the kernel gives one) instead of by name alone; families stay by name. Off by default.
    */
   detail?: boolean;

@@ -164,7 +164,7 @@ const sgTiles = (M: number, N: number, batches: number, c: SgmatConfig) => Math.
  */
 export function splitKHigh(M: number, N: number, K: number, batches: number, hopper: boolean): { S: number; c: SgmatConfig } {
   const c = pickSgmat(M, N, batches, hopper);
-  const big = pickSgmat(M, N, 1e9, hopper);
+  const big = pickSgmat(M, N, Number.POSITIVE_INFINITY, hopper); // the largest tile M and N take
   const S = splitCount(K, sgTiles(M, N, batches, c), sgTiles(M, N, batches, big), batches * M * N * 4);
   return S === 1 ? { S, c } : { S, c: big };
 }
